@@ -1,0 +1,46 @@
+//! Redis collector: one pipelined round trip per scrape (`client`), INFO
+//! parsed by field name (`info`), and metrics named as oliver006/redis_exporter
+//! names them wherever dashboards depend on it (`encode`).
+
+pub mod encode;
+pub mod info;
+
+/// Everything one scrape read from one Redis server, before encoding.
+#[derive(Debug, Clone, Default)]
+pub struct RedisSnapshot {
+    /// `INFO ALL`, parsed.
+    pub info: info::Info,
+    /// Reply pairs of the targeted `CONFIG GET` (empty when CONFIG is refused or renamed).
+    pub config: Vec<(String, String)>,
+    /// `SLOWLOG LEN` and the newest entry's id/duration (never its arguments); `None` if unavailable.
+    pub slowlog: Option<Slowlog>,
+    /// `LATENCY LATEST`; `None` if the command is unavailable.
+    pub latency: Option<Vec<LatencyEvent>>,
+    /// `CLUSTER INFO`, parsed with the INFO parser; `None` unless cluster mode is on.
+    pub cluster_info: Option<info::Info>,
+}
+
+/// Slow-log summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slowlog {
+    pub length: u64,
+    /// Id of the newest entry, if any.
+    pub last_id: Option<i64>,
+    /// Unix time the newest entry was logged.
+    pub last_timestamp: Option<i64>,
+    /// Execution time of the newest entry in microseconds.
+    pub last_duration_micros: Option<u64>,
+}
+
+/// One `LATENCY LATEST` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyEvent {
+    /// Event name as Redis reports it (`command`, `fast-command`, `fork`, ...): a bounded set.
+    pub event: String,
+    /// Unix time of the latest spike.
+    pub timestamp: i64,
+    /// Latest spike in milliseconds.
+    pub latest_ms: u64,
+    /// All-time maximum in milliseconds.
+    pub max_ms: u64,
+}

@@ -1,0 +1,2 @@
+pub mod metrics;
+fn main() {}

@@ -1,0 +1,375 @@
+//! The exposition model: metric descriptors declared once, and a per-scrape
+//! [`Exposition`] that collectors fill with plain values.
+//!
+//! Why not `prometheus_client` metric types directly? A scrape produces target
+//! data once and throws it away (DESIGN.md §1: fresh registry per scrape), and
+//! several producers (one per target and collector) may add samples to the same
+//! family (`tenderly_exporter_collector_success` for every target). OpenMetrics
+//! requires each family to appear exactly once, so producers write into an
+//! `Exposition`, which groups samples by family, drops duplicate label sets
+//! (Prometheus would reject the whole scrape for one duplicate), and is then
+//! encoded synchronously through `prometheus_client`'s [`Collector`].
+//!
+//! Descriptors carry the full exposition name (`redis_commands_total`,
+//! `redis_memory_used_bytes`) so the name in the source is the name users grep
+//! for; [`Exposition::render`] strips the `_total` and unit suffixes that
+//! `prometheus_client` appends itself.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+/// The content type of every metrics response.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Metric type of a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+/// Base unit of a descriptor; the exposition name must end with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseUnit {
+    Bytes,
+    Seconds,
+}
+
+impl BaseUnit {
+    fn suffix(self) -> &'static str {
+        match self {
+            BaseUnit::Bytes => "_bytes",
+            BaseUnit::Seconds => "_seconds",
+        }
+    }
+
+    fn to_unit(self) -> Unit {
+        match self {
+            BaseUnit::Bytes => Unit::Bytes,
+            BaseUnit::Seconds => Unit::Seconds,
+        }
+    }
+}
+
+/// A metric family declared once: name, help, type and unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Desc {
+    /// Full exposition name, e.g. `redis_commands_total`.
+    pub name: &'static str,
+    /// One full sentence.
+    pub help: &'static str,
+    pub kind: Kind,
+    pub unit: Option<BaseUnit>,
+}
+
+impl Desc {
+    pub const fn gauge(name: &'static str, help: &'static str) -> Self {
+        Desc { name, help, kind: Kind::Gauge, unit: None }
+    }
+
+    pub const fn counter(name: &'static str, help: &'static str) -> Self {
+        Desc { name, help, kind: Kind::Counter, unit: None }
+    }
+
+    pub const fn histogram(name: &'static str, help: &'static str) -> Self {
+        Desc { name, help, kind: Kind::Histogram, unit: None }
+    }
+
+    /// Same descriptor with a base unit (the name must end in its suffix).
+    pub const fn unit(mut self, unit: BaseUnit) -> Self {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// The name handed to `prometheus_client`, which re-appends the unit and
+    /// (for counters) `_total`.
+    fn stem(&self) -> &'static str {
+        let mut stem = self.name;
+        if self.kind == Kind::Counter {
+            stem = stem.strip_suffix("_total").unwrap_or(stem);
+        }
+        if let Some(unit) = self.unit {
+            stem = stem.strip_suffix(unit.suffix()).unwrap_or(stem);
+        }
+        stem
+    }
+
+    /// Whether the name follows the conventions the encoder relies on.
+    pub fn is_well_formed(&self) -> bool {
+        let counter_ok = self.kind != Kind::Counter || self.name.ends_with("_total");
+        let name = self.name.strip_suffix("_total").unwrap_or(self.name);
+        let unit_ok = self.unit.is_none_or(|u| name.ends_with(u.suffix()));
+        let chars_ok = self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !self.name.starts_with(|c: char| c.is_ascii_digit());
+        let help_ok = self.help.ends_with('.') && self.help.len() > 10;
+        counter_ok && unit_ok && chars_ok && help_ok
+    }
+}
+
+/// One label pair. Keys are static (declared in code); values are bounded
+/// strings chosen by the producer (never error text, key names or user data).
+pub type Label = (&'static str, Cow<'static, str>);
+
+/// A sample value. Integers are kept as integers so large counters do not
+/// lose precision through `f64`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Histogram {
+        sum: f64,
+        count: u64,
+        /// Cumulative counts per upper bound, ascending; `+Inf` is implied by `count`.
+        buckets: Vec<(f64, u64)>,
+    },
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        Value::Uint(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+
+impl Value {
+    /// The value as `f64` (histograms give their sum), for tests and comparisons.
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Value::Int(v) => *v as f64,
+            Value::Uint(v) => *v as f64,
+            Value::Float(v) => *v,
+            Value::Histogram { sum, .. } => *sum,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    labels: Vec<Label>,
+    value: Value,
+}
+
+#[derive(Debug, Clone)]
+struct Family {
+    desc: Desc,
+    samples: Vec<Sample>,
+    seen: HashSet<Vec<Label>>,
+}
+
+/// Samples of one scrape, grouped by family in first-seen order.
+#[derive(Debug, Default, Clone)]
+pub struct Exposition {
+    families: Vec<Family>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl Exposition {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one sample. A repeated label set within a family is dropped (the
+    /// first value wins); a non-finite value on a counter is dropped.
+    pub fn add(&mut self, desc: &Desc, labels: Vec<Label>, value: impl Into<Value>) {
+        let value = value.into();
+        if desc.kind == Kind::Counter && !counter_value_ok(&value) {
+            return;
+        }
+        let family = self.family_mut(desc);
+        if family.seen.insert(labels.clone()) {
+            family.samples.push(Sample { labels, value });
+        }
+    }
+
+    /// Adds a sample without labels.
+    pub fn add_plain(&mut self, desc: &Desc, value: impl Into<Value>) {
+        self.add(desc, Vec::new(), value);
+    }
+
+    /// Declares a family even if it ends up with no samples (keeps the
+    /// `# HELP`/`# TYPE` lines stable for golden files).
+    pub fn declare(&mut self, desc: &Desc) {
+        self.family_mut(desc);
+    }
+
+    fn family_mut(&mut self, desc: &Desc) -> &mut Family {
+        let idx = *self.index.entry(desc.name).or_insert_with(|| {
+            self.families.push(Family { desc: *desc, samples: Vec::new(), seen: HashSet::new() });
+            self.families.len() - 1
+        });
+        &mut self.families[idx]
+    }
+
+    /// Moves every sample of `other` into `self`.
+    pub fn merge(&mut self, other: Exposition) {
+        for family in other.families {
+            for sample in family.samples {
+                self.add(&family.desc, sample.labels, sample.value);
+            }
+            self.declare(&family.desc);
+        }
+    }
+
+    /// The first sample of `name` whose labels include all of `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&Value> {
+        let family = &self.families[*self.index.get(name)?];
+        family
+            .samples
+            .iter()
+            .find(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .map(|s| &s.value)
+    }
+
+    /// Number of samples in family `name` (0 if absent).
+    pub fn sample_count(&self, name: &str) -> usize {
+        self.index.get(name).map_or(0, |&i| self.families[i].samples.len())
+    }
+
+    /// Names of all families, in order.
+    pub fn family_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.families.iter().map(|f| f.desc.name)
+    }
+
+    /// Encodes as OpenMetrics text (ending in `# EOF`) through a fresh registry.
+    pub fn render(self) -> Result<String, fmt::Error> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ExpositionCollector(self)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}
+
+fn counter_value_ok(value: &Value) -> bool {
+    match value {
+        Value::Int(v) => *v >= 0,
+        Value::Uint(_) => true,
+        Value::Float(v) => v.is_finite() && *v >= 0.0,
+        Value::Histogram { .. } => false,
+    }
+}
+
+#[derive(Debug)]
+struct ExpositionCollector(Exposition);
+
+impl Collector for ExpositionCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        for family in &self.0.families {
+            if family.samples.is_empty() {
+                continue;
+            }
+            let unit = family.desc.unit.map(BaseUnit::to_unit);
+            let metric_type = match family.desc.kind {
+                Kind::Gauge => MetricType::Gauge,
+                Kind::Counter => MetricType::Counter,
+                Kind::Histogram => MetricType::Histogram,
+            };
+            let mut metric_encoder =
+                encoder.encode_descriptor(family.desc.stem(), family.desc.help, unit.as_ref(), metric_type)?;
+            for sample in &family.samples {
+                encode_value(family.desc.kind, &sample.value, metric_encoder.encode_family(&sample.labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_value(kind: Kind, value: &Value, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
+    const NO_EXEMPLAR: Option<&prometheus_client::metrics::exemplar::Exemplar<NoLabelSet, f64>> = None;
+    match (kind, value) {
+        (Kind::Counter, Value::Uint(v)) => encoder.encode_counter(v, NO_EXEMPLAR),
+        (Kind::Counter, Value::Int(v)) => encoder.encode_counter(&v.unsigned_abs(), NO_EXEMPLAR),
+        (Kind::Counter, v) => encoder.encode_counter(&v.as_f64(), NO_EXEMPLAR),
+        (_, Value::Int(v)) => encoder.encode_gauge(v),
+        (_, Value::Uint(v)) => encoder.encode_gauge(v),
+        (_, Value::Float(v)) => encoder.encode_gauge(v),
+        (_, Value::Histogram { sum, count, buckets }) => {
+            encoder.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UP: Desc = Desc::gauge("redis_up", "Whether the last scrape of Redis succeeded (1) or not (0).");
+    const CMDS: Desc = Desc::counter("redis_commands_total", "Calls per command, from INFO commandstats.");
+    const DUR: Desc =
+        Desc::counter("redis_commands_duration_seconds_total", "Time spent per command, from INFO commandstats.")
+            .unit(BaseUnit::Seconds);
+    const MEM: Desc = Desc::gauge("redis_memory_used_bytes", "Memory allocated by Redis, from INFO memory.")
+        .unit(BaseUnit::Bytes);
+
+    #[test]
+    fn render_keeps_full_names_and_ends_with_eof() {
+        let mut e = Exposition::new();
+        e.add_plain(&UP, 1i64);
+        e.add(&CMDS, vec![("cmd", "get".into())], 3u64);
+        e.add(&DUR, vec![("cmd", "get".into())], 0.25f64);
+        e.add_plain(&MEM, 1024u64);
+        let text = e.render().expect("encode");
+        assert!(text.contains("redis_up 1\n"), "{text}");
+        assert!(text.contains("# TYPE redis_commands counter\n"), "{text}");
+        assert!(text.contains("redis_commands_total{cmd=\"get\"} 3\n"), "{text}");
+        assert!(text.contains("redis_commands_duration_seconds_total{cmd=\"get\"} 0.25\n"), "{text}");
+        assert!(text.contains("# UNIT redis_memory_used_bytes bytes\n"), "{text}");
+        assert!(text.contains("redis_memory_used_bytes 1024\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn duplicate_label_sets_are_dropped_and_families_merge() {
+        let mut a = Exposition::new();
+        a.add(&CMDS, vec![("cmd", "get".into())], 1u64);
+        let mut b = Exposition::new();
+        b.add(&CMDS, vec![("cmd", "get".into())], 2u64);
+        b.add(&CMDS, vec![("cmd", "set".into())], 5u64);
+        a.merge(b);
+        assert_eq!(a.sample_count("redis_commands_total"), 2);
+        assert_eq!(a.get("redis_commands_total", &[("cmd", "get")]), Some(&Value::Uint(1)));
+        let text = a.render().expect("encode");
+        assert_eq!(text.matches("# TYPE redis_commands counter").count(), 1);
+    }
+
+    #[test]
+    fn negative_or_nan_counters_are_dropped() {
+        let mut e = Exposition::new();
+        e.add_plain(&CMDS, -1i64);
+        e.add(&CMDS, vec![("cmd", "x".into())], f64::NAN);
+        assert_eq!(e.sample_count("redis_commands_total"), 0);
+    }
+
+    #[test]
+    fn well_formedness_catches_bad_descriptors() {
+        assert!(UP.is_well_formed() && CMDS.is_well_formed() && DUR.is_well_formed() && MEM.is_well_formed());
+        assert!(!Desc::counter("redis_commands", "Missing the total suffix here.").is_well_formed());
+        assert!(!Desc::gauge("redis_mem", "Unit suffix missing from the name.").unit(BaseUnit::Bytes).is_well_formed());
+        assert!(!Desc::gauge("redis_x", "no period").is_well_formed());
+    }
+}

@@ -1,0 +1,4 @@
+//! The one integration-test binary. Modules mirror the layers: parsers on real
+//! captures, golden expositions, HTTP on port 0, live servers started here.
+
+mod redis_parse;
