@@ -3,5 +3,11 @@
 //! integration tests drive the same code paths (server on port 0, collectors
 //! against live servers) without spawning processes.
 
+pub mod cli;
 pub mod collectors;
+pub mod config;
+pub mod logging;
 pub mod metrics;
+pub mod process;
+pub mod scrape;
+pub mod server;

@@ -1,2 +1,82 @@
-pub mod metrics;
-fn main() {}
+//! The binary edge: parse flags, validate the configuration, serve until a
+//! signal. Errors reach the user once, printed with their whole cause chain.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use tenderly_exporter::cli::Cli;
+use tenderly_exporter::config::{Config, ProcessEnv};
+use tenderly_exporter::{logging, scrape, server};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tenderly-exporter: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_cli(&cli, &ProcessEnv).context("invalid configuration")?;
+    if cli.check_config {
+        println!("configuration OK: {} target(s)", config.targets.len());
+        for t in &config.targets {
+            let role = if t.default { "default (/metrics)" } else { "probe only" };
+            println!("  {} ({}) {} [{}]", t.name, t.kind().as_str(), t.display_address(), role);
+        }
+        return Ok(());
+    }
+    logging::init(config.log_level, config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.web.listen_address)
+        .await
+        .with_context(|| format!("--web.listen-address {}: cannot listen", config.web.listen_address))?;
+    let local = listener.local_addr().context("reading the listen address")?;
+    let scraper = scrape::Scraper::new(&config);
+    for (name, kind, address, default) in scraper.target_list() {
+        tracing::info!(target_name = %name, kind, address = %address, default, "target configured");
+    }
+    let state = Arc::new(server::AppState::new(config.web.clone(), scraper));
+    tracing::info!(address = %local, version = scrape::version(), "listening");
+    server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+        _ = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}

@@ -106,10 +106,7 @@ impl Desc {
         let counter_ok = self.kind != Kind::Counter || self.name.ends_with("_total");
         let name = self.name.strip_suffix("_total").unwrap_or(self.name);
         let unit_ok = self.unit.is_none_or(|u| name.ends_with(u.suffix()));
-        let chars_ok = self
-            .name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        let chars_ok = self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !self.name.starts_with(|c: char| c.is_ascii_digit());
         let help_ok = self.help.ends_with('.') && self.help.len() > 10;
         counter_ok && unit_ok && chars_ok && help_ok
@@ -323,8 +320,8 @@ mod tests {
     const DUR: Desc =
         Desc::counter("redis_commands_duration_seconds_total", "Time spent per command, from INFO commandstats.")
             .unit(BaseUnit::Seconds);
-    const MEM: Desc = Desc::gauge("redis_memory_used_bytes", "Memory allocated by Redis, from INFO memory.")
-        .unit(BaseUnit::Bytes);
+    const MEM: Desc =
+        Desc::gauge("redis_memory_used_bytes", "Memory allocated by Redis, from INFO memory.").unit(BaseUnit::Bytes);
 
     #[test]
     fn render_keeps_full_names_and_ends_with_eof() {

@@ -2,3 +2,5 @@
 //! captures, golden expositions, HTTP on port 0, live servers started here.
 
 mod redis_parse;
+mod support;
+mod harness;

@@ -1,0 +1,534 @@
+//! Redis I/O: one persistent authenticated connection per target, feature
+//! detection once per connection, and one pipelined round trip per scrape.
+//!
+//! Why the care about error replies: every error reply increments the server's
+//! `errorstat_*` counters, which operators alert on, and shows in its log. An
+//! exporter that probes with commands the server lacks (CONFIG on managed
+//! services, `CLIENT SETINFO` on Redis < 7.2, multi-argument `CONFIG GET` on
+//! Redis 6) pollutes the very signals it exports. So:
+//! - `COMMAND INFO` tells which commands exist under their own names (renamed or
+//!   disabled commands come back nil) and whether `CONFIG GET` is variadic, without
+//!   relying on `redis_version` (Valkey 8 reports 7.2.4).
+//! - ACL denials cannot be seen in advance by an unprivileged user; a command that
+//!   gets `NOPERM` once is dropped for the life of the process and logged once.
+//! - The client library's `CLIENT SETINFO` handshake is switched off.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
+use tokio::sync::Mutex;
+use tokio::time::{timeout_at, Instant};
+
+use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
+use crate::config::RedisTarget;
+
+/// The `CONFIG GET` parameters the encoder uses: never `CONFIG GET *`, which is
+/// most of redis_exporter's server-side cost.
+pub const CONFIG_PARAMS: &[&str] =
+    &["maxmemory", "maxmemory-policy", "maxclients", "databases", "appendonly", "save", "io-threads"];
+
+/// Longest pause between reconnect attempts after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Why a scrape failed. Messages carry no credentials and no server-supplied text
+/// beyond the error code (an `ERR` detail can echo command arguments).
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("reconnect backoff after {failures} consecutive failures, next attempt in {wait_ms} ms")]
+    Backoff { failures: u32, wait_ms: u128 },
+    #[error("connect failed: {0}")]
+    Connect(String),
+    #[error("authentication failed ({0})")]
+    Auth(String),
+    #[error("deadline exceeded during {0}")]
+    Timeout(&'static str),
+    #[error("{command} failed: {reason}")]
+    Command { command: &'static str, reason: String },
+    #[error("unexpected reply to {0}")]
+    Protocol(&'static str),
+    #[error("reading TLS file {path}: {kind}")]
+    TlsFile { path: String, kind: std::io::ErrorKind },
+}
+
+/// How `CONFIG GET` may be called on this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigGet {
+    Unavailable,
+    /// Redis < 7: one pattern per call.
+    Single,
+    /// Redis >= 7: several parameters in one call.
+    Multi,
+}
+
+/// What this connection's server supports, learnt once per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Features {
+    config_get: ConfigGet,
+    slowlog: bool,
+    latency: bool,
+    cluster: bool,
+}
+
+struct Live {
+    conn: MultiplexedConnection,
+    features: Features,
+}
+
+#[derive(Default)]
+struct ConnState {
+    live: Option<Live>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// A Redis target's connection and the commands it has refused.
+pub struct RedisClient {
+    target: String,
+    spec: RedisTarget,
+    state: Mutex<ConnState>,
+    /// Commands the server refused with NOPERM/unknown command: never sent again.
+    refused: StdMutex<BTreeSet<&'static str>>,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient").field("target", &self.target).field("spec", &self.spec).finish()
+    }
+}
+
+impl RedisClient {
+    pub fn new(target: impl Into<String>, spec: RedisTarget) -> Self {
+        RedisClient {
+            target: target.into(),
+            spec,
+            state: Mutex::new(ConnState::default()),
+            refused: StdMutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// One scrape: connect if needed, then one pipelined round trip, all before `deadline`.
+    pub async fn scrape(&self, deadline: Instant) -> Result<RedisSnapshot, RedisError> {
+        let mut state = timeout_at(deadline, self.state.lock()).await.map_err(|_| RedisError::Timeout("queueing"))?;
+        if state.live.is_none() {
+            if let Some(at) = state.retry_at {
+                let now = Instant::now();
+                if at > now {
+                    return Err(RedisError::Backoff { failures: state.failures, wait_ms: (at - now).as_millis() });
+                }
+            }
+            match self.connect(deadline).await {
+                Ok(live) => {
+                    state.live = Some(live);
+                    state.failures = 0;
+                    state.retry_at = None;
+                }
+                Err(e) => {
+                    state.failures = state.failures.saturating_add(1);
+                    // The first failure retries on the next scrape; repeated ones back off.
+                    let backoff = Duration::from_millis(500)
+                        .saturating_mul(1u32 << state.failures.saturating_sub(1).min(5))
+                        .min(MAX_BACKOFF);
+                    state.retry_at = (state.failures > 1).then(|| Instant::now() + backoff);
+                    return Err(e);
+                }
+            }
+        }
+        let Some(live) = state.live.as_mut() else {
+            return Err(RedisError::Protocol("connection state"));
+        };
+        let result = self.collect(live, deadline).await;
+        if let Err(e) = &result {
+            // After a timeout or I/O error the connection may hold a half-read reply: start fresh.
+            if !matches!(e, RedisError::Command { .. }) {
+                state.live = None;
+            }
+        }
+        result
+    }
+
+    async fn connect(&self, deadline: Instant) -> Result<Live, RedisError> {
+        let client = self.build_client().await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let config = AsyncConnectionConfig::new().set_connection_timeout(Some(remaining)).set_response_timeout(None);
+        let mut conn = timeout_at(deadline, client.get_multiplexed_async_connection_with_config(&config))
+            .await
+            .map_err(|_| RedisError::Timeout("connect"))?
+            .map_err(|e| classify_connect_error(&e))?;
+        let features = self.detect(&mut conn, deadline).await?;
+        tracing::debug!(target_name = %self.target, ?features, "redis connected");
+        Ok(Live { conn, features })
+    }
+
+    async fn build_client(&self) -> Result<Client, RedisError> {
+        let mut info = self.spec.url.as_str().into_connection_info().map_err(|e| RedisError::Connect(describe(&e)))?;
+        let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
+        if let Some(user) = &self.spec.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.spec.password {
+            settings = settings.set_password(password.expose());
+        }
+        info = info.set_redis_settings(settings);
+        let tls = &self.spec.tls;
+        if tls.ca_file.is_none() && tls.cert_file.is_none() {
+            return Client::open(info).map_err(|e| RedisError::Connect(describe(&e)));
+        }
+        let root_cert = match &tls.ca_file {
+            Some(path) => Some(read_file(path).await?),
+            None => None,
+        };
+        let client_tls = match (&tls.cert_file, &tls.key_file) {
+            (Some(cert), Some(key)) => {
+                Some(redis::ClientTlsConfig { client_cert: read_file(cert).await?, client_key: read_file(key).await? })
+            }
+            _ => None,
+        };
+        Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
+            .map_err(|e| RedisError::Connect(describe(&e)))
+    }
+
+    /// Learns which commands exist, and names the connection, in one round trip.
+    async fn detect(&self, conn: &mut MultiplexedConnection, deadline: Instant) -> Result<Features, RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("server");
+        let probe_commands = !self.is_refused("COMMAND INFO");
+        if probe_commands {
+            pipe.cmd("COMMAND").arg("INFO").arg(&["config", "slowlog", "latency", "cluster", "client"]);
+        }
+        let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(conn))
+            .await
+            .map_err(|_| RedisError::Timeout("feature detection"))?
+            .map_err(|e| classify_connect_error(&e))?;
+        let server_info = match replies.first() {
+            Some(Value::ServerError(e)) => return Err(server_error("INFO", e)),
+            Some(v) => info::parse_info(&bytes_of(v).ok_or(RedisError::Protocol("INFO server"))?),
+            None => return Err(RedisError::Protocol("INFO server")),
+        };
+        let cluster = server_info.get("redis_mode") == Some("cluster");
+        let mut features = Features { config_get: ConfigGet::Multi, slowlog: true, latency: true, cluster };
+        let mut client_setname = true;
+        match replies.get(1) {
+            Some(Value::Array(items)) if items.len() == 5 => {
+                features.config_get = config_get_mode(&items[0]);
+                features.slowlog = !matches!(items[1], Value::Nil);
+                features.latency = !matches!(items[2], Value::Nil);
+                features.cluster &= !matches!(items[3], Value::Nil);
+                client_setname = !matches!(items[4], Value::Nil);
+            }
+            Some(Value::ServerError(e)) => {
+                // Without COMMAND INFO we learn from refusals instead (see module docs).
+                self.refuse("COMMAND INFO", e);
+            }
+            _ => {}
+        }
+        if client_setname && !self.is_refused("CLIENT SETNAME") {
+            let reply: Result<Value, _> = timeout_at(
+                deadline,
+                redis::cmd("CLIENT").arg("SETNAME").arg("tenderly-exporter").query_async::<Value>(conn),
+            )
+            .await
+            .map_err(|_| RedisError::Timeout("CLIENT SETNAME"))?;
+            if let Err(e) = reply {
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) || e.code().is_some() {
+                    self.refused_insert("CLIENT SETNAME", e.code().unwrap_or("error"));
+                } else {
+                    return Err(classify_connect_error(&e));
+                }
+            }
+        }
+        Ok(features)
+    }
+
+    async fn collect(&self, live: &mut Live, deadline: Instant) -> Result<RedisSnapshot, RedisError> {
+        let f = live.features;
+        let want = self.spec.collectors;
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("ALL");
+        let config_get =
+            if want.config && !self.is_refused("CONFIG GET") { f.config_get } else { ConfigGet::Unavailable };
+        match config_get {
+            ConfigGet::Multi => {
+                pipe.cmd("CONFIG").arg("GET").arg(CONFIG_PARAMS);
+            }
+            ConfigGet::Single => {
+                for p in CONFIG_PARAMS {
+                    pipe.cmd("CONFIG").arg("GET").arg(*p);
+                }
+            }
+            ConfigGet::Unavailable => {}
+        }
+        let slowlog = want.slowlog && f.slowlog && !self.is_refused("SLOWLOG");
+        if slowlog {
+            pipe.cmd("SLOWLOG").arg("LEN");
+            pipe.cmd("SLOWLOG").arg("GET").arg(1);
+        }
+        let latency = want.latency && f.latency && !self.is_refused("LATENCY LATEST");
+        if latency {
+            pipe.cmd("LATENCY").arg("LATEST");
+        }
+        let cluster = f.cluster && !self.is_refused("CLUSTER INFO");
+        if cluster {
+            pipe.cmd("CLUSTER").arg("INFO");
+        }
+
+        let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(&mut live.conn))
+            .await
+            .map_err(|_| RedisError::Timeout("pipelined scrape"))?
+            .map_err(|e| RedisError::Connect(describe(&e)))?;
+        let mut replies = replies.into_iter();
+        let mut next = |what: &'static str| replies.next().ok_or(RedisError::Protocol(what));
+
+        let mut snapshot = RedisSnapshot::default();
+        match next("INFO ALL")? {
+            Value::ServerError(e) => return Err(server_error("INFO", &e)),
+            v => snapshot.info = info::parse_info(&bytes_of(&v).ok_or(RedisError::Protocol("INFO ALL"))?),
+        }
+        let config_replies = match config_get {
+            ConfigGet::Multi => 1,
+            ConfigGet::Single => CONFIG_PARAMS.len(),
+            ConfigGet::Unavailable => 0,
+        };
+        for _ in 0..config_replies {
+            match next("CONFIG GET")? {
+                Value::ServerError(e) => self.refuse("CONFIG GET", &e),
+                v => snapshot.config.extend(pairs_of(v)),
+            }
+        }
+        if slowlog {
+            let len = next("SLOWLOG LEN")?;
+            let last = next("SLOWLOG GET")?;
+            match (&len, &last) {
+                (Value::ServerError(e), _) | (_, Value::ServerError(e)) => self.refuse("SLOWLOG", e),
+                _ => snapshot.slowlog = Some(parse_slowlog(&len, &last)),
+            }
+        }
+        if latency {
+            match next("LATENCY LATEST")? {
+                Value::ServerError(e) => self.refuse("LATENCY LATEST", &e),
+                v => snapshot.latency = Some(parse_latency_latest(&v)),
+            }
+        }
+        if cluster {
+            match next("CLUSTER INFO")? {
+                Value::ServerError(e) => self.refuse("CLUSTER INFO", &e),
+                v => snapshot.cluster_info = bytes_of(&v).map(|b| info::parse_info(&b)),
+            }
+        }
+        Ok(snapshot)
+    }
+
+    fn is_refused(&self, command: &'static str) -> bool {
+        self.refused.lock().map(|set| set.contains(command)).unwrap_or(false)
+    }
+
+    fn refuse(&self, command: &'static str, error: &redis::ServerError) {
+        self.refused_insert(command, error.code());
+    }
+
+    fn refused_insert(&self, command: &'static str, code: &str) {
+        let newly = self.refused.lock().map(|mut set| set.insert(command)).unwrap_or(false);
+        if newly {
+            tracing::warn!(
+                target_name = %self.target,
+                command,
+                code,
+                "redis refused a command; it will not be sent again by this process (grant it to the exporter's ACL user to get its metrics)"
+            );
+        }
+    }
+}
+
+async fn read_file(path: &std::path::Path) -> Result<Vec<u8>, RedisError> {
+    tokio::fs::read(path).await.map_err(|e| RedisError::TlsFile { path: path.display().to_string(), kind: e.kind() })
+}
+
+/// `CONFIG GET` is variadic from Redis 7: its subcommand entry has arity -3.
+fn config_get_mode(command_info: &Value) -> ConfigGet {
+    let Value::Array(fields) = command_info else {
+        return ConfigGet::Unavailable;
+    };
+    // Redis 7 lists subcommands as the 10th field; Redis 6 has no subcommands (single pattern).
+    let Some(Value::Array(subcommands)) = fields.get(9) else {
+        return ConfigGet::Single;
+    };
+    for sub in subcommands {
+        if let Value::Array(sub_fields) = sub {
+            let name = sub_fields.first().and_then(bytes_of).unwrap_or_default();
+            if name.eq_ignore_ascii_case(b"config|get") {
+                // Negative arity means "at least |arity| arguments": -3 is CONFIG GET p [p ...].
+                return match sub_fields.get(1) {
+                    Some(Value::Int(arity)) if *arity <= -3 => ConfigGet::Multi,
+                    _ => ConfigGet::Single,
+                };
+            }
+        }
+    }
+    ConfigGet::Unavailable
+}
+
+fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.as_bytes().to_vec()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn int_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(i) => Some(*i),
+        other => bytes_of(other).and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok()),
+    }
+}
+
+/// `CONFIG GET` reply: a flat array (RESP2) or a map (RESP3).
+fn pairs_of(value: Value) -> Vec<(String, String)> {
+    let text = |v: &Value| bytes_of(v).map(|b| String::from_utf8_lossy(&b).into_owned());
+    match value {
+        Value::Array(items) => items.chunks_exact(2).filter_map(|kv| Some((text(&kv[0])?, text(&kv[1])?))).collect(),
+        Value::Map(items) => items.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Slow-log length and the newest entry's id, time and duration. The entry's
+/// arguments and client address are deliberately never read.
+fn parse_slowlog(len: &Value, last: &Value) -> Slowlog {
+    let mut slowlog =
+        Slowlog { length: int_of(len).and_then(|n| u64::try_from(n).ok()).unwrap_or(0), ..Default::default() };
+    if let Value::Array(entries) = last {
+        if let Some(Value::Array(fields)) = entries.first() {
+            slowlog.last_id = fields.first().and_then(int_of);
+            slowlog.last_timestamp = fields.get(1).and_then(int_of);
+            slowlog.last_duration_micros = fields.get(2).and_then(int_of).and_then(|n| u64::try_from(n).ok());
+        }
+    }
+    slowlog
+}
+
+fn parse_latency_latest(value: &Value) -> Vec<LatencyEvent> {
+    let Value::Array(rows) = value else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|row| {
+            let Value::Array(f) = row else { return None };
+            let event = String::from_utf8_lossy(&bytes_of(f.first()?)?).into_owned();
+            // Event names are a small fixed set; refuse anything that is not a plain identifier.
+            if event.is_empty()
+                || event.len() > 64
+                || !event.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return None;
+            }
+            Some(LatencyEvent {
+                event,
+                timestamp: int_of(f.get(1)?)?,
+                latest_ms: u64::try_from(int_of(f.get(2)?)?).ok()?,
+                max_ms: u64::try_from(int_of(f.get(3)?)?).ok()?,
+            })
+        })
+        .collect()
+}
+
+fn server_error(command: &'static str, e: &redis::ServerError) -> RedisError {
+    RedisError::Command { command, reason: e.code().to_string() }
+}
+
+fn classify_connect_error(e: &redis::RedisError) -> RedisError {
+    match e.code() {
+        Some(code @ ("WRONGPASS" | "NOAUTH" | "NOPERM")) => RedisError::Auth(code.to_string()),
+        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => RedisError::Auth("authentication rejected".into()),
+        _ => RedisError::Connect(describe(e)),
+    }
+}
+
+/// A short description without server-echoed details (which can contain arguments).
+fn describe(e: &redis::RedisError) -> String {
+    if let Some(code) = e.code() {
+        return format!("server replied {code}");
+    }
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    if e.is_io_error() {
+        if let Some(io) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+            return format!("I/O error: {}", io.kind());
+        }
+        return "I/O error".to_string();
+    }
+    if e.is_connection_dropped() {
+        return "connection closed by server".to_string();
+    }
+    format!("{:?}", e.kind())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn slowlog_reads_id_time_duration_and_never_arguments() {
+        let entry = Value::Array(vec![
+            Value::Int(3),
+            Value::Int(1_795_697_056),
+            Value::Int(7),
+            Value::Array(vec![bulk("AUTH"), bulk("(redacted)")]),
+            bulk("127.0.0.1:52750"),
+            bulk(""),
+        ]);
+        let s = parse_slowlog(&Value::Int(4), &Value::Array(vec![entry]));
+        assert_eq!(
+            s,
+            Slowlog { length: 4, last_id: Some(3), last_timestamp: Some(1_795_697_056), last_duration_micros: Some(7) }
+        );
+        let empty = parse_slowlog(&Value::Int(0), &Value::Array(vec![]));
+        assert_eq!(empty.last_id, None);
+    }
+
+    #[test]
+    fn latency_latest_rows_parse_and_odd_rows_are_skipped() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![bulk("command"), Value::Int(1_795_697_028), Value::Int(1), Value::Int(1)]),
+            Value::Array(vec![bulk("bad name!"), Value::Int(1), Value::Int(1), Value::Int(1)]),
+            Value::Array(vec![bulk("fork")]),
+        ]);
+        let events = parse_latency_latest(&reply);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, "command");
+        assert_eq!(events[0].max_ms, 1);
+    }
+
+    #[test]
+    fn config_get_mode_follows_command_info() {
+        let sub = |arity| Value::Array(vec![bulk("config|get"), Value::Int(arity)]);
+        let info = |subs| {
+            let mut f = vec![bulk("config"), Value::Int(-2)];
+            f.extend((0..7).map(|_| Value::Nil));
+            f.push(Value::Array(subs));
+            Value::Array(f)
+        };
+        assert_eq!(config_get_mode(&info(vec![sub(-3)])), ConfigGet::Multi);
+        assert_eq!(config_get_mode(&info(vec![sub(3)])), ConfigGet::Single);
+        assert_eq!(config_get_mode(&Value::Array(vec![bulk("config"), Value::Int(-2)])), ConfigGet::Single);
+        assert_eq!(config_get_mode(&Value::Nil), ConfigGet::Unavailable);
+    }
+
+    #[test]
+    fn config_pairs_from_resp2_and_resp3() {
+        let resp2 = Value::Array(vec![bulk("maxmemory"), bulk("0"), bulk("maxclients"), bulk("10000")]);
+        assert_eq!(pairs_of(resp2).len(), 2);
+        let resp3 = Value::Map(vec![(bulk("maxmemory"), bulk("1"))]);
+        assert_eq!(pairs_of(resp3), vec![("maxmemory".to_string(), "1".to_string())]);
+    }
+}

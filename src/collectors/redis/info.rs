@@ -1,0 +1,494 @@
+//! Pure parser for `INFO` replies (and `CLUSTER INFO`, which uses the same
+//! `field:value` lines without section headers).
+//!
+//! Why lossless and infallible: the reply comes from a server we do not
+//! control (Redis, Valkey, KeyDB, managed forks), whose field set changes with
+//! every release. A parser that rejects the whole reply because one field looks
+//! odd would turn a cosmetic server change into a monitoring outage. So every
+//! line is kept as text, in order, under its section; typed views
+//! ([`Info::keyspace`], [`Info::command_stats`], ...) are computed from field
+//! *names* (never positions) and degrade field by field: a garbage value yields
+//! `None` for that one value, not a missing row.
+//!
+//! Resource caps: a line longer than [`MAX_LINE_BYTES`] is dropped (truncating
+//! it could turn `123456` into `123`, a plausible but wrong number), and at most
+//! [`MAX_FIELDS`] fields are kept. Both are counted in [`Info::dropped_lines`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Longest line kept. Real INFO lines are well under 1 KiB; the longest are
+/// `module:` and `cmdstat_` lines.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Most fields kept from one reply. `INFO ALL` on a busy server has a few
+/// hundred (one `cmdstat_`, `latency_percentiles_usec_` per command used).
+pub const MAX_FIELDS: usize = 20_000;
+
+/// One `# Name` section and its fields in reply order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    /// Header text after `# ` (`Server`, `Keyspace`, ...); empty for fields
+    /// that precede any header (the whole of a `CLUSTER INFO` reply).
+    pub name: String,
+    /// `(field, value)` pairs in reply order, duplicates kept (several
+    /// `module:` lines are normal).
+    pub fields: Vec<(String, String)>,
+}
+
+/// A parsed `INFO` (or `CLUSTER INFO`) reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Info {
+    sections: Vec<Section>,
+    /// Field name -> (section index, field index) of its first occurrence.
+    index: HashMap<String, (usize, usize)>,
+    dropped_lines: usize,
+}
+
+/// Parses a raw reply. Never fails and never panics: CRLF or LF line endings,
+/// invalid UTF-8 (replaced lossily), missing headers, blank lines, lines
+/// without `:` and unknown sections are all tolerated.
+pub fn parse_info(raw: &[u8]) -> Info {
+    let mut info = Info::default();
+    for raw_line in raw.split(|&b| b == b'\n') {
+        let raw_line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+        if raw_line.len() > MAX_LINE_BYTES {
+            info.dropped_lines += 1;
+            continue;
+        }
+        let line = String::from_utf8_lossy(raw_line);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('#') {
+            info.sections.push(Section { name: header.trim().to_owned(), fields: Vec::new() });
+            continue;
+        }
+        // Split at the first ':' only: values may contain ':' (`executable`,
+        // IPv6 addresses in `slaveN:ip=`, `os` strings).
+        let Some((field, value)) = line.split_once(':') else {
+            info.dropped_lines += 1;
+            continue;
+        };
+        let field = field.trim();
+        if field.is_empty() {
+            info.dropped_lines += 1;
+            continue;
+        }
+        if info.field_count() >= MAX_FIELDS {
+            info.dropped_lines += 1;
+            continue;
+        }
+        info.push_field(field.to_owned(), value.trim().to_owned());
+    }
+    info
+}
+
+impl Info {
+    fn field_count(&self) -> usize {
+        self.sections.iter().map(|s| s.fields.len()).sum()
+    }
+
+    fn push_field(&mut self, field: String, value: String) {
+        if self.sections.is_empty() {
+            self.sections.push(Section::default());
+        }
+        let section_idx = self.sections.len() - 1;
+        let section = &mut self.sections[section_idx];
+        let field_idx = section.fields.len();
+        // First occurrence wins for `get`, the same rule `Exposition` applies
+        // to duplicate samples; later ones stay visible through `fields()`.
+        self.index.entry(field.clone()).or_insert((section_idx, field_idx));
+        section.fields.push((field, value));
+    }
+
+    /// Value of the first field named `field`, in any section.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        let &(s, f) = self.index.get(field)?;
+        self.sections.get(s)?.fields.get(f).map(|(_, v)| v.as_str())
+    }
+
+    /// The section whose header matches `name` case-insensitively
+    /// (`"server"` finds `# Server`); `""` finds header-less fields.
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// All sections in reply order.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// Every `(field, value)` pair in reply order, across sections.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.sections.iter().flat_map(|s| s.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// Whether the reply had no usable field at all (empty, garbage, or a
+    /// non-INFO reply): the caller should treat the scrape as failed.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Lines skipped because they were too long, had no `field:` part, or
+    /// exceeded [`MAX_FIELDS`].
+    pub fn dropped_lines(&self) -> usize {
+        self.dropped_lines
+    }
+
+    /// `get` parsed as an unsigned integer.
+    pub fn get_u64(&self, field: &str) -> Option<u64> {
+        self.get(field).and_then(parse_u64)
+    }
+
+    /// `get` parsed as a signed integer (keeps `-1` sentinels visible to the caller).
+    pub fn get_i64(&self, field: &str) -> Option<i64> {
+        self.get(field).and_then(parse_i64)
+    }
+
+    /// `get` parsed as a finite float (integers accepted).
+    pub fn get_f64(&self, field: &str) -> Option<f64> {
+        self.get(field).and_then(parse_f64)
+    }
+
+    /// `dbN:keys=..,expires=..,avg_ttl=..[,subexpiry=..]` lines.
+    pub fn keyspace(&self) -> Vec<KeyspaceDb> {
+        self.fields()
+            .filter(|(k, _)| indexed_name(k, "db").is_some())
+            .map(|(k, v)| {
+                let mut db = KeyspaceDb { db: k.to_owned(), ..KeyspaceDb::default() };
+                for (key, value) in parse_kv_list(v) {
+                    match key {
+                        "keys" => db.keys = parse_u64(value),
+                        "expires" => db.expires = parse_u64(value),
+                        "avg_ttl" => db.avg_ttl_ms = parse_u64(value),
+                        // Redis 7.4 `subexpiry`, Valkey 8.1 `keys_with_volatile_items`:
+                        // the same meaning under two names.
+                        "subexpiry" | "keys_with_volatile_items" => db.keys_with_expiring_items = parse_u64(value),
+                        _ => db.other.push((key.to_owned(), value.to_owned())),
+                    }
+                }
+                db
+            })
+            .collect()
+    }
+
+    /// `slaveN:ip=,port=,state=,offset=,lag=` lines (on a master).
+    pub fn replicas(&self) -> Vec<Replica> {
+        self.fields()
+            .filter_map(|(k, v)| {
+                let index = indexed_name(k, "slave")?;
+                let mut replica = Replica { index, ..Replica::default() };
+                for (key, value) in parse_kv_list(v) {
+                    match key {
+                        "ip" => replica.ip = value.to_owned(),
+                        "port" => replica.port = parse_u16(value),
+                        "state" => replica.state = value.to_owned(),
+                        "offset" => replica.offset = parse_i64(value),
+                        "lag" => replica.lag_seconds = parse_i64(value),
+                        _ => {}
+                    }
+                }
+                Some(replica)
+            })
+            .collect()
+    }
+
+    /// `cmdstat_<cmd>:calls=,usec=,usec_per_call=,rejected_calls=,failed_calls=` lines.
+    pub fn command_stats(&self) -> Vec<CommandStat> {
+        self.fields()
+            .filter_map(|(k, v)| {
+                let cmd = k.strip_prefix("cmdstat_").filter(|c| !c.is_empty())?;
+                let mut stat = CommandStat { cmd: cmd.to_owned(), ..CommandStat::default() };
+                for (key, value) in parse_kv_list(v) {
+                    match key {
+                        "calls" => stat.calls = parse_u64(value),
+                        "usec" => stat.usec = parse_u64(value),
+                        "usec_per_call" => stat.usec_per_call = parse_f64(value),
+                        "rejected_calls" => stat.rejected_calls = parse_u64(value),
+                        "failed_calls" => stat.failed_calls = parse_u64(value),
+                        _ => {}
+                    }
+                }
+                Some(stat)
+            })
+            .collect()
+    }
+
+    /// `errorstat_<PREFIX>:count=` lines. The prefix is the first word of the
+    /// error reply (`ERR`, `WRONGTYPE`, ...), a set Redis itself caps at 128.
+    pub fn error_stats(&self) -> Vec<ErrorStat> {
+        self.fields()
+            .filter_map(|(k, v)| {
+                let error = k.strip_prefix("errorstat_").filter(|e| !e.is_empty())?;
+                let count = parse_kv_list(v).find(|(key, _)| *key == "count").and_then(|(_, c)| parse_u64(c));
+                Some(ErrorStat { error: error.to_owned(), count })
+            })
+            .collect()
+    }
+
+    /// `latency_percentiles_usec_<cmd>:p50=,p99=,p99.9=` lines. The set of
+    /// percentiles is server configuration (`latency-tracking-info-percentiles`),
+    /// so it is read from the line rather than assumed.
+    pub fn latency_percentiles(&self) -> Vec<LatencyPercentiles> {
+        self.fields()
+            .filter_map(|(k, v)| {
+                let cmd = k.strip_prefix("latency_percentiles_usec_").filter(|c| !c.is_empty())?;
+                let percentiles = parse_kv_list(v)
+                    .filter_map(|(key, value)| {
+                        let p = key.strip_prefix('p')?;
+                        // Validate the percentile as a number, keep its text
+                        // form so `99.9` does not become `99.90000000000001`.
+                        parse_f64(p).filter(|p| (0.0..=100.0).contains(p))?;
+                        Some((p.to_owned(), parse_f64(value)?))
+                    })
+                    .collect();
+                Some(LatencyPercentiles { cmd: cmd.to_owned(), percentiles })
+            })
+            .collect()
+    }
+
+    /// `listenerN:name=,bind=,bind=,port=` lines (Redis 7+). `bind` may repeat.
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.fields()
+            .filter_map(|(k, v)| {
+                let index = indexed_name(k, "listener")?;
+                let mut listener = Listener { index, ..Listener::default() };
+                for (key, value) in parse_kv_list(v) {
+                    match key {
+                        "name" => listener.name = value.to_owned(),
+                        "bind" => listener.bind.push(value.to_owned()),
+                        "port" => listener.port = parse_u16(value),
+                        _ => listener.other.push((key.to_owned(), value.to_owned())),
+                    }
+                }
+                Some(listener)
+            })
+            .collect()
+    }
+
+    /// `module:name=,ver=,api=,...` lines (one per loaded module, same field name).
+    pub fn modules(&self) -> Vec<Module> {
+        self.fields()
+            .filter(|(k, _)| *k == "module")
+            .map(|(_, v)| {
+                let mut module = Module::default();
+                for (key, value) in parse_kv_list(v) {
+                    match key {
+                        "name" => module.name = value.to_owned(),
+                        "ver" => module.ver = value.to_owned(),
+                        _ => module.other.push((key.to_owned(), value.to_owned())),
+                    }
+                }
+                module
+            })
+            .collect()
+    }
+}
+
+/// One keyspace line. Every count is optional so one bad value does not hide the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyspaceDb {
+    /// Field name as Redis prints it: `db0`, `db1`, ...
+    pub db: String,
+    pub keys: Option<u64>,
+    pub expires: Option<u64>,
+    /// Average TTL of expiring keys in milliseconds (`0` when unknown, e.g. on replicas).
+    pub avg_ttl_ms: Option<u64>,
+    /// Keys with per-field expirations (`subexpiry` / `keys_with_volatile_items`).
+    pub keys_with_expiring_items: Option<u64>,
+    /// Unknown `k=v` pairs, kept for callers that want them.
+    pub other: Vec<(String, String)>,
+}
+
+/// One `slaveN:` line as seen from the master.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replica {
+    pub index: u32,
+    pub ip: String,
+    pub port: Option<u16>,
+    pub state: String,
+    pub offset: Option<i64>,
+    pub lag_seconds: Option<i64>,
+}
+
+/// One `cmdstat_` line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandStat {
+    /// Command name, `container|subcommand` for subcommands (`config|get`).
+    pub cmd: String,
+    pub calls: Option<u64>,
+    pub usec: Option<u64>,
+    pub usec_per_call: Option<f64>,
+    /// Redis 6.2+.
+    pub rejected_calls: Option<u64>,
+    /// Redis 6.2+.
+    pub failed_calls: Option<u64>,
+}
+
+/// One `errorstat_` line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorStat {
+    pub error: String,
+    pub count: Option<u64>,
+}
+
+/// One `latency_percentiles_usec_` line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyPercentiles {
+    pub cmd: String,
+    /// `(percentile as printed without the `p`, e.g. "99.9", value in microseconds)`.
+    pub percentiles: Vec<(String, f64)>,
+}
+
+/// One `listenerN:` line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listener {
+    pub index: u32,
+    pub name: String,
+    pub bind: Vec<String>,
+    pub port: Option<u16>,
+    pub other: Vec<(String, String)>,
+}
+
+/// One `module:` line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Module {
+    pub name: String,
+    pub ver: String,
+    pub other: Vec<(String, String)>,
+}
+
+/// `prefix<digits>` -> the number; `slave_repl_offset` or `db` alone -> `None`.
+fn indexed_name(field: &str, prefix: &str) -> Option<u32> {
+    let digits = field.strip_prefix(prefix)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Splits `a=1,b=2` into pairs. Parts without `=` are skipped (a truncated or
+/// garbled part must not shift the meaning of the others: parsing is by key).
+pub fn parse_kv_list(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    value.split(',').filter_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        let k = k.trim();
+        (!k.is_empty()).then_some((k, v.trim()))
+    })
+}
+
+/// Unsigned integer; rejects signs, fractions and garbage.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    s.trim().parse().ok()
+}
+
+/// Signed integer, so callers see `-1` sentinels and decide what they mean.
+pub fn parse_i64(s: &str) -> Option<i64> {
+    s.trim().parse().ok()
+}
+
+fn parse_u16(s: &str) -> Option<u16> {
+    s.trim().parse().ok()
+}
+
+/// Finite float (integers accepted). `inf`/`nan`, which Rust's parser would
+/// accept, are rejected: Redis never means them and they break counters.
+pub fn parse_f64(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// A percentage as Redis prints it (`100.11%`, or `0.00` without the sign in
+/// some fields) converted to a ratio (`1.0011`): Prometheus convention is ratios.
+pub fn parse_percent_ratio(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let s = s.strip_suffix('%').unwrap_or(s);
+    parse_f64(s).map(|v| v / 100.0)
+}
+
+/// A number keeping integer precision when the text is an integer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+impl Number {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(v) => v as f64,
+            Number::Float(v) => v,
+        }
+    }
+}
+
+/// Integer if the text is one (counters beyond 2^53 stay exact), otherwise a
+/// finite float, otherwise `None`.
+pub fn parse_number(s: &str) -> Option<Number> {
+    parse_i64(s).map(Number::Int).or_else(|| parse_f64(s).map(Number::Float))
+}
+
+/// Lossy view of a label value taken from server text, capped so a hostile
+/// or broken server cannot blow up label sizes.
+pub fn bounded_label(s: &str) -> Cow<'static, str> {
+    const MAX: usize = 128;
+    if s.len() <= MAX {
+        return Cow::Owned(s.to_owned());
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(s[..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_fields_and_first_duplicate_wins() {
+        let info = parse_info(b"# Server\r\nredis_version:7.0.15\r\nx:1\r\n\r\n# Memory\r\nx:2\r\nused_memory:10\r\n");
+        assert_eq!(info.get("redis_version"), Some("7.0.15"));
+        assert_eq!(info.get("x"), Some("1"));
+        assert_eq!(info.section("memory").map(|s| s.fields.len()), Some(2));
+        assert_eq!(info.get_u64("used_memory"), Some(10));
+    }
+
+    #[test]
+    fn values_keep_colons() {
+        let info = parse_info(b"executable:/a:b\nslave0:ip=::1,port=6380,state=online,offset=5,lag=0\n");
+        assert_eq!(info.get("executable"), Some("/a:b"));
+        let r = info.replicas();
+        assert_eq!(r[0].ip, "::1");
+        assert_eq!(r[0].port, Some(6380));
+    }
+
+    #[test]
+    fn indexed_names_are_exact() {
+        assert_eq!(indexed_name("db0", "db"), Some(0));
+        assert_eq!(indexed_name("db", "db"), None);
+        assert_eq!(indexed_name("slave_repl_offset", "slave"), None);
+        assert_eq!(indexed_name("db1x", "db"), None);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_percent_ratio("100.11%"), Some(1.0011));
+        assert_eq!(parse_percent_ratio("0.00"), Some(0.0));
+        assert_eq!(parse_f64("inf"), None);
+        assert_eq!(parse_f64("NaN"), None);
+        assert_eq!(parse_number("-1"), Some(Number::Int(-1)));
+        assert_eq!(parse_number("4.93"), Some(Number::Float(4.93)));
+        assert_eq!(parse_number("x"), None);
+    }
+
+    #[test]
+    fn bounded_label_cuts_on_char_boundary() {
+        let s = "é".repeat(100);
+        let b = bounded_label(&s);
+        assert!(b.len() <= 128);
+        assert!(s.starts_with(b.as_ref()));
+    }
+}

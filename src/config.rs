@@ -1,0 +1,654 @@
+//! Validated configuration: flags plus the optional YAML file, turned into one
+//! [`Config`] at startup. Every error names the flag or YAML field and says how
+//! to fix it; a bad config never reaches the server.
+//!
+//! Secrets are read from environment variables or files only (a password in
+//! argv is visible in `ps`), held in [`Secret`], whose `Debug`/`Display` print
+//! `<redacted>`, and never appear in addresses shown on the landing page.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{Cli, LogFormat, LogLevel};
+
+/// A credential. Its contents never reach `Debug`, `Display` or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for handing to a client library only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Configuration errors: each names where the problem is and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field}: {problem}; {fix}")]
+    Invalid { field: String, problem: String, fix: String },
+    #[error("config file {path}: cannot read: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), problem: problem.into(), fix: fix.into() }
+}
+
+/// Parses Prometheus-style durations: `500ms`, `1.5s`, `2m`, `1h`, or plain seconds (`10`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 =
+        number.trim().parse().map_err(|_| format!("'{text}' is not a duration (examples: 500ms, 1.5s, 2m)"))?;
+    if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
+        return Err(format!("'{text}' is out of range (0 to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// The kinds of target the exporter can scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TargetKind {
+    Redis,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Redis => "redis",
+        }
+    }
+}
+
+/// Which parts of the Redis pipeline run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisCollectors {
+    pub slowlog: bool,
+    pub latency: bool,
+    pub config: bool,
+}
+
+impl Default for RedisCollectors {
+    fn default() -> Self {
+        RedisCollectors { slowlog: true, latency: true, config: true }
+    }
+}
+
+/// TLS material for a Redis connection (file contents are read at connect time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// Where and how to reach one Redis server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisTarget {
+    /// Normalized URL without credentials (`redis://host:port/db`, `rediss://...`, `unix:///path`).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: RedisTls,
+    pub collectors: RedisCollectors,
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("collectors", &self.collectors)
+            .finish()
+    }
+}
+
+/// Kind-specific settings of a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Redis(RedisTarget),
+}
+
+/// One named target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub spec: TargetSpec,
+    /// Upper bound on this target's collection time, below the scrape deadline.
+    pub timeout: Option<Duration>,
+    /// Scraped by `/metrics` (otherwise only by `/probe?target=NAME`).
+    pub default: bool,
+}
+
+impl Target {
+    pub fn kind(&self) -> TargetKind {
+        match self.spec {
+            TargetSpec::Redis(_) => TargetKind::Redis,
+        }
+    }
+
+    /// Address without credentials, safe for the landing page and logs.
+    pub fn display_address(&self) -> &str {
+        match &self.spec {
+            TargetSpec::Redis(r) => &r.url,
+        }
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    pub listen_address: String,
+    pub telemetry_path: String,
+    pub max_requests: usize,
+    pub timeout_offset: Duration,
+    pub default_timeout: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub web: WebConfig,
+    pub targets: Vec<Target>,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+}
+
+/// Shortest collection deadline we accept, however small the scrape timeout.
+pub const MIN_DEADLINE: Duration = Duration::from_millis(200);
+/// Longest collection deadline, however large the scrape timeout.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(120);
+
+// ---- YAML schema -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    targets: Vec<FileTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTarget {
+    name: String,
+    kind: String,
+    address: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    username_env: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: Option<FileTls>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    default: bool,
+    #[serde(default)]
+    collectors: Option<FileRedisCollectors>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    cert_file: Option<PathBuf>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRedisCollectors {
+    #[serde(default)]
+    slowlog: Option<bool>,
+    #[serde(default)]
+    latency: Option<bool>,
+    #[serde(default)]
+    config: Option<bool>,
+}
+
+/// Where the process environment comes from (injectable for tests).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Builds and validates the configuration from flags, the environment and the config file.
+    pub fn from_cli(cli: &Cli, env: &dyn Env) -> Result<Config, ConfigError> {
+        let web = WebConfig {
+            listen_address: normalize_listen_address(&cli.listen_address)?,
+            telemetry_path: validate_telemetry_path(&cli.telemetry_path)?,
+            max_requests: match cli.max_requests {
+                0 => return Err(invalid("--web.max-requests", "must be at least 1", "set it to e.g. 40")),
+                n if n > 10_000 => {
+                    return Err(invalid("--web.max-requests", format!("{n} is too many"), "use at most 10000"))
+                }
+                n => n,
+            },
+            timeout_offset: cli.timeout_offset,
+            default_timeout: cli.default_timeout.clamp(MIN_DEADLINE, MAX_DEADLINE),
+        };
+
+        let mut targets = Vec::new();
+        if let Some(addr) = &cli.redis_addr {
+            let password = match &cli.redis_password_file {
+                Some(path) => Some(read_secret_file(path, "--redis.password-file")?),
+                None => env.var("REDIS_PASSWORD").map(Secret::new),
+            };
+            let collectors = RedisCollectors {
+                slowlog: Cli::switch(cli.redis_slowlog, cli.no_redis_slowlog, true),
+                latency: Cli::switch(cli.redis_latency, cli.no_redis_latency, true),
+                config: Cli::switch(cli.redis_config, cli.no_redis_config, true),
+            };
+            let tls = RedisTls {
+                ca_file: cli.redis_tls_ca_file.clone(),
+                cert_file: cli.redis_tls_cert_file.clone(),
+                key_file: cli.redis_tls_key_file.clone(),
+            };
+            let (url, url_user, url_password) = normalize_redis_address(addr, "--redis.addr")?;
+            validate_tls(&tls, &url, "--redis.tls-*")?;
+            targets.push(Target {
+                name: "redis".to_string(),
+                spec: TargetSpec::Redis(RedisTarget {
+                    url,
+                    username: cli.redis_user.clone().or(url_user),
+                    password: password.or(url_password),
+                    tls,
+                    collectors,
+                }),
+                timeout: None,
+                default: true,
+            });
+        }
+
+        if let Some(path) = &cli.config_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+            targets.extend(parse_file(&text, path, env)?);
+        }
+
+        validate_targets(&targets)?;
+        Ok(Config { web, targets, log_level: cli.log_level, log_format: cli.log_format })
+    }
+
+    /// Targets scraped by `/metrics`.
+    pub fn default_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.iter().filter(|t| t.default)
+    }
+}
+
+/// Parses the YAML configuration file into targets.
+pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>, ConfigError> {
+    if text.len() > 4 * 1024 * 1024 {
+        return Err(ConfigError::Parse { path: path.to_path_buf(), message: "larger than 4 MiB".into() });
+    }
+    let file: FileConfig = if text.trim().is_empty() {
+        FileConfig { targets: Vec::new() }
+    } else {
+        // serde_norway's messages carry the line and column and name the field, never a value.
+        serde_norway::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?
+    };
+    let mut out = Vec::with_capacity(file.targets.len());
+    for (i, t) in file.targets.into_iter().enumerate() {
+        let at = |field: &str| format!("{}: targets[{i}] ({}).{field}", path.display(), t.name);
+        if t.kind != "redis" {
+            return Err(invalid(at("kind"), format!("unknown kind '{}'", t.kind), "use kind: redis"));
+        }
+        let (url, url_user, url_password) = normalize_redis_address(&t.address, &at("address"))?;
+        let password = match (&t.password_env, &t.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(at("password_env"), "both password_env and password_file are set", "keep one"))
+            }
+            (Some(var), None) => Some(env.var(var).map(Secret::new).ok_or_else(|| {
+                invalid(at("password_env"), format!("environment variable {var} is not set or empty"), "export it")
+            })?),
+            (None, Some(file)) => Some(read_secret_file(file, &at("password_file"))?),
+            (None, None) => url_password,
+        };
+        let username = match (&t.username, &t.username_env) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(at("username_env"), "both username and username_env are set", "keep one"))
+            }
+            (Some(u), None) => Some(u.clone()),
+            (None, Some(var)) => Some(env.var(var).ok_or_else(|| {
+                invalid(at("username_env"), format!("environment variable {var} is not set or empty"), "export it")
+            })?),
+            (None, None) => url_user,
+        };
+        let timeout = match &t.timeout {
+            Some(text) => {
+                let d = parse_duration(text).map_err(|e| invalid(at("timeout"), e, "use e.g. timeout: 5s"))?;
+                if d < MIN_DEADLINE {
+                    return Err(invalid(at("timeout"), "shorter than 200ms", "use at least 200ms"));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let tls = t
+            .tls
+            .map(|f| RedisTls { ca_file: f.ca_file, cert_file: f.cert_file, key_file: f.key_file })
+            .unwrap_or_default();
+        validate_tls(&tls, &url, &at("tls"))?;
+        let defaults = RedisCollectors::default();
+        let collectors = t.collectors.map_or(defaults, |c| RedisCollectors {
+            slowlog: c.slowlog.unwrap_or(defaults.slowlog),
+            latency: c.latency.unwrap_or(defaults.latency),
+            config: c.config.unwrap_or(defaults.config),
+        });
+        out.push(Target {
+            name: t.name,
+            spec: TargetSpec::Redis(RedisTarget { url, username, password, tls, collectors }),
+            timeout,
+            default: t.default,
+        });
+    }
+    Ok(out)
+}
+
+fn validate_targets(targets: &[Target]) -> Result<(), ConfigError> {
+    let mut names = BTreeSet::new();
+    let mut default_kinds = BTreeSet::new();
+    for t in targets {
+        let valid_name = !t.name.is_empty()
+            && t.name.len() <= 64
+            && t.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_name {
+            return Err(invalid(
+                format!("targets: name '{}'", t.name.escape_debug()),
+                "names must be 1-64 characters of [A-Za-z0-9._-]",
+                "rename the target",
+            ));
+        }
+        if !names.insert(t.name.as_str()) {
+            return Err(invalid(
+                format!("targets: name '{}'", t.name),
+                "used twice (the flag-defined Redis target is named 'redis')",
+                "give each target a unique name",
+            ));
+        }
+        if t.default && !default_kinds.insert(t.kind()) {
+            return Err(invalid(
+                format!("targets: '{}' default: true", t.name),
+                format!("a second default {} target; /metrics would mix their series", t.kind().as_str()),
+                "scrape additional targets through /probe?target=NAME instead",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_secret_file(path: &Path, field: &str) -> Result<Secret, ConfigError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
+    if meta.len() > 64 * 1024 {
+        return Err(invalid(field, format!("{} is larger than 64 KiB", path.display()), "store only the secret"));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
+    // Secret files conventionally end with a newline that is not part of the secret.
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        return Err(invalid(field, format!("{} is empty", path.display()), "write the password into it"));
+    }
+    Ok(Secret::new(secret))
+}
+
+fn validate_tls(tls: &RedisTls, url: &str, field: &str) -> Result<(), ConfigError> {
+    let any = tls.ca_file.is_some() || tls.cert_file.is_some() || tls.key_file.is_some();
+    if any && !url.starts_with("rediss://") {
+        return Err(invalid(field, "TLS files are set but the address is not rediss://", "use a rediss:// address"));
+    }
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err(invalid(field, "a client certificate needs both cert_file and key_file", "set both or neither"));
+    }
+    for p in [&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten() {
+        if !p.is_file() {
+            return Err(invalid(field, format!("{} is not a readable file", p.display()), "check the path"));
+        }
+    }
+    Ok(())
+}
+
+/// Turns any accepted address form into a credential-free URL plus the
+/// credentials that were embedded in it (accepted, but discouraged).
+fn normalize_redis_address(raw: &str, field: &str) -> Result<(String, Option<String>, Option<Secret>), ConfigError> {
+    let raw = raw.trim();
+    let fix = "use redis://host:port, rediss://host:port, unix:///path/to/socket or host:port";
+    if raw.is_empty() {
+        return Err(invalid(field, "empty address", fix));
+    }
+    if let Some(path) = raw.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            return Err(invalid(field, "unix socket path must be absolute", fix));
+        }
+        return Ok((format!("unix://{path}"), None, None));
+    }
+    let (scheme, rest) = match raw.split_once("://") {
+        Some(("redis", rest)) => ("redis", rest),
+        Some(("rediss", rest)) => ("rediss", rest),
+        Some((other, _)) => return Err(invalid(field, format!("unsupported scheme '{other}'"), fix)),
+        None => ("redis", raw),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(u) => {
+            let (name, pass) = u.split_once(':').unwrap_or((u, ""));
+            ((!name.is_empty()).then(|| name.to_string()), (!pass.is_empty()).then(|| Secret::new(pass)))
+        }
+        None => (None, None),
+    };
+    let (host, port) = split_host_port(hostport).ok_or_else(|| invalid(field, "missing or invalid host:port", fix))?;
+    let db = path.trim_start_matches('/');
+    let db_suffix = if db.is_empty() {
+        String::new()
+    } else {
+        let n: u32 = db.parse().map_err(|_| invalid(field, "database must be a number", "use e.g. /0"))?;
+        format!("/{n}")
+    };
+    Ok((format!("{scheme}://{host}:{port}{db_suffix}"), user, password))
+}
+
+fn split_host_port(hostport: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => 6379,
+            None => return None,
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (hostport.to_string(), 6379),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    (host_ok && port != 0).then_some((host, port))
+}
+
+fn normalize_listen_address(raw: &str) -> Result<String, ConfigError> {
+    let addr = if raw.starts_with(':') { format!("0.0.0.0{raw}") } else { raw.to_string() };
+    addr.parse::<std::net::SocketAddr>().map_err(|_| {
+        invalid("--web.listen-address", format!("'{raw}' is not host:port"), "use e.g. :9879 or 127.0.0.1:9879")
+    })?;
+    Ok(addr)
+}
+
+fn validate_telemetry_path(path: &str) -> Result<String, ConfigError> {
+    let reserved = ["/", "/probe", "/-/healthy", "/-/ready"];
+    if !path.starts_with('/') || path.len() < 2 || reserved.contains(&path) || path.contains(['?', '#', ' ']) {
+        return Err(invalid(
+            "--web.telemetry-path",
+            format!("'{path}' is not usable"),
+            "use an absolute path such as /metrics that is not /, /probe or /-/*",
+        ));
+    }
+    Ok(path.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tenderly-exporter").chain(args.iter().copied())).expect("valid flags")
+    }
+
+    #[test]
+    fn redis_address_forms_normalize_without_credentials() {
+        let cases = [
+            ("localhost:6380", "redis://localhost:6380"),
+            ("redis://10.0.0.1", "redis://10.0.0.1:6379"),
+            ("rediss://cache.internal:6380/2", "rediss://cache.internal:6380/2"),
+            ("redis://:s3cret@h:1", "redis://h:1"),
+            ("redis://[::1]:7000", "redis://[::1]:7000"),
+            ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ];
+        for (raw, want) in cases {
+            let (url, _, _) = normalize_redis_address(raw, "f").expect(raw);
+            assert_eq!(url, want, "{raw}");
+        }
+        let (_, user, pass) = normalize_redis_address("redis://app:pw@h:1", "f").expect("valid");
+        assert_eq!(user.as_deref(), Some("app"));
+        assert_eq!(pass.map(|s| s.expose().to_string()).as_deref(), Some("pw"));
+        for bad in ["", "http://x:1", "h:notaport", "unix://relative", "redis://h:1/x", "h:0"] {
+            assert!(normalize_redis_address(bad, "f").is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn password_comes_from_env_and_is_redacted_everywhere() {
+        let env = MapEnv([("REDIS_PASSWORD", "hunter2-secret")].into());
+        let config = Config::from_cli(&cli(&["--redis.addr", "localhost:6379"]), &env).expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-secret"), "{debug}");
+        let TargetSpec::Redis(r) = &config.targets[0].spec;
+        assert_eq!(r.password.as_ref().map(Secret::expose), Some("hunter2-secret"));
+        assert_eq!(config.targets[0].display_address(), "redis://localhost:6379");
+    }
+
+    #[test]
+    fn collector_switches_follow_flags() {
+        let env = MapEnv(HashMap::new());
+        let config =
+            Config::from_cli(&cli(&["--redis.addr", "h:1", "--no-collector.redis.slowlog"]), &env).expect("valid");
+        let TargetSpec::Redis(r) = &config.targets[0].spec;
+        assert!(!r.collectors.slowlog && r.collectors.latency && r.collectors.config);
+    }
+
+    #[test]
+    fn file_errors_name_the_field() {
+        let env = MapEnv(HashMap::new());
+        let path = Path::new("targets.yml");
+        let cases = [
+            ("targets:\n  - {name: a, kind: mongo, address: h:1}\n", "targets[0] (a).kind"),
+            ("targets:\n  - {name: a, kind: redis, address: 'ftp://x'}\n", "targets[0] (a).address"),
+            ("targets:\n  - {name: a, kind: redis, address: h:1, password_env: NOPE}\n", "NOPE is not set"),
+            ("targets:\n  - {name: a, kind: redis, address: h:1, timeout: 10x}\n", "targets[0] (a).timeout"),
+            ("targets:\n  - {name: a, kind: redis, address: h:1, colour: red}\n", "unknown field `colour`"),
+            ("targets: [", "targets.yml"),
+        ];
+        for (yaml, needle) in cases {
+            let err = parse_file(yaml, path, &env).expect_err(yaml).to_string();
+            assert!(err.contains(needle), "{yaml:?} gave {err:?}, wanted {needle:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_names_and_two_defaults_are_rejected() {
+        let env = MapEnv(HashMap::new());
+        let yaml = "targets:\n  - {name: a, kind: redis, address: h:1, default: true}\n  - {name: b, kind: redis, address: h:2, default: true}\n";
+        let targets = parse_file(yaml, Path::new("c.yml"), &env).expect("parses");
+        assert!(validate_targets(&targets).expect_err("two defaults").to_string().contains("second default"));
+        let yaml = "targets:\n  - {name: a, kind: redis, address: h:1}\n  - {name: a, kind: redis, address: h:2}\n";
+        let targets = parse_file(yaml, Path::new("c.yml"), &env).expect("parses");
+        assert!(validate_targets(&targets).expect_err("dup").to_string().contains("used twice"));
+    }
+
+    #[test]
+    fn durations_parse_like_prometheus() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration("-1s").is_err() && parse_duration("abc").is_err() && parse_duration("NaN").is_err());
+    }
+
+    #[test]
+    fn listen_address_and_path_are_checked() {
+        assert_eq!(normalize_listen_address(":9879").expect("ok"), "0.0.0.0:9879");
+        assert!(normalize_listen_address("nope").is_err());
+        assert!(validate_telemetry_path("/probe").is_err() && validate_telemetry_path("metrics").is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! The standard `process_*` metrics, read from `/proc/self` on each scrape.
+//! On systems without procfs the family is simply absent.
+//!
+//! CPU times in `/proc/self/stat` are in USER_HZ ticks, which the kernel's ABI
+//! fixes at 100 on every mainstream Linux architecture (the value `sysconf`
+//! would return); memory comes from `/proc/self/status` in kB, which avoids
+//! guessing the page size.
+
+use crate::metrics::{BaseUnit, Desc, Exposition};
+
+const USER_HZ: f64 = 100.0;
+
+pub const CPU: Desc =
+    Desc::counter("process_cpu_seconds_total", "Total user and system CPU time spent by the exporter in seconds.")
+        .unit(BaseUnit::Seconds);
+pub const RSS: Desc = Desc::gauge("process_resident_memory_bytes", "Resident memory size of the exporter in bytes.")
+    .unit(BaseUnit::Bytes);
+pub const VSZ: Desc =
+    Desc::gauge("process_virtual_memory_bytes", "Virtual memory size of the exporter in bytes.").unit(BaseUnit::Bytes);
+pub const OPEN_FDS: Desc = Desc::gauge("process_open_fds", "Number of open file descriptors of the exporter.");
+pub const MAX_FDS: Desc = Desc::gauge("process_max_fds", "Maximum number of open file descriptors (soft limit).");
+pub const START: Desc =
+    Desc::gauge("process_start_time_seconds", "Start time of the exporter since the Unix epoch in seconds.")
+        .unit(BaseUnit::Seconds);
+
+/// Every descriptor this module emits.
+pub fn descriptors() -> Vec<&'static Desc> {
+    vec![&CPU, &RSS, &VSZ, &OPEN_FDS, &MAX_FDS, &START]
+}
+
+/// Adds whatever `/proc/self` can tell; silently skips what it cannot.
+pub fn encode(out: &mut Exposition) {
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        if let Some(fields) = stat_fields(&stat) {
+            if let (Some(utime), Some(stime)) = (field_f64(&fields, 14), field_f64(&fields, 15)) {
+                out.add_plain(&CPU, (utime + stime) / USER_HZ);
+            }
+            if let (Some(start_ticks), Some(boot)) = (field_f64(&fields, 22), boot_time()) {
+                out.add_plain(&START, boot + start_ticks / USER_HZ);
+            }
+        }
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(kb) = status_kb(&status, "VmRSS:") {
+            out.add_plain(&RSS, kb * 1024);
+        }
+        if let Some(kb) = status_kb(&status, "VmSize:") {
+            out.add_plain(&VSZ, kb * 1024);
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        out.add_plain(&OPEN_FDS, dir.count() as u64);
+    }
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        if let Some(max) = max_open_files(&limits) {
+            out.add_plain(&MAX_FDS, max);
+        }
+    }
+}
+
+/// Fields of `/proc/self/stat`, numbered from 1 as in proc(5). The command name
+/// (field 2) may contain spaces and parentheses, so split after its last `)`.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let close = stat.rfind(')')?;
+    let mut fields = vec![stat.get(..close)?.split_whitespace().next()?, "comm"];
+    fields.extend(stat.get(close + 1..)?.split_whitespace());
+    Some(fields)
+}
+
+fn field_f64(fields: &[&str], number: usize) -> Option<f64> {
+    fields.get(number - 1)?.parse().ok()
+}
+
+fn boot_time() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+}
+
+fn status_kb(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn max_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_survive_spaces_in_the_command_name() {
+        let stat = "42 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 1000 0 0";
+        let f = stat_fields(stat).expect("parses");
+        assert_eq!(f[0], "42");
+        assert_eq!(field_f64(&f, 14), Some(250.0));
+        assert_eq!(field_f64(&f, 15), Some(50.0));
+        assert_eq!(field_f64(&f, 22), Some(1000.0));
+        assert!(stat_fields("garbage").is_none());
+    }
+
+    #[test]
+    fn live_process_metrics_are_present_on_linux() {
+        let mut e = Exposition::new();
+        encode(&mut e);
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(e.get("process_resident_memory_bytes", &[]).is_some_and(|v| v.as_f64() > 0.0));
+            assert!(e.get("process_open_fds", &[]).is_some_and(|v| v.as_f64() >= 3.0));
+            assert!(e.get("process_start_time_seconds", &[]).is_some_and(|v| v.as_f64() > 1.6e9));
+        }
+    }
+
+    #[test]
+    fn limits_parse() {
+        let limits = "Limit Soft Limit Hard Limit Units\nMax open files            1024                 524288               files\n";
+        assert_eq!(max_open_files(limits), Some(1024));
+    }
+}

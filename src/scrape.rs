@@ -1,0 +1,350 @@
+//! Per-request orchestration: deadlines, single-flight, self-metrics.
+//!
+//! A request names targets (the defaults for `/metrics`, one for `/probe`) and
+//! carries a deadline. Each target's collection runs in its own task, under the
+//! deadline of the request that started it; concurrent requests for the same
+//! target join that in-flight collection instead of starting another
+//! (single-flight), so an HA pair of Prometheus servers costs the database one
+//! collection, not two. A request waits for a flight only until its own
+//! deadline, so a slow or dead target costs each request at most its deadline,
+//! and targets never wait on each other.
+//!
+//! Only the exporter's own counters persist between scrapes; target data lives
+//! in the [`Exposition`] of one collection and is dropped after encoding.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{timeout_at, Instant};
+
+use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
+use crate::config::{Config, Target, TargetSpec};
+use crate::metrics::{BaseUnit, Desc, Exposition};
+
+pub const BUILD_INFO: Desc = Desc::gauge(
+    "tenderly_exporter_build_info",
+    "A metric with a constant value of 1, labelled with the exporter's version and git revision.",
+);
+pub const COLLECTOR_SUCCESS: Desc = Desc::gauge(
+    "tenderly_exporter_collector_success",
+    "Whether the collector's last run for the target succeeded (1) or not (0).",
+);
+pub const COLLECTOR_DURATION: Desc = Desc::gauge(
+    "tenderly_exporter_collector_duration_seconds",
+    "How long the collector's last run for the target took in seconds.",
+)
+.unit(BaseUnit::Seconds);
+pub const COLLECTIONS: Desc = Desc::counter(
+    "tenderly_exporter_scrapes_total",
+    "Collections run against the target by the collector; joined (single-flight) requests do not count.",
+);
+pub const COLLECTION_ERRORS: Desc = Desc::counter(
+    "tenderly_exporter_scrape_errors_total",
+    "Collections of the target by the collector that failed or missed their deadline.",
+);
+pub const HTTP_REQUESTS: Desc =
+    Desc::counter("tenderly_exporter_http_requests_total", "HTTP requests served, by handler and status code.");
+pub const TARGETS: Desc =
+    Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.");
+
+/// Every self-metric descriptor (the `process_*` ones live in [`crate::process`]).
+pub fn descriptors() -> Vec<&'static Desc> {
+    vec![
+        &BUILD_INFO,
+        &COLLECTOR_SUCCESS,
+        &COLLECTOR_DURATION,
+        &COLLECTIONS,
+        &COLLECTION_ERRORS,
+        &HTTP_REQUESTS,
+        &TARGETS,
+    ]
+}
+
+/// Version and revision baked in at build time.
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+pub fn revision() -> &'static str {
+    option_env!("TENDERLY_EXPORTER_REVISION").unwrap_or("unknown")
+}
+
+/// Outcome of one collector run for one target.
+#[derive(Debug, Clone)]
+pub struct CollectorRun {
+    pub collector: &'static str,
+    pub success: bool,
+    pub duration: Duration,
+}
+
+/// What one collection of one target produced.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub exposition: Exposition,
+    pub runs: Vec<CollectorRun>,
+}
+
+type Flight = watch::Receiver<Option<Arc<Collection>>>;
+
+enum Backend {
+    Redis(RedisClient),
+}
+
+/// One configured target with its persistent client and its in-flight collection.
+struct TargetRunner {
+    target: Target,
+    backend: Backend,
+    flight: Mutex<Option<Flight>>,
+    /// The last failure's message, so a persistent failure is logged once, not every scrape.
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct RunCounts {
+    runs: u64,
+    errors: u64,
+}
+
+/// Counters that outlive a scrape: the exporter's own.
+#[derive(Default)]
+struct SelfStats {
+    runs: BTreeMap<(String, &'static str), RunCounts>,
+    http: BTreeMap<(&'static str, u16), u64>,
+}
+
+/// Owns every target and the exporter's own counters.
+pub struct Scraper {
+    targets: BTreeMap<String, Arc<TargetRunner>>,
+    defaults: Vec<String>,
+    stats: Arc<Mutex<SelfStats>>,
+}
+
+impl Scraper {
+    pub fn new(config: &Config) -> Self {
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| {
+                let backend = match &t.spec {
+                    TargetSpec::Redis(spec) => Backend::Redis(RedisClient::new(t.name.clone(), spec.clone())),
+                };
+                (
+                    t.name.clone(),
+                    Arc::new(TargetRunner {
+                        target: t.clone(),
+                        backend,
+                        flight: Mutex::new(None),
+                        last_error: Mutex::new(None),
+                    }),
+                )
+            })
+            .collect();
+        Scraper {
+            targets,
+            defaults: config.default_targets().map(|t| t.name.clone()).collect(),
+            stats: Arc::new(Mutex::new(SelfStats::default())),
+        }
+    }
+
+    /// Whether `/probe?target=NAME` may scrape `name`: only configured targets.
+    pub fn has_target(&self, name: &str) -> bool {
+        self.targets.contains_key(name)
+    }
+
+    /// Configured targets as `(name, kind, credential-free address, default)`, for the landing page.
+    pub fn target_list(&self) -> Vec<(String, &'static str, String, bool)> {
+        self.targets
+            .values()
+            .map(|r| {
+                (
+                    r.target.name.clone(),
+                    r.target.kind().as_str(),
+                    r.target.display_address().to_string(),
+                    r.target.default,
+                )
+            })
+            .collect()
+    }
+
+    /// `/metrics`: the default targets plus the exporter's own metrics.
+    pub async fn scrape_defaults(&self, deadline: Instant) -> Exposition {
+        let mut out = self.collect_targets(&self.defaults, deadline).await;
+        self.encode_self(&mut out);
+        crate::process::encode(&mut out);
+        out
+    }
+
+    /// `/probe?target=NAME`: that target plus its collector success/duration.
+    /// The caller has checked `has_target`; an unknown name yields an empty exposition.
+    pub async fn scrape_one(&self, name: &str, deadline: Instant) -> Exposition {
+        self.collect_targets(&[name.to_string()], deadline).await
+    }
+
+    /// Records one served HTTP request.
+    pub fn count_request(&self, handler: &'static str, code: u16) {
+        if let Ok(mut stats) = self.stats.lock() {
+            *stats.http.entry((handler, code)).or_default() += 1;
+        }
+    }
+
+    async fn collect_targets(&self, names: &[String], deadline: Instant) -> Exposition {
+        let waits = names.iter().filter_map(|n| self.targets.get(n)).map(|runner| {
+            let runner = Arc::clone(runner);
+            let stats = Arc::clone(&self.stats);
+            async move {
+                let started = Instant::now();
+                let flight = runner.join_or_start(deadline, stats);
+                (runner, wait_for(flight, deadline).await, started.elapsed())
+            }
+        });
+        let results = futures_util::future::join_all(waits).await;
+        let mut out = Exposition::new();
+        for (runner, collection, waited) in results {
+            let name = runner.target.name.as_str();
+            match collection {
+                Some(c) => {
+                    out.merge(c.exposition.clone());
+                    for run in &c.runs {
+                        add_run(&mut out, name, run.collector, run.success, run.duration);
+                    }
+                }
+                None => {
+                    // The flight outlived this request's deadline: report the target as down.
+                    match runner.backend {
+                        Backend::Redis(_) => redis_encode::encode_up(false, &mut out),
+                    }
+                    add_run(&mut out, name, runner.collector_name(), false, waited);
+                }
+            }
+        }
+        out
+    }
+
+    fn encode_self(&self, out: &mut Exposition) {
+        out.add(&BUILD_INFO, vec![("version", version().into()), ("revision", revision().into())], 1i64);
+        let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for runner in self.targets.values() {
+            *kinds.entry(runner.target.kind().as_str()).or_default() += 1;
+        }
+        for (kind, n) in kinds {
+            out.add(&TARGETS, vec![("kind", kind.into())], n);
+        }
+        let Ok(stats) = self.stats.lock() else { return };
+        out.declare(&COLLECTIONS);
+        for ((target, collector), counts) in &stats.runs {
+            let labels = vec![("target", target.clone().into()), ("collector", (*collector).into())];
+            out.add(&COLLECTIONS, labels.clone(), counts.runs);
+            out.add(&COLLECTION_ERRORS, labels, counts.errors);
+        }
+        for ((handler, code), n) in &stats.http {
+            out.add(&HTTP_REQUESTS, vec![("handler", (*handler).into()), ("code", code.to_string().into())], *n);
+        }
+    }
+}
+
+fn add_run(out: &mut Exposition, target: &str, collector: &'static str, success: bool, duration: Duration) {
+    let labels = vec![("target", target.to_string().into()), ("collector", collector.into())];
+    out.add(&COLLECTOR_SUCCESS, labels.clone(), success);
+    out.add(&COLLECTOR_DURATION, labels, duration.as_secs_f64());
+}
+
+async fn wait_for(mut flight: Flight, deadline: Instant) -> Option<Arc<Collection>> {
+    match timeout_at(deadline, flight.wait_for(Option::is_some)).await {
+        Ok(Ok(value)) => value.clone(),
+        _ => None,
+    }
+}
+
+impl TargetRunner {
+    /// Logs a failure at warn when it is new or different, at debug when it repeats.
+    fn note_failure(&self, collector: &'static str, error: &str) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() == Some(error) {
+            tracing::debug!(target_name = %self.target.name, collector, error, "scrape failed again");
+        } else {
+            tracing::warn!(target_name = %self.target.name, collector, error, "scrape failed");
+            *last = Some(error.to_string());
+        }
+    }
+
+    fn note_success(&self) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if last.take().is_some() {
+            tracing::info!(target_name = %self.target.name, "scrape recovered");
+        }
+    }
+
+    fn collector_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    /// Joins the running collection of this target, or starts one.
+    fn join_or_start(self: &Arc<Self>, deadline: Instant, stats: Arc<Mutex<SelfStats>>) -> Flight {
+        let mut slot = match self.flight.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(flight) = slot.as_ref() {
+            if flight.borrow().is_none() {
+                return flight.clone();
+            }
+        }
+        let (tx, rx) = watch::channel(None);
+        *slot = Some(rx.clone());
+        let deadline = match self.target.timeout {
+            Some(cap) => deadline.min(Instant::now() + cap),
+            None => deadline,
+        };
+        let runner = Arc::clone(self);
+        tokio::spawn(async move {
+            let collection = runner.collect(deadline).await;
+            if let Ok(mut stats) = stats.lock() {
+                for run in &collection.runs {
+                    let counts = stats.runs.entry((runner.target.name.clone(), run.collector)).or_default();
+                    counts.runs += 1;
+                    counts.errors += u64::from(!run.success);
+                }
+            }
+            // Receivers may all have given up; that is fine.
+            let _ = tx.send(Some(Arc::new(collection)));
+        });
+        rx
+    }
+
+    async fn collect(&self, deadline: Instant) -> Collection {
+        let started = Instant::now();
+        let mut exposition = Exposition::new();
+        let success = match &self.backend {
+            Backend::Redis(client) => {
+                // The client bounds every await by the deadline; the outer timeout is a backstop.
+                let result = match timeout_at(deadline, client.scrape(deadline)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(crate::collectors::redis::client::RedisError::Timeout("scrape")),
+                };
+                match result {
+                    Ok(snapshot) => {
+                        redis_encode::encode_up(true, &mut exposition);
+                        redis_encode::encode(&snapshot, &mut exposition);
+                        true
+                    }
+                    Err(e) => {
+                        self.note_failure("redis", &e.to_string());
+                        redis_encode::encode_up(false, &mut exposition);
+                        false
+                    }
+                }
+            }
+        };
+        if success {
+            self.note_success();
+        }
+        Collection {
+            exposition,
+            runs: vec![CollectorRun { collector: self.collector_name(), success, duration: started.elapsed() }],
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Test support shared by the live tests: real `redis-server` processes started
+//! by the tests themselves on free loopback ports (DESIGN.md §6), a tiny
+//! blocking RESP client to drive them, and Tenderly-shaped sample data.
+//!
+//! Why a hand-written RESP client instead of the `redis` crate? Tests must check
+//! the exporter, not share its client: a bug in the connection layer should not
+//! be able to hide itself by breaking the fixture in the same way. The client is
+//! blocking std code with a read timeout, so a wedged server fails a test
+//! instead of hanging it.
+
+// Every live test uses a different subset of these helpers; an integration
+// binary compiles them once for all tests, so unused items are expected.
+#![allow(dead_code)]
+
+pub mod redis_server;
+
+use std::time::{Duration, Instant};
+
+// Re-exported for the tests that need them; not every test binary build uses all.
+#[allow(unused_imports)]
+pub use redis_server::{populate_tenderly, RedisOptions, RedisServer, Reply, RespConn, TenderlyCounts};
+
+/// Polls `check` every 50 ms until it returns true, and panics with `what` once
+/// `timeout` has passed. Every wait in the support code goes through here so no
+/// test can hang on a server that never reaches the expected state.
+pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
