@@ -12,6 +12,7 @@
 // binary compiles them once for all tests, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod exporter;
 pub mod redis_server;
 
 use std::time::{Duration, Instant};

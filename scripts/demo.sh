@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# One-command demo of tenderly-exporter on a fresh machine.
+#
+#   scripts/demo.sh [--port 9879] [--no-build]
+#
+# What it does:
+#   1. installs redis-server/redis-tools with apt-get if they are missing (only as root);
+#   2. builds the exporter (cargo build --release) unless --no-build;
+#   3. starts a private redis-server on 127.0.0.1:16379 in ${TMPDIR:-/tmp}/tenderly-demo,
+#      configured like the DBA guide's redis.conf (requirepass from a generated password
+#      kept in a 0600 file, maxmemory 64mb allkeys-lru, latency-monitor-threshold 1);
+#   4. loads ~2000 Tenderly-shaped keys (fake values) with redis-cli --pipe and keeps a
+#      trickle of application-like traffic going so rates move;
+#   5. starts the exporter with --redis.password-file, waits for /-/ready and prints
+#      where to look;
+#   6. stays in the foreground until Ctrl-C, then stops everything it started and
+#      removes the demo directory (it holds the password).
+#
+# Running it again is safe: leftovers of a previous run that was killed hard are
+# stopped first; a demo that is still running is reported instead of disturbed.
+set -euo pipefail
+
+REDIS_PORT=16379
+SAMPLE_KEYS=2000
+EXPORTER_PORT=9879
+BUILD=1
+
+usage() {
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --port)
+            [[ $# -ge 2 ]] || { echo "demo: --port needs a value" >&2; exit 2; }
+            EXPORTER_PORT="$2"
+            shift 2
+            ;;
+        --port=*)
+            EXPORTER_PORT="${1#--port=}"
+            shift
+            ;;
+        --no-build)
+            BUILD=0
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "demo: unknown argument '$1' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+if ! [[ "$EXPORTER_PORT" =~ ^[0-9]+$ ]] || ((EXPORTER_PORT < 1 || EXPORTER_PORT > 65535)); then
+    echo "demo: --port must be a TCP port number, got '$EXPORTER_PORT'" >&2
+    exit 2
+fi
+if ((EXPORTER_PORT == REDIS_PORT)); then
+    echo "demo: --port $EXPORTER_PORT is the demo Redis port; pick another" >&2
+    exit 2
+fi
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEMO_DIR="${TMPDIR:-/tmp}/tenderly-demo"
+EXPORTER_BIN="$ROOT/target/release/tenderly-exporter"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'demo: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- processes we own, stopped by the trap -------------------------------------------
+REDIS_PID=""
+EXPORTER_PID=""
+TRAFFIC_PID=""
+KEEP_DIR=0
+
+# shellcheck disable=SC2317 # only reached through the EXIT trap
+stop_pid() { # pid
+    local pid="$1" i
+    [[ -n "$pid" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # only reached through the EXIT trap
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n "$EXPORTER_PID$REDIS_PID$TRAFFIC_PID" ]]; then
+        log "stopping the demo"
+    fi
+    stop_pid "$TRAFFIC_PID"
+    stop_pid "$EXPORTER_PID"
+    stop_pid "$REDIS_PID"
+    if ((status != 0)) && [[ -d "$DEMO_DIR" ]]; then
+        for f in exporter.log redis.log; do
+            if [[ -s "$DEMO_DIR/$f" ]]; then
+                printf -- '--- last lines of %s ---\n' "$f" >&2
+                tail -n 20 "$DEMO_DIR/$f" >&2
+            fi
+        done
+    fi
+    if ((KEEP_DIR == 0)); then
+        rm -rf "$DEMO_DIR"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { # port
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A process from an earlier run, if its pid file still names a live process whose
+# command line contains the expected program name.
+stale_pid() { # pidfile program
+    local pid
+    [[ -s "$1" ]] || return 1
+    pid="$(cat "$1")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2" || return 1
+    echo "$pid"
+}
+
+http_status() { # port path -> prints the HTTP status code
+    if command -v curl >/dev/null 2>&1; then
+        curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$1$2" || true
+        return 0
+    fi
+    # No curl on a minimal machine: speak just enough HTTP/1.0 through bash's /dev/tcp.
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
+        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+        line=""
+        read -r -t 2 line <&3 || true
+        line="${line#* }"
+        echo "${line%% *}"
+    ) 2>/dev/null || true
+}
+
+# --- 1. redis-server --------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing redis-server and redis-tools with apt-get"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+    else
+        die "redis-server/redis-cli not found; install them with: sudo apt-get install redis-server redis-tools"
+    fi
+fi
+
+# --- 2. build -----------------------------------------------------------------------
+if ((BUILD)); then
+    command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (https://rustup.rs) or pass --no-build with a prebuilt binary"
+    log "building the exporter (cargo build --release)"
+    (cd "$ROOT" && cargo build --release)
+fi
+[[ -x "$EXPORTER_BIN" ]] || die "$EXPORTER_BIN does not exist; run without --no-build"
+
+# --- 3. previous runs, ports, directory ---------------------------------------------
+if pid="$(stale_pid "$DEMO_DIR/demo.pid" demo.sh)" && [[ "$pid" != "$$" ]]; then
+    KEEP_DIR=1
+    die "another demo is running (pid $pid); stop it with Ctrl-C first"
+fi
+for leftover in "redis.pid:redis-server" "exporter.pid:tenderly-exporter"; do
+    if pid="$(stale_pid "$DEMO_DIR/${leftover%%:*}" "${leftover#*:}")"; then
+        log "stopping ${leftover#*:} (pid $pid) left over from an earlier demo"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+done
+if port_in_use "$REDIS_PORT"; then
+    KEEP_DIR=1
+    die "127.0.0.1:$REDIS_PORT is already in use by another program; the demo needs it for its Redis"
+fi
+if port_in_use "$EXPORTER_PORT"; then
+    KEEP_DIR=1
+    die "127.0.0.1:$EXPORTER_PORT is already in use; pick another exporter port with --port"
+fi
+
+rm -rf "$DEMO_DIR"
+mkdir -m 700 "$DEMO_DIR"
+echo "$$" >"$DEMO_DIR/demo.pid"
+
+PASSWORD_FILE="$DEMO_DIR/redis-password"
+(
+    umask 077
+    # 32 characters from [A-Za-z0-9]: safe unquoted in redis.conf and in URLs.
+    LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32 >"$PASSWORD_FILE"
+)
+REDISCLI_AUTH="$(cat "$PASSWORD_FILE")"
+export REDISCLI_AUTH # redis-cli reads the password from here, never from argv
+
+# --- 4. redis-server ------------------------------------------------------------------
+(
+    umask 077
+    cat >"$DEMO_DIR/redis.conf" <<EOF
+# Tenderly demo Redis: the DBA guide's redis.conf, scaled down.
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+dir $DEMO_DIR
+pidfile $DEMO_DIR/redis.pid
+logfile $DEMO_DIR/redis.log
+requirepass $REDISCLI_AUTH
+maxmemory 64mb
+maxmemory-policy allkeys-lru
+latency-monitor-threshold 1
+save 900 1
+save 300 10
+save 60 10000
+appendonly no
+rename-command FLUSHDB ""
+rename-command FLUSHALL ""
+rename-command KEYS ""
+EOF
+)
+log "starting redis-server on 127.0.0.1:$REDIS_PORT (data in $DEMO_DIR)"
+redis-server "$DEMO_DIR/redis.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/redis.log" &
+REDIS_PID=$!
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+ready=0
+for _ in $(seq 1 100); do
+    kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited during startup"
+    if [[ "$(rcli ping 2>/dev/null)" == "PONG" ]]; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+((ready)) || die "redis-server did not answer PING within 10 s"
+
+# --- 5. sample data -------------------------------------------------------------------
+# RESP for redis-cli --pipe, in the proportions of the real capture (per 310 keys:
+# 200 session EX 3600, 50 jwt EX 900, 30 ratelimit INCR+EXPIRE 60, 20 user hashes
+# without TTL, 10 otp EX 300). Every value is synthetic: test-user ids, tokens
+# that say they are fake, documentation IP ranges (RFC 5737).
+generate_sample_data() { # n
+    awk -v n="$1" '
+    function emit(argc,   i, out) {
+        out = "*" argc "\r\n"
+        for (i = 1; i <= argc; i++) out = out "$" length(a[i]) "\r\n" a[i] "\r\n"
+        printf "%s", out
+    }
+    function hexid() {
+        return sprintf("%04x%04x%04x%04x", int(rand() * 65536), int(rand() * 65536),
+                       int(rand() * 65536), int(rand() * 65536))
+    }
+    BEGIN {
+        srand(310)
+        jwt = int(n * 50 / 310); rl = int(n * 30 / 310); user = int(n * 20 / 310); otp = int(n * 10 / 310)
+        session = n - jwt - rl - user - otp
+        for (i = 0; i < session; i++) {
+            a[1] = "SET"; a[2] = "tenderly:session:" hexid()
+            a[3] = sprintf("{\"userId\":\"test-user-%06d\",\"role\":\"patient\",\"device\":\"demo\"}", i % user)
+            a[4] = "EX"; a[5] = 3600; emit(5)
+        }
+        for (i = 0; i < jwt; i++) {
+            id = hexid()
+            a[1] = "SET"; a[2] = "tenderly:jwt:" id; a[3] = "fake.demo-jwt." id; a[4] = "EX"; a[5] = 900; emit(5)
+        }
+        for (i = 0; i < otp; i++) {
+            a[1] = "SET"; a[2] = sprintf("tenderly:otp:test-user-%06d", i)
+            a[3] = sprintf("%06d", int(rand() * 1000000)); a[4] = "EX"; a[5] = 300; emit(5)
+        }
+        split("192.0.2 198.51.100 203.0.113", nets, " ")
+        for (i = 0; i < rl; i++) {
+            key = sprintf("tenderly:ratelimit:%s.%d", nets[int(i / 254) % 3 + 1], i % 254 + 1)
+            a[1] = "INCR"; a[2] = key; emit(2)
+            a[1] = "EXPIRE"; a[2] = key; a[3] = 60; emit(3)
+        }
+        for (i = 0; i < user; i++) {
+            a[1] = "HSET"; a[2] = sprintf("tenderly:user:test-user-%06d", i)
+            a[3] = "role"; a[4] = (i % 10 == 0) ? "doctor" : "patient"
+            a[5] = "displayName"; a[6] = "Demo User " i
+            a[7] = "mfa"; a[8] = (i % 3 == 0) ? "pending" : "enabled"
+            a[9] = "failedLogins"; a[10] = i % 4
+            emit(10)
+        }
+    }'
+}
+
+log "loading $SAMPLE_KEYS Tenderly-shaped sample keys (fake values)"
+pipe_out="$(generate_sample_data "$SAMPLE_KEYS" | rcli --pipe 2>&1)" || die "loading sample data failed: $pipe_out"
+grep -q 'errors: 0,' <<<"$pipe_out" || die "redis-cli --pipe reported errors: $pipe_out"
+log "Redis now holds $(rcli dbsize) keys"
+
+# A trickle of application-like traffic (session reads, misses, rate-limit hits, OTP
+# checks) so command rates and hit ratios move while you watch.
+(
+    trap 'exit 0' TERM INT
+    i=0
+    while :; do
+        i=$((i + 1))
+        {
+            echo "GET tenderly:session:demo-miss-$((i % 7))"
+            echo "INCR tenderly:ratelimit:203.0.113.$((i % 200 + 1))"
+            echo "EXPIRE tenderly:ratelimit:203.0.113.$((i % 200 + 1)) 60"
+            echo "HGETALL tenderly:user:test-user-$(printf '%06d' $((i % 64)))"
+            echo "SET tenderly:otp:test-user-$(printf '%06d' $((i % 64))) $(printf '%06d' $((RANDOM % 1000000))) EX 300"
+            echo "DBSIZE"
+        } | rcli >/dev/null 2>&1 || true
+        sleep 1
+    done
+) &
+TRAFFIC_PID=$!
+
+# --- 6. the exporter ----------------------------------------------------------------
+log "starting tenderly-exporter on 127.0.0.1:$EXPORTER_PORT"
+"$EXPORTER_BIN" \
+    --web.listen-address "127.0.0.1:$EXPORTER_PORT" \
+    --redis.addr "redis://127.0.0.1:$REDIS_PORT" \
+    --redis.password-file "$PASSWORD_FILE" \
+    </dev/null >>"$DEMO_DIR/exporter.log" 2>&1 &
+EXPORTER_PID=$!
+echo "$EXPORTER_PID" >"$DEMO_DIR/exporter.pid"
+
+ready=0
+for _ in $(seq 1 100); do
+    kill -0 "$EXPORTER_PID" 2>/dev/null || die "tenderly-exporter exited during startup"
+    if [[ "$(http_status "$EXPORTER_PORT" /-/ready)" == "200" ]]; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+((ready)) || die "tenderly-exporter did not report /-/ready within 10 s"
+
+cat <<EOF
+
+Tenderly exporter demo is running.
+
+  metrics      http://127.0.0.1:$EXPORTER_PORT/metrics
+  landing page http://127.0.0.1:$EXPORTER_PORT/
+  health       http://127.0.0.1:$EXPORTER_PORT/-/healthy  and  /-/ready
+
+  Try:
+    curl -s localhost:$EXPORTER_PORT/metrics | grep ^redis_up
+    curl -s localhost:$EXPORTER_PORT/metrics | grep -E '^redis_(db_keys|memory_used_bytes|commands_total)'
+
+  Redis:        127.0.0.1:$REDIS_PORT, password in $PASSWORD_FILE
+                REDISCLI_AUTH="\$(cat $PASSWORD_FILE)" redis-cli -p $REDIS_PORT info keyspace
+  Logs:         $DEMO_DIR/exporter.log, $DEMO_DIR/redis.log
+
+Press Ctrl-C to stop the demo (this removes $DEMO_DIR).
+EOF
+
+# Foreground until Ctrl-C, or until the exporter or Redis dies.
+while kill -0 "$EXPORTER_PID" 2>/dev/null && kill -0 "$REDIS_PID" 2>/dev/null; do
+    sleep 1 &
+    wait $! || true
+done
+kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server stopped unexpectedly"
+die "tenderly-exporter stopped unexpectedly"
