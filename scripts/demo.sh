@@ -102,7 +102,8 @@ cleanup() {
     stop_pid "$TRAFFIC_PID"
     stop_pid "$EXPORTER_PID"
     stop_pid "$REDIS_PID"
-    if ((status != 0)) && [[ -d "$DEMO_DIR" ]]; then
+    # Show the logs when something failed, not after a plain Ctrl-C (130) or kill (143).
+    if ((status != 0 && status != 130 && status != 143)) && [[ -d "$DEMO_DIR" ]]; then
         for f in exporter.log redis.log; do
             if [[ -s "$DEMO_DIR/$f" ]]; then
                 printf -- '--- last lines of %s ---\n' "$f" >&2
@@ -200,12 +201,15 @@ mkdir -m 700 "$DEMO_DIR"
 echo "$$" >"$DEMO_DIR/demo.pid"
 
 PASSWORD_FILE="$DEMO_DIR/redis-password"
+# 32 characters from [A-Za-z0-9]: safe unquoted in redis.conf and in URLs. (Reading a
+# bounded amount of /dev/urandom avoids a SIGPIPE that set -o pipefail would catch.)
+REDISCLI_AUTH="$(head -c 1024 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')"
+REDISCLI_AUTH="${REDISCLI_AUTH:0:32}"
+((${#REDISCLI_AUTH} == 32)) || die "could not generate a password from /dev/urandom"
 (
     umask 077
-    # 32 characters from [A-Za-z0-9]: safe unquoted in redis.conf and in URLs.
-    LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32 >"$PASSWORD_FILE"
+    printf '%s' "$REDISCLI_AUTH" >"$PASSWORD_FILE"
 )
-REDISCLI_AUTH="$(cat "$PASSWORD_FILE")"
 export REDISCLI_AUTH # redis-cli reads the password from here, never from argv
 
 # --- 4. redis-server ------------------------------------------------------------------

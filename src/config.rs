@@ -284,7 +284,8 @@ impl Config {
         if let Some(addr) = &cli.redis_addr {
             let password = match &cli.redis_password_file {
                 Some(path) => Some(read_secret_file(path, "--redis.password-file")?),
-                None => env.var("REDIS_PASSWORD").map(Secret::new),
+                // An empty variable means "no password", as with unset.
+                None => env.var("REDIS_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new),
             };
             let collectors = RedisCollectors {
                 slowlog: Cli::switch(cli.redis_slowlog, cli.no_redis_slowlog, true),

@@ -3,5 +3,6 @@
 
 mod harness;
 mod http;
+mod redis_live;
 mod redis_parse;
 mod support;

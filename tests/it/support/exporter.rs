@@ -137,11 +137,14 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str
     HttpResponse { status, headers, body: body.to_string() }
 }
 
+/// One parsed sample: name, labels, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
 /// A parsed text exposition: samples by name with their labels.
 #[derive(Debug, Default)]
 pub struct Exposition {
     pub text: String,
-    pub samples: Vec<(String, Vec<(String, String)>, f64)>,
+    pub samples: Vec<Sample>,
 }
 
 impl Exposition {
