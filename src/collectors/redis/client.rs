@@ -25,10 +25,12 @@ use tokio::time::{timeout_at, Instant};
 use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
 use crate::config::RedisTarget;
 
-/// The `CONFIG GET` parameters the encoder uses: never `CONFIG GET *`, which is
-/// most of redis_exporter's server-side cost.
-pub const CONFIG_PARAMS: &[&str] =
-    &["maxmemory", "maxmemory-policy", "maxclients", "databases", "appendonly", "save", "io-threads"];
+/// The `CONFIG GET` parameters are exactly those the encoder uses: never
+/// `CONFIG GET *`, which is most of redis_exporter's server-side cost.
+/// maxmemory and its policy come from INFO memory, which every version has.
+fn config_params() -> impl Iterator<Item = &'static str> {
+    super::encode::CONFIG_NUMBERS.iter().map(|(param, _)| *param)
+}
 
 /// Longest pause between reconnect attempts after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -253,11 +255,14 @@ impl RedisClient {
             if want.config && !self.is_refused("CONFIG GET") { f.config_get } else { ConfigGet::Unavailable };
         match config_get {
             ConfigGet::Multi => {
-                pipe.cmd("CONFIG").arg("GET").arg(CONFIG_PARAMS);
+                pipe.cmd("CONFIG").arg("GET");
+                for param in config_params() {
+                    pipe.arg(param);
+                }
             }
             ConfigGet::Single => {
-                for p in CONFIG_PARAMS {
-                    pipe.cmd("CONFIG").arg("GET").arg(*p);
+                for param in config_params() {
+                    pipe.cmd("CONFIG").arg("GET").arg(param);
                 }
             }
             ConfigGet::Unavailable => {}
@@ -290,7 +295,7 @@ impl RedisClient {
         }
         let config_replies = match config_get {
             ConfigGet::Multi => 1,
-            ConfigGet::Single => CONFIG_PARAMS.len(),
+            ConfigGet::Single => config_params().count(),
             ConfigGet::Unavailable => 0,
         };
         for _ in 0..config_replies {

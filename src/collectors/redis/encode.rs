@@ -766,7 +766,11 @@ static CLUSTER_SCALARS: &[Scalar] = &[
 
 /// `CONFIG GET` parameters exported as numbers (the rest of the reply is
 /// used elsewhere or not at all).
-static CONFIG_NUMBERS: &[(&str, &Desc)] = &[("io-threads", &CONFIG_IO_THREADS), ("databases", &CONFIG_DATABASES)];
+/// Parameters read from the targeted `CONFIG GET`; the client asks for exactly these.
+/// `maxclients` is a fallback for servers whose INFO lacks it (before 7.0); when
+/// INFO has it, the INFO value was added first and the duplicate is dropped.
+pub static CONFIG_NUMBERS: &[(&str, &Desc)] =
+    &[("maxclients", &CONFIG_MAXCLIENTS), ("io-threads", &CONFIG_IO_THREADS), ("databases", &CONFIG_DATABASES)];
 
 /// Families with labels or computed values, not driven by the tables above.
 static OTHER_DESCS: &[&Desc] = &[
