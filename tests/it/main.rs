@@ -6,3 +6,4 @@ mod http;
 mod redis_live;
 mod redis_parse;
 mod support;
+mod redis_tls;

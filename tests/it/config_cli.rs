@@ -1,0 +1,107 @@
+//! The binary edge: `--check-config`, startup errors that name the field, the
+//! shipped example config, and the README tables kept true against the code.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::CommandFactory;
+use tenderly_exporter::cli::Cli;
+use tenderly_exporter::config::{parse_file, Env};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn exporter() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"));
+    for var in ["REDIS_ADDR", "REDIS_USER", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE", "TENDERLY_EXPORTER_CONFIG"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenderly-exporter-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+struct NoEnv;
+impl Env for NoEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        (name == "REDIS_REPLICA_PASSWORD").then(|| "replica-secret".to_string())
+    }
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let dir = temp_dir("example");
+    let secret = dir.join("password");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&secret, "s3cret\n").expect("write");
+    std::fs::write(&ca, "not checked until connect\n").expect("write");
+    let text = std::fs::read_to_string(root().join("examples/targets.yml")).expect("examples/targets.yml");
+    let text = text
+        .replace("/run/secrets/redis-exporter-password", secret.to_str().expect("utf-8"))
+        .replace("/etc/tenderly-exporter/redis-ca.pem", ca.to_str().expect("utf-8"));
+    let targets = parse_file(&text, &root().join("examples/targets.yml"), &NoEnv).expect("example parses");
+    let names: Vec<_> = targets.iter().map(|t| (t.name.as_str(), t.default)).collect();
+    assert_eq!(names, [("sessions-redis", true), ("sessions-redis-replica", false)]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_config_accepts_a_good_config_and_exits() {
+    let out = exporter().args(["--redis.addr", "127.0.0.1:6379", "--check-config"]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("configuration OK: 1 target(s)"), "{stdout}");
+}
+
+#[test]
+fn bad_config_fails_at_startup_naming_the_field_without_secrets() {
+    let dir = temp_dir("badcfg");
+    let path = dir.join("targets.yml");
+    std::fs::write(&path, "targets:\n  - name: r1\n    kind: redis\n    address: h:1\n    timeout: soon\n")
+        .expect("write");
+    let out = exporter()
+        .args(["--config.file", path.to_str().expect("utf-8"), "--check-config"])
+        .env("REDIS_PASSWORD", "never-print-this")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("targets[0] (r1).timeout"), "{stderr}");
+    assert!(stderr.contains("timeout: 5s"), "the message should say how to fix it: {stderr}");
+    assert!(!stderr.contains("never-print-this"));
+
+    let out = exporter()
+        .args(["--redis.addr", "redis://:argv-secret@h:notaport", "--check-config"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--redis.addr"), "{stderr}");
+    assert!(!stderr.contains("argv-secret"), "{stderr}");
+
+    let out = exporter().args(["--web.listen-address", "nonsense", "--check-config"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--web.listen-address"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn readme_lists_every_metric_and_flag() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut descs = tenderly_exporter::collectors::redis::encode::descriptors();
+    descs.extend(tenderly_exporter::scrape::descriptors());
+    descs.extend(tenderly_exporter::process::descriptors());
+    for d in descs {
+        assert!(d.is_well_formed(), "{} is not well formed", d.name);
+        assert!(readme.contains(&format!("| `{}` |", d.name)), "README has no metric row for {}", d.name);
+    }
+    for arg in Cli::command().get_arguments() {
+        if let Some(long) = arg.get_long() {
+            assert!(readme.contains(&format!("`--{long}`")), "README flag table lacks --{long}");
+        }
+    }
+}
