@@ -75,10 +75,8 @@ fn bad_config_fails_at_startup_naming_the_field_without_secrets() {
     assert!(stderr.contains("timeout: 5s"), "the message should say how to fix it: {stderr}");
     assert!(!stderr.contains("never-print-this"));
 
-    let out = exporter()
-        .args(["--redis.addr", "redis://:argv-secret@h:notaport", "--check-config"])
-        .output()
-        .expect("run");
+    let out =
+        exporter().args(["--redis.addr", "redis://:argv-secret@h:notaport", "--check-config"]).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--redis.addr"), "{stderr}");

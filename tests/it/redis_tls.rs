@@ -56,7 +56,9 @@ impl TlsRedis {
                 Err(log) => last_log = log,
             }
         }
-        panic!("TLS redis-server could not bind a free loopback port in {PORT_ATTEMPTS} attempts; last log:\n{last_log}");
+        panic!(
+            "TLS redis-server could not bind a free loopback port in {PORT_ATTEMPTS} attempts; last log:\n{last_log}"
+        );
     }
 
     fn path(&self, name: &str) -> String {
@@ -197,7 +199,8 @@ impl TlsRedis {
         fs::write(self.dir.join("redis.conf"), conf).expect("writing redis.conf");
         let _ = fs::remove_file(self.dir.join("redis.log"));
         let stderr = File::create(self.dir.join("stderr.log")).expect("creating stderr.log");
-        let binary = if Path::new("/usr/bin/redis-server").is_file() { "/usr/bin/redis-server" } else { "redis-server" };
+        let binary =
+            if Path::new("/usr/bin/redis-server").is_file() { "/usr/bin/redis-server" } else { "redis-server" };
         let child = Command::new(binary)
             .arg(self.dir.join("redis.conf"))
             .current_dir(&self.dir)
