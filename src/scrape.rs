@@ -13,9 +13,11 @@
 //! in the [`Exposition`] of one collection and is dropped after encoding.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
@@ -289,7 +291,8 @@ impl TargetRunner {
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(flight) = slot.as_ref() {
-            if flight.borrow().is_none() {
+            // Join only a flight that is still running: no value yet and a live sender.
+            if flight.borrow().is_none() && flight.has_changed().is_ok() {
                 return flight.clone();
             }
         }
@@ -301,7 +304,14 @@ impl TargetRunner {
         };
         let runner = Arc::clone(self);
         tokio::spawn(async move {
-            let collection = runner.collect(deadline).await;
+            // A panic must not leave the target stuck behind a flight that never lands.
+            let collection = match AssertUnwindSafe(runner.collect(deadline)).catch_unwind().await {
+                Ok(collection) => collection,
+                Err(_) => {
+                    tracing::error!(target_name = %runner.target.name, "collector panicked; reporting the target down");
+                    runner.down_collection()
+                }
+            };
             if let Ok(mut stats) = stats.lock() {
                 for run in &collection.runs {
                     let counts = stats.runs.entry((runner.target.name.clone(), run.collector)).or_default();
@@ -313,6 +323,18 @@ impl TargetRunner {
             let _ = tx.send(Some(Arc::new(collection)));
         });
         rx
+    }
+
+    /// What a collection that could not run at all reports.
+    fn down_collection(&self) -> Collection {
+        let mut exposition = Exposition::new();
+        match self.backend {
+            Backend::Redis(_) => redis_encode::encode_up(false, &mut exposition),
+        }
+        Collection {
+            exposition,
+            runs: vec![CollectorRun { collector: self.collector_name(), success: false, duration: Duration::ZERO }],
+        }
     }
 
     async fn collect(&self, deadline: Instant) -> Collection {
