@@ -102,8 +102,9 @@ cleanup() {
     stop_pid "$TRAFFIC_PID"
     stop_pid "$EXPORTER_PID"
     stop_pid "$REDIS_PID"
-    # Show the logs when something failed, not after a plain Ctrl-C (130) or kill (143).
-    if ((status != 0 && status != 130 && status != 143)) && [[ -d "$DEMO_DIR" ]]; then
+    # Show our logs when something failed, not after a plain Ctrl-C (130) or kill (143),
+    # and never those of another demo's directory (KEEP_DIR).
+    if ((status != 0 && status != 130 && status != 143 && KEEP_DIR == 0)) && [[ -d "$DEMO_DIR" ]]; then
         for f in exporter.log redis.log; do
             if [[ -s "$DEMO_DIR/$f" ]]; then
                 printf -- '--- last lines of %s ---\n' "$f" >&2
@@ -172,6 +173,16 @@ fi
 [[ -x "$EXPORTER_BIN" ]] || die "$EXPORTER_BIN does not exist; run without --no-build"
 
 # --- 3. previous runs, ports, directory ---------------------------------------------
+# One demo at a time. The lock lives next to the demo directory (which is removed on
+# exit) and is released by the kernel when this shell dies, even on kill -9; children
+# get fd 9 closed so leftovers of a killed run do not hold it.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$DEMO_DIR.lock"
+    if ! flock -n 9; then
+        KEEP_DIR=1
+        die "another demo is running (lock $DEMO_DIR.lock is held); stop it with Ctrl-C first"
+    fi
+fi
 if pid="$(stale_pid "$DEMO_DIR/demo.pid" demo.sh)" && [[ "$pid" != "$$" ]]; then
     KEEP_DIR=1
     die "another demo is running (pid $pid); stop it with Ctrl-C first"
@@ -238,7 +249,7 @@ rename-command KEYS ""
 EOF
 )
 log "starting redis-server on 127.0.0.1:$REDIS_PORT (data in $DEMO_DIR)"
-redis-server "$DEMO_DIR/redis.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/redis.log" &
+redis-server "$DEMO_DIR/redis.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/redis.log" 9>&- &
 REDIS_PID=$!
 
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
@@ -311,10 +322,13 @@ log "Redis now holds $(rcli dbsize) keys"
 
 # A trickle of application-like traffic (session reads, misses, rate-limit hits, OTP
 # checks) so command rates and hit ratios move while you watch.
+DEMO_PID=$$
 (
+    exec 9>&-
     trap 'exit 0' TERM INT
     i=0
-    while :; do
+    # Stops by itself if the demo shell is killed hard and cannot run its trap.
+    while kill -0 "$DEMO_PID" 2>/dev/null; do
         i=$((i + 1))
         {
             echo "GET tenderly:session:demo-miss-$((i % 7))"
@@ -335,7 +349,7 @@ log "starting tenderly-exporter on 127.0.0.1:$EXPORTER_PORT"
     --web.listen-address "127.0.0.1:$EXPORTER_PORT" \
     --redis.addr "redis://127.0.0.1:$REDIS_PORT" \
     --redis.password-file "$PASSWORD_FILE" \
-    </dev/null >>"$DEMO_DIR/exporter.log" 2>&1 &
+    </dev/null >>"$DEMO_DIR/exporter.log" 2>&1 9>&- &
 EXPORTER_PID=$!
 echo "$EXPORTER_PID" >"$DEMO_DIR/exporter.pid"
 
