@@ -16,8 +16,9 @@
 //! `prometheus_client` appends itself.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -175,14 +176,78 @@ struct Sample {
 struct Family {
     desc: Desc,
     samples: Vec<Sample>,
-    seen: HashSet<Vec<Label>>,
 }
 
 /// Samples of one scrape, grouped by family in first-seen order.
+///
+/// Cost matters here (every scrape builds a few hundred samples), so adding a
+/// sample does no hashing of labels: duplicate label sets are rare and are
+/// dropped once, at render time ([`Family::dedup`]).
 #[derive(Debug, Default, Clone)]
 pub struct Exposition {
     families: Vec<Family>,
-    index: HashMap<&'static str, usize>,
+    index: HashMap<&'static str, usize, BuildHasherDefault<FxHasher>>,
+}
+
+/// A small, fast, non-cryptographic hasher (the rustc "Fx" hash) for the
+/// family index, whose keys are our own static metric names.
+#[derive(Default)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Family {
+    /// Drops samples whose label set repeats an earlier one (first wins),
+    /// keeping order. Prometheus would reject the whole scrape otherwise.
+    fn dedup(&mut self) {
+        let n = self.samples.len();
+        if n < 2 {
+            return;
+        }
+        // Small families (nearly all): a quadratic scan without allocating.
+        if n <= 32 {
+            let dup = |i: usize| (0..i).any(|j| self.samples[j].labels == self.samples[i].labels);
+            if (1..n).any(dup) {
+                let mut i = 0;
+                let flags: Vec<bool> = (0..n).map(dup).collect();
+                self.samples.retain(|_| {
+                    let keep = !flags[i];
+                    i += 1;
+                    keep
+                });
+            }
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.samples.len()).collect();
+        order.sort_by(|&a, &b| self.samples[a].labels.cmp(&self.samples[b].labels).then(a.cmp(&b)));
+        let mut drop = vec![false; self.samples.len()];
+        for pair in order.windows(2) {
+            if self.samples[pair[0]].labels == self.samples[pair[1]].labels {
+                drop[pair[1]] = true;
+            }
+        }
+        if drop.iter().any(|&d| d) {
+            let mut i = 0;
+            self.samples.retain(|_| {
+                let keep = !drop[i];
+                i += 1;
+                keep
+            });
+        }
+    }
 }
 
 impl Exposition {
@@ -197,10 +262,7 @@ impl Exposition {
         if desc.kind == Kind::Counter && !counter_value_ok(&value) {
             return;
         }
-        let family = self.family_mut(desc);
-        if family.seen.insert(labels.clone()) {
-            family.samples.push(Sample { labels, value });
-        }
+        self.family_mut(desc).samples.push(Sample { labels, value });
     }
 
     /// Adds a sample without labels.
@@ -216,19 +278,22 @@ impl Exposition {
 
     fn family_mut(&mut self, desc: &Desc) -> &mut Family {
         let idx = *self.index.entry(desc.name).or_insert_with(|| {
-            self.families.push(Family { desc: *desc, samples: Vec::new(), seen: HashSet::new() });
+            self.families.push(Family { desc: *desc, samples: Vec::new() });
             self.families.len() - 1
         });
         &mut self.families[idx]
     }
 
-    /// Moves every sample of `other` into `self`.
+    /// Moves every sample of `other` into `self` (families new to `self` move whole).
     pub fn merge(&mut self, other: Exposition) {
         for family in other.families {
-            for sample in family.samples {
-                self.add(&family.desc, sample.labels, sample.value);
+            match self.index.get(family.desc.name) {
+                Some(&i) => self.families[i].samples.extend(family.samples),
+                None => {
+                    self.index.insert(family.desc.name, self.families.len());
+                    self.families.push(family);
+                }
             }
-            self.declare(&family.desc);
         }
     }
 
@@ -242,9 +307,13 @@ impl Exposition {
             .map(|s| &s.value)
     }
 
-    /// Number of samples in family `name` (0 if absent).
+    /// Number of distinct samples in family `name` (0 if absent).
     pub fn sample_count(&self, name: &str) -> usize {
-        self.index.get(name).map_or(0, |&i| self.families[i].samples.len())
+        self.index.get(name).map_or(0, |&i| {
+            let mut family = self.families[i].clone();
+            family.dedup();
+            family.samples.len()
+        })
     }
 
     /// Names of all families, in order.
@@ -253,7 +322,10 @@ impl Exposition {
     }
 
     /// Encodes as OpenMetrics text (ending in `# EOF`) through a fresh registry.
-    pub fn render(self) -> Result<String, fmt::Error> {
+    pub fn render(mut self) -> Result<String, fmt::Error> {
+        for family in &mut self.families {
+            family.dedup();
+        }
         let mut registry = Registry::default();
         registry.register_collector(Box::new(ExpositionCollector(self)));
         let mut out = String::new();

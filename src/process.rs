@@ -6,6 +6,8 @@
 //! would return); memory comes from `/proc/self/status` in kB, which avoids
 //! guessing the page size.
 
+use std::sync::OnceLock;
+
 use crate::metrics::{BaseUnit, Desc, Exposition};
 
 const USER_HZ: f64 = 100.0;
@@ -35,8 +37,11 @@ pub fn encode(out: &mut Exposition) {
             if let (Some(utime), Some(stime)) = (field_f64(&fields, 14), field_f64(&fields, 15)) {
                 out.add_plain(&CPU, (utime + stime) / USER_HZ);
             }
-            if let (Some(start_ticks), Some(boot)) = (field_f64(&fields, 22), boot_time()) {
-                out.add_plain(&START, boot + start_ticks / USER_HZ);
+            // Constant for the life of the process: computed once (reading /proc/stat is not free).
+            static START_TIME: OnceLock<Option<f64>> = OnceLock::new();
+            let start = *START_TIME.get_or_init(|| Some(boot_time()? + field_f64(&fields, 22)? / USER_HZ));
+            if let Some(start) = start {
+                out.add_plain(&START, start);
             }
         }
     }

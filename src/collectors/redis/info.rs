@@ -15,7 +15,11 @@
 //! [`MAX_FIELDS`] fields are kept. Both are counted in [`Info::dropped_lines`].
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::metrics::FxHasher;
 
 /// Longest line kept. Real INFO lines are well under 1 KiB; the longest are
 /// `module:` and `cmdstat_` lines.
@@ -40,9 +44,40 @@ pub struct Section {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Info {
     sections: Vec<Section>,
-    /// Field name -> (section index, field index) of its first occurrence.
-    index: HashMap<String, (usize, usize)>,
+    /// Hash of a field name -> (section index, field index) of its first
+    /// occurrence. Keyed by hash so building it costs no allocation per field
+    /// (this runs on every scrape); `get` confirms the name, and the rare
+    /// different name with an equal hash goes to `collisions`.
+    index: HashMap<u64, (usize, usize), BuildHasherDefault<PassThroughHasher>>,
+    collisions: Vec<(usize, usize)>,
+    field_count: usize,
     dropped_lines: usize,
+}
+
+/// The index keys are already hashes: use them as they are.
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn name_hash(name: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(name.as_bytes());
+    hasher.finish()
 }
 
 /// Parses a raw reply. Never fails and never panics: CRLF or LF line endings,
@@ -87,7 +122,7 @@ pub fn parse_info(raw: &[u8]) -> Info {
 
 impl Info {
     fn field_count(&self) -> usize {
-        self.sections.iter().map(|s| s.fields.len()).sum()
+        self.field_count
     }
 
     fn push_field(&mut self, field: String, value: String) {
@@ -95,18 +130,39 @@ impl Info {
             self.sections.push(Section::default());
         }
         let section_idx = self.sections.len() - 1;
-        let section = &mut self.sections[section_idx];
-        let field_idx = section.fields.len();
+        let field_idx = self.sections[section_idx].fields.len();
         // First occurrence wins for `get`, the same rule `Exposition` applies
         // to duplicate samples; later ones stay visible through `fields()`.
-        self.index.entry(field.clone()).or_insert((section_idx, field_idx));
-        section.fields.push((field, value));
+        match self.index.entry(name_hash(&field)) {
+            Entry::Vacant(slot) => {
+                slot.insert((section_idx, field_idx));
+            }
+            Entry::Occupied(slot) => {
+                let (s, f) = *slot.get();
+                if self.sections[s].fields[f].0 != field && self.lookup_collision(&field).is_none() {
+                    self.collisions.push((section_idx, field_idx));
+                }
+            }
+        }
+        self.sections[section_idx].fields.push((field, value));
+        self.field_count += 1;
+    }
+
+    fn field_at(&self, (s, f): (usize, usize)) -> Option<&(String, String)> {
+        self.sections.get(s)?.fields.get(f)
+    }
+
+    fn lookup_collision(&self, field: &str) -> Option<&str> {
+        self.collisions.iter().filter_map(|&at| self.field_at(at)).find(|(k, _)| k == field).map(|(_, v)| v.as_str())
     }
 
     /// Value of the first field named `field`, in any section.
     pub fn get(&self, field: &str) -> Option<&str> {
-        let &(s, f) = self.index.get(field)?;
-        self.sections.get(s)?.fields.get(f).map(|(_, v)| v.as_str())
+        let &at = self.index.get(&name_hash(field))?;
+        match self.field_at(at) {
+            Some((k, v)) if k == field => Some(v.as_str()),
+            _ => self.lookup_collision(field),
+        }
     }
 
     /// The section whose header matches `name` case-insensitively
