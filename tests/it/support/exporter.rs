@@ -44,10 +44,7 @@ impl TestExporter {
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             // The same runtime flavour as the binary (main.rs).
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("test runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
                 addr_tx.send(listener.local_addr().expect("local addr")).expect("send addr");
