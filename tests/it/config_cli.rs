@@ -20,12 +20,6 @@ fn exporter() -> Command {
     cmd
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tenderly-exporter-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 struct NoEnv;
 impl Env for NoEnv {
     fn var(&self, name: &str) -> Option<String> {
@@ -35,7 +29,7 @@ impl Env for NoEnv {
 
 #[test]
 fn shipped_example_config_is_valid() {
-    let dir = temp_dir("example");
+    let dir = crate::support::private_temp_dir("example");
     let secret = dir.join("password");
     let ca = dir.join("ca.pem");
     std::fs::write(&secret, "s3cret\n").expect("write");
@@ -60,7 +54,7 @@ fn check_config_accepts_a_good_config_and_exits() {
 
 #[test]
 fn bad_config_fails_at_startup_naming_the_field_without_secrets() {
-    let dir = temp_dir("badcfg");
+    let dir = crate::support::private_temp_dir("badcfg");
     let path = dir.join("targets.yml");
     std::fs::write(&path, "targets:\n  - name: r1\n    kind: redis\n    address: h:1\n    timeout: soon\n")
         .expect("write");

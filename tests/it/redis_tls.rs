@@ -6,12 +6,12 @@
 //! deadline and without leaking the password or PEM contents.
 
 use std::fs::{self, File};
-use std::io;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::time::{Duration, Instant};
 
 use crate::support::exporter::TestExporter;
 
@@ -46,7 +46,7 @@ impl TlsRedis {
     /// Generates the PKI (CA, server cert for `localhost`/`127.0.0.1`, client
     /// cert, and an unrelated second CA) and starts the server.
     fn start(auth: ClientAuth) -> TlsRedis {
-        let mut server = TlsRedis { dir: private_temp_dir(), port: 0, child: None };
+        let mut server = TlsRedis { dir: crate::support::private_temp_dir("tls"), port: 0, child: None };
         server.make_pki();
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -281,28 +281,6 @@ impl Drop for TlsRedis {
         self.kill();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A fresh 0700 directory under the system temp dir (keys never leave it).
-fn private_temp_dir() -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    for _ in 0..100 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tenderly-it-tls-{}-{n}-{nanos}", std::process::id()));
-        let mut builder = fs::DirBuilder::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        match builder.create(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("creating a temp dir under {}: {e}", std::env::temp_dir().display()),
-        }
-    }
-    panic!("could not create a unique temp dir under {}", std::env::temp_dir().display());
 }
 
 fn free_port() -> u16 {

@@ -36,3 +36,28 @@ pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A fresh 0700 directory under the system temp dir, unique per call (servers'
+/// configs, passwords and throwaway keys live there and never leave it).
+pub fn private_temp_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    for _ in 0..100 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tenderly-it-{tag}-{}-{n}-{nanos}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        match builder.create(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("creating a temp dir under {}: {e}", std::env::temp_dir().display()),
+        }
+    }
+    panic!("could not create a unique temp dir under {}", std::env::temp_dir().display());
+}

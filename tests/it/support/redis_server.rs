@@ -18,8 +18,8 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::time::{Duration, Instant};
 
 use super::wait_until;
 
@@ -80,7 +80,7 @@ impl RedisServer {
     /// node, until the cluster is `ok`). Panics with the server log on failure.
     pub fn start(opts: RedisOptions) -> RedisServer {
         let binary = redis_server_binary();
-        let dir = private_temp_dir();
+        let dir = super::private_temp_dir("redis");
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port(opts.cluster);
@@ -371,28 +371,6 @@ fn redis_server_binary() -> PathBuf {
         );
     }
     binary
-}
-
-/// A fresh 0700 directory under the system temp dir.
-fn private_temp_dir() -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    for _ in 0..100 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tenderly-it-redis-{}-{n}-{nanos}", std::process::id()));
-        let mut builder = fs::DirBuilder::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        match builder.create(&dir) {
-            Ok(()) => return dir,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("creating a temp dir for redis-server under {}: {e}", std::env::temp_dir().display()),
-        }
-    }
-    panic!("could not create a unique temp dir for redis-server under {}", std::env::temp_dir().display());
 }
 
 /// A loopback port that was free a moment ago. Cluster nodes also need the bus
