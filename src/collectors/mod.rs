@@ -2,4 +2,5 @@
 //! snapshot structs (pure parsing) and encodes snapshots into an
 //! [`Exposition`](crate::metrics::Exposition) (pure formatting).
 
+pub mod mongodb;
 pub mod redis;

@@ -1,0 +1,1 @@
+//! MongoDB I/O (being written).

@@ -1,0 +1,71 @@
+//! MongoDB collector: one `mongodb::Client` per target for the process
+//! lifetime (`client`), the node's role detected once per connection, only the
+//! commands that work on that role, and curated, typed metrics. Parsing is pure
+//! (BSON document -> snapshot struct, one module per command family) and
+//! encoding is pure (snapshot -> [`Exposition`](crate::metrics::Exposition)).
+
+pub mod client;
+pub mod current_op;
+pub mod dbstats;
+pub mod encode;
+pub mod oplog;
+pub mod profile;
+pub mod replset;
+pub mod server_status;
+
+/// What kind of node a target is, from `hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    Standalone,
+    Primary,
+    Secondary,
+    Arbiter,
+    /// A replica-set member in another state (startup, recovering, rollback, ...).
+    OtherMember,
+    Mongos,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+            Role::Arbiter => "arbiter",
+            Role::OtherMember => "other",
+            Role::Mongos => "mongos",
+        }
+    }
+
+    /// Whether replica-set commands apply (replSetGetStatus, oplog).
+    pub fn is_replica_member(self) -> bool {
+        matches!(self, Role::Primary | Role::Secondary | Role::Arbiter | Role::OtherMember)
+    }
+}
+
+/// Facts about the node learnt from `hello` (once per connection).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeInfo {
+    pub role: Role,
+    pub set_name: Option<String>,
+    pub hidden: bool,
+    /// Config server replica set member (`configsvr` in `hello`'s `setName`/`configsvr`).
+    pub config_server: bool,
+    pub max_wire_version: i32,
+}
+
+/// Everything one scrape read from one MongoDB node, before encoding.
+/// Sections are `None` when not applicable to the role, disabled, or refused.
+#[derive(Debug, Clone, Default)]
+pub struct MongoSnapshot {
+    pub node: NodeInfo,
+    pub server_status: Option<server_status::ServerStatus>,
+    pub replset_status: Option<replset::ReplSetStatus>,
+    pub replset_config: Option<replset::ReplSetConfig>,
+    pub oplog: Option<oplog::OplogWindow>,
+    pub current_op: Option<current_op::CurrentOps>,
+    pub dbstats: Vec<dbstats::DbStats>,
+    /// Per-database profiler counters (cumulative, from the client's high-water marks).
+    pub profiler: Vec<profile::DbProfile>,
+}
