@@ -128,7 +128,8 @@ pub enum Value {
     Histogram {
         sum: f64,
         count: u64,
-        /// Cumulative counts per upper bound, ascending; `+Inf` is implied by `count`.
+        /// Observations per bucket (NOT cumulative: the encoder accumulates),
+        /// by ascending upper bound; the last bound must be `f64::INFINITY`.
         buckets: Vec<(f64, u64)>,
     },
 }
@@ -424,6 +425,19 @@ mod tests {
         assert_eq!(a.get("redis_commands_total", &[("cmd", "get")]), Some(&Value::Uint(1)));
         let text = a.render().expect("encode");
         assert_eq!(text.matches("# TYPE redis_commands counter").count(), 1);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        const H: Desc = Desc::histogram("x_duration_seconds", "Durations of x in seconds, for a test.")
+            .unit(BaseUnit::Seconds);
+        let mut e = Exposition::new();
+        let buckets = vec![(0.1, 2), (1.0, 3), (f64::INFINITY, 1)];
+        e.add(&H, vec![("db", "app".into())], Value::Histogram { sum: 4.5, count: 6, buckets });
+        let text = e.render().expect("encode");
+        assert!(text.contains("x_duration_seconds_bucket{le=\"1.0\",db=\"app\"} 5\n"), "{text}");
+        assert!(text.contains("x_duration_seconds_bucket{le=\"+Inf\",db=\"app\"} 6\n"), "{text}");
+        assert!(text.contains("x_duration_seconds_count{db=\"app\"} 6\n"), "{text}");
     }
 
     #[test]
