@@ -49,6 +49,10 @@ pub struct Cli {
     #[arg(long = "web.timeout-offset", default_value = "0.5s", value_parser = parse_duration_arg)]
     pub timeout_offset: std::time::Duration,
 
+    /// Exporter-toolkit web configuration (tls_server_config, basic_auth_users); reloaded on change or SIGHUP.
+    #[arg(long = "web.config.file", env = "TENDERLY_EXPORTER_WEB_CONFIG")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Collection deadline used when a request carries no scrape-timeout header.
     #[arg(long = "web.default-timeout", default_value = "9.5s", value_parser = parse_duration_arg)]
     pub default_timeout: std::time::Duration,

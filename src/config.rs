@@ -174,6 +174,8 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebConfig {
     pub listen_address: String,
+    /// `--web.config.file`: TLS and basic auth for the HTTP endpoints.
+    pub web_config_file: Option<PathBuf>,
     pub telemetry_path: String,
     pub max_requests: usize,
     pub timeout_offset: Duration,
@@ -268,6 +270,7 @@ impl Config {
     pub fn from_cli(cli: &Cli, env: &dyn Env) -> Result<Config, ConfigError> {
         let web = WebConfig {
             listen_address: normalize_listen_address(&cli.listen_address)?,
+            web_config_file: cli.web_config_file.clone(),
             telemetry_path: validate_telemetry_path(&cli.telemetry_path)?,
             max_requests: match cli.max_requests {
                 0 => return Err(invalid("--web.max-requests", "must be at least 1", "set it to e.g. 40")),

@@ -279,6 +279,7 @@ mod tests {
     fn web() -> WebConfig {
         WebConfig {
             listen_address: "127.0.0.1:0".into(),
+            web_config_file: None,
             telemetry_path: "/metrics".into(),
             max_requests: 4,
             timeout_offset: Duration::from_millis(500),
