@@ -29,7 +29,9 @@ pub enum LogLevel {
     name = "tenderly-exporter",
     version,
     about = "Prometheus exporter for the Tenderly platform's Redis and MongoDB.",
-    after_help = "Secrets are read from the environment or from files, never only from argv.\n\
+    after_help = "Subcommand: `tenderly-exporter doctor [flags]` connects to every target, runs each collector once\n\
+                  and prints OK or the missing privilege with the grant that fixes it (exit 1 on any failure).\n\n\
+                  Secrets are read from the environment or from files, never only from argv.\n\
                   See README.md for the metric list and the configuration file format."
 )]
 pub struct Cli {
@@ -80,6 +82,70 @@ pub struct Cli {
     /// PEM client key for mutual TLS to Redis.
     #[arg(long = "redis.tls-key-file", env = "REDIS_TLS_KEY_FILE")]
     pub redis_tls_key_file: Option<PathBuf>,
+
+    /// MongoDB connection string of the default target (mongodb://host:port/?options or mongodb+srv://name).
+    /// Direct connection to the named host unless the string says otherwise.
+    #[arg(long = "mongodb.uri", env = "MONGODB_URI")]
+    pub mongodb_uri: Option<String>,
+
+    /// File holding only the MongoDB connection string (use instead of --mongodb.uri when it holds credentials).
+    #[arg(long = "mongodb.uri-file", env = "MONGODB_URI_FILE")]
+    pub mongodb_uri_file: Option<PathBuf>,
+
+    /// MongoDB user name (injected into the connection; MONGODB_PASSWORD or --mongodb.password-file holds the password).
+    #[arg(long = "mongodb.user", env = "MONGODB_USER")]
+    pub mongodb_user: Option<String>,
+
+    /// File holding only the MongoDB password.
+    #[arg(long = "mongodb.password-file", env = "MONGODB_PASSWORD_FILE")]
+    pub mongodb_password_file: Option<PathBuf>,
+
+    /// Active operations running at least this long count as long-running (the DBA guide's secs_running > 1).
+    #[arg(long = "mongodb.currentop-threshold", default_value = "1s", value_parser = parse_duration_arg)]
+    pub mongodb_currentop_threshold: std::time::Duration,
+
+    /// At most this many databases get dbStats and profiler reads per scrape.
+    #[arg(long = "mongodb.max-databases", default_value_t = 100)]
+    pub mongodb_max_databases: usize,
+
+    /// At most this many profiler documents are read per database per scrape.
+    #[arg(long = "mongodb.profiler-max-docs", default_value_t = 1000)]
+    pub mongodb_profiler_max_docs: u32,
+
+    /// Enable replSetGetStatus/replSetGetConfig on replica-set members.
+    #[arg(long = "collector.mongodb.replset", overrides_with = "no_mongodb_replset")]
+    pub mongodb_replset: bool,
+    /// Disable the replica-set collector.
+    #[arg(long = "no-collector.mongodb.replset")]
+    pub no_mongodb_replset: bool,
+
+    /// Enable the oplog window (first/last entries of local.oplog.rs and its size).
+    #[arg(long = "collector.mongodb.oplog", overrides_with = "no_mongodb_oplog")]
+    pub mongodb_oplog: bool,
+    /// Disable the oplog collector.
+    #[arg(long = "no-collector.mongodb.oplog")]
+    pub no_mongodb_oplog: bool,
+
+    /// Enable long-running operation counts ($currentOp).
+    #[arg(long = "collector.mongodb.currentop", overrides_with = "no_mongodb_currentop")]
+    pub mongodb_currentop: bool,
+    /// Disable the currentOp collector.
+    #[arg(long = "no-collector.mongodb.currentop")]
+    pub no_mongodb_currentop: bool,
+
+    /// Enable dbStats per database (including filesystem sizes).
+    #[arg(long = "collector.mongodb.dbstats", overrides_with = "no_mongodb_dbstats")]
+    pub mongodb_dbstats: bool,
+    /// Disable the dbStats collector.
+    #[arg(long = "no-collector.mongodb.dbstats")]
+    pub no_mongodb_dbstats: bool,
+
+    /// Enable profiler counters (system.profile) per database.
+    #[arg(long = "collector.mongodb.profiler", overrides_with = "no_mongodb_profiler")]
+    pub mongodb_profiler: bool,
+    /// Disable the profiler collector.
+    #[arg(long = "no-collector.mongodb.profiler")]
+    pub no_mongodb_profiler: bool,
 
     /// YAML file with named targets (served on /probe?target=NAME).
     #[arg(long = "config.file", env = "TENDERLY_EXPORTER_CONFIG")]

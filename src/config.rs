@@ -83,13 +83,73 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TargetKind {
     Redis,
+    Mongodb,
 }
 
 impl TargetKind {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::Redis => "redis",
+            TargetKind::Mongodb => "mongodb",
         }
+    }
+}
+
+/// Which MongoDB collectors run (hello and serverStatus always do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MongoCollectors {
+    pub replset: bool,
+    pub oplog: bool,
+    pub currentop: bool,
+    pub dbstats: bool,
+    pub profiler: bool,
+}
+
+impl Default for MongoCollectors {
+    fn default() -> Self {
+        MongoCollectors { replset: true, oplog: true, currentop: true, dbstats: true, profiler: true }
+    }
+}
+
+/// Limits and thresholds of the MongoDB collectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongoLimits {
+    /// Active operations running at least this long count as long-running.
+    pub currentop_threshold: Duration,
+    /// At most this many databases get dbStats and profiler reads per scrape.
+    pub max_databases: usize,
+    /// At most this many profiler documents are read per database per scrape.
+    pub profiler_max_docs: u32,
+}
+
+impl Default for MongoLimits {
+    fn default() -> Self {
+        MongoLimits { currentop_threshold: Duration::from_secs(1), max_databases: 100, profiler_max_docs: 1000 }
+    }
+}
+
+/// Where and how to reach one MongoDB node.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MongoTarget {
+    /// The connection string as given (may hold credentials and TLS options): never displayed.
+    pub uri: Secret,
+    /// `mongodb://host:port[,...]` without credentials or options, for display.
+    pub display: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub collectors: MongoCollectors,
+    pub limits: MongoLimits,
+}
+
+impl fmt::Debug for MongoTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoTarget")
+            .field("uri", &self.display)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("collectors", &self.collectors)
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -142,6 +202,7 @@ impl fmt::Debug for RedisTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
     Redis(RedisTarget),
+    Mongodb(MongoTarget),
 }
 
 /// One named target.
@@ -159,6 +220,7 @@ impl Target {
     pub fn kind(&self) -> TargetKind {
         match self.spec {
             TargetSpec::Redis(_) => TargetKind::Redis,
+            TargetSpec::Mongodb(_) => TargetKind::Mongodb,
         }
     }
 
@@ -166,6 +228,7 @@ impl Target {
     pub fn display_address(&self) -> &str {
         match &self.spec {
             TargetSpec::Redis(r) => &r.url,
+            TargetSpec::Mongodb(m) => &m.display,
         }
     }
 }
@@ -226,7 +289,13 @@ struct FileTarget {
     #[serde(default)]
     default: bool,
     #[serde(default)]
-    collectors: Option<FileRedisCollectors>,
+    collectors: Option<FileCollectors>,
+    #[serde(default)]
+    currentop_threshold: Option<String>,
+    #[serde(default)]
+    max_databases: Option<usize>,
+    #[serde(default)]
+    profiler_max_docs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,15 +309,26 @@ struct FileTls {
     key_file: Option<PathBuf>,
 }
 
+/// Per-target collector switches; which keys apply depends on the kind.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileRedisCollectors {
+struct FileCollectors {
     #[serde(default)]
     slowlog: Option<bool>,
     #[serde(default)]
     latency: Option<bool>,
     #[serde(default)]
     config: Option<bool>,
+    #[serde(default)]
+    replset: Option<bool>,
+    #[serde(default)]
+    oplog: Option<bool>,
+    #[serde(default)]
+    currentop: Option<bool>,
+    #[serde(default)]
+    dbstats: Option<bool>,
+    #[serde(default)]
+    profiler: Option<bool>,
 }
 
 /// Where the process environment comes from (injectable for tests).
@@ -316,6 +396,10 @@ impl Config {
             });
         }
 
+        if let Some(target) = mongodb_from_flags(cli, env)? {
+            targets.push(target);
+        }
+
         if let Some(path) = &cli.config_file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
@@ -330,6 +414,55 @@ impl Config {
     pub fn default_targets(&self) -> impl Iterator<Item = &Target> {
         self.targets.iter().filter(|t| t.default)
     }
+}
+
+/// The default MongoDB target from `--mongodb.*` flags, if any.
+fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, ConfigError> {
+    let (uri, field) = match (&cli.mongodb_uri, &cli.mongodb_uri_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("--mongodb.uri-file", "both --mongodb.uri and --mongodb.uri-file are set", "keep one"))
+        }
+        (Some(uri), None) => (Secret::new(uri.trim()), "--mongodb.uri"),
+        (None, Some(path)) => (read_secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file"),
+        (None, None) => return Ok(None),
+    };
+    let display = validate_mongodb_uri(uri.expose(), field)?;
+    let password = match &cli.mongodb_password_file {
+        Some(path) => Some(read_secret_file(path, "--mongodb.password-file")?),
+        None => env.var("MONGODB_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new),
+    };
+    if password.is_some() && cli.mongodb_user.is_none() {
+        return Err(invalid(
+            "--mongodb.user",
+            "a MongoDB password is set but no user",
+            "set --mongodb.user or MONGODB_USER",
+        ));
+    }
+    let collectors = MongoCollectors {
+        replset: Cli::switch(cli.mongodb_replset, cli.no_mongodb_replset, true),
+        oplog: Cli::switch(cli.mongodb_oplog, cli.no_mongodb_oplog, true),
+        currentop: Cli::switch(cli.mongodb_currentop, cli.no_mongodb_currentop, true),
+        dbstats: Cli::switch(cli.mongodb_dbstats, cli.no_mongodb_dbstats, true),
+        profiler: Cli::switch(cli.mongodb_profiler, cli.no_mongodb_profiler, true),
+    };
+    let limits = MongoLimits {
+        currentop_threshold: cli.mongodb_currentop_threshold,
+        max_databases: check_range(cli.mongodb_max_databases, 1, 10_000, "--mongodb.max-databases")?,
+        profiler_max_docs: check_range(cli.mongodb_profiler_max_docs, 1, 100_000, "--mongodb.profiler-max-docs")?,
+    };
+    Ok(Some(Target {
+        name: "mongodb".to_string(),
+        spec: TargetSpec::Mongodb(MongoTarget {
+            uri,
+            display,
+            username: cli.mongodb_user.clone(),
+            password,
+            collectors,
+            limits,
+        }),
+        timeout: None,
+        default: true,
+    }))
 }
 
 /// Parses the YAML configuration file into targets.
@@ -347,11 +480,14 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
     let mut out = Vec::with_capacity(file.targets.len());
     for (i, t) in file.targets.into_iter().enumerate() {
         let at = |field: &str| format!("{}: targets[{i}] ({}).{field}", path.display(), t.name);
-        if t.kind != "redis" {
-            return Err(invalid(at("kind"), format!("unknown kind '{}'", t.kind), "use kind: redis"));
-        }
-        let (url, url_user, url_password) = normalize_redis_address(&t.address, &at("address"))?;
-        let password = match (&t.password_env, &t.password_file) {
+        let kind = match t.kind.as_str() {
+            "redis" => TargetKind::Redis,
+            "mongodb" => TargetKind::Mongodb,
+            other => {
+                return Err(invalid(at("kind"), format!("unknown kind '{other}'"), "use kind: redis or kind: mongodb"))
+            }
+        };
+        let file_password = match (&t.password_env, &t.password_file) {
             (Some(_), Some(_)) => {
                 return Err(invalid(at("password_env"), "both password_env and password_file are set", "keep one"))
             }
@@ -359,9 +495,9 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
                 invalid(at("password_env"), format!("environment variable {var} is not set or empty"), "export it")
             })?),
             (None, Some(file)) => Some(read_secret_file(file, &at("password_file"))?),
-            (None, None) => url_password,
+            (None, None) => None,
         };
-        let username = match (&t.username, &t.username_env) {
+        let file_username = match (&t.username, &t.username_env) {
             (Some(_), Some(_)) => {
                 return Err(invalid(at("username_env"), "both username and username_env are set", "keep one"))
             }
@@ -369,7 +505,7 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
             (None, Some(var)) => Some(env.var(var).ok_or_else(|| {
                 invalid(at("username_env"), format!("environment variable {var} is not set or empty"), "export it")
             })?),
-            (None, None) => url_user,
+            (None, None) => None,
         };
         let timeout = match &t.timeout {
             Some(text) => {
@@ -381,25 +517,126 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
             }
             None => None,
         };
-        let tls = t
-            .tls
-            .map(|f| RedisTls { ca_file: f.ca_file, cert_file: f.cert_file, key_file: f.key_file })
-            .unwrap_or_default();
-        validate_tls(&tls, &url, &at("tls"))?;
-        let defaults = RedisCollectors::default();
-        let collectors = t.collectors.map_or(defaults, |c| RedisCollectors {
-            slowlog: c.slowlog.unwrap_or(defaults.slowlog),
-            latency: c.latency.unwrap_or(defaults.latency),
-            config: c.config.unwrap_or(defaults.config),
-        });
-        out.push(Target {
-            name: t.name,
-            spec: TargetSpec::Redis(RedisTarget { url, username, password, tls, collectors }),
-            timeout,
-            default: t.default,
-        });
+        let spec = match kind {
+            TargetKind::Redis => {
+                let mongo_only = [
+                    ("currentop_threshold", t.currentop_threshold.is_some()),
+                    ("max_databases", t.max_databases.is_some()),
+                    ("profiler_max_docs", t.profiler_max_docs.is_some()),
+                ];
+                reject_foreign_keys(&mongo_only, "redis", &at)?;
+                let (url, url_user, url_password) = normalize_redis_address(&t.address, &at("address"))?;
+                let tls = t
+                    .tls
+                    .map(|f| RedisTls { ca_file: f.ca_file, cert_file: f.cert_file, key_file: f.key_file })
+                    .unwrap_or_default();
+                validate_tls(&tls, &url, &at("tls"))?;
+                let defaults = RedisCollectors::default();
+                let collectors = match t.collectors {
+                    None => defaults,
+                    Some(c) => {
+                        let foreign = [
+                            ("collectors.replset", c.replset.is_some()),
+                            ("collectors.oplog", c.oplog.is_some()),
+                            ("collectors.currentop", c.currentop.is_some()),
+                            ("collectors.dbstats", c.dbstats.is_some()),
+                            ("collectors.profiler", c.profiler.is_some()),
+                        ];
+                        reject_foreign_keys(&foreign, "redis", &at)?;
+                        RedisCollectors {
+                            slowlog: c.slowlog.unwrap_or(defaults.slowlog),
+                            latency: c.latency.unwrap_or(defaults.latency),
+                            config: c.config.unwrap_or(defaults.config),
+                        }
+                    }
+                };
+                TargetSpec::Redis(RedisTarget {
+                    url,
+                    username: file_username.or(url_user),
+                    password: file_password.or(url_password),
+                    tls,
+                    collectors,
+                })
+            }
+            TargetKind::Mongodb => {
+                reject_foreign_keys(&[("tls", t.tls.is_some())], "mongodb", &at)?;
+                let display = validate_mongodb_uri(&t.address, &at("address"))?;
+                let defaults = MongoCollectors::default();
+                let collectors = match t.collectors {
+                    None => defaults,
+                    Some(c) => {
+                        let foreign = [
+                            ("collectors.slowlog", c.slowlog.is_some()),
+                            ("collectors.latency", c.latency.is_some()),
+                            ("collectors.config", c.config.is_some()),
+                        ];
+                        reject_foreign_keys(&foreign, "mongodb", &at)?;
+                        MongoCollectors {
+                            replset: c.replset.unwrap_or(defaults.replset),
+                            oplog: c.oplog.unwrap_or(defaults.oplog),
+                            currentop: c.currentop.unwrap_or(defaults.currentop),
+                            dbstats: c.dbstats.unwrap_or(defaults.dbstats),
+                            profiler: c.profiler.unwrap_or(defaults.profiler),
+                        }
+                    }
+                };
+                let mut limits = MongoLimits::default();
+                if let Some(text) = &t.currentop_threshold {
+                    limits.currentop_threshold = parse_duration(text)
+                        .map_err(|e| invalid(at("currentop_threshold"), e, "use e.g. currentop_threshold: 1s"))?;
+                }
+                if let Some(n) = t.max_databases {
+                    limits.max_databases = check_range(n, 1, 10_000, &at("max_databases"))?;
+                }
+                if let Some(n) = t.profiler_max_docs {
+                    limits.profiler_max_docs = check_range(n, 1, 100_000, &at("profiler_max_docs"))?;
+                }
+                TargetSpec::Mongodb(MongoTarget {
+                    uri: Secret::new(t.address.trim()),
+                    display,
+                    username: file_username,
+                    password: file_password,
+                    collectors,
+                    limits,
+                })
+            }
+        };
+        out.push(Target { name: t.name, spec, timeout, default: t.default });
     }
     Ok(out)
+}
+
+fn reject_foreign_keys(keys: &[(&str, bool)], kind: &str, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    match keys.iter().find(|(_, present)| *present) {
+        Some((key, _)) => Err(invalid(at(key), format!("does not apply to kind: {kind}"), "remove it")),
+        None => Ok(()),
+    }
+}
+
+fn check_range<T: PartialOrd + fmt::Display + Copy>(value: T, min: T, max: T, field: &str) -> Result<T, ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(field, format!("{value} is out of range"), format!("use a value from {min} to {max}")));
+    }
+    Ok(value)
+}
+
+/// Checks a MongoDB connection string's syntax with the driver's own parser and
+/// returns a credential-free display form (`mongodb://host:port,...`). The
+/// parser's message is not shown: it can quote the string, credentials included.
+pub fn validate_mongodb_uri(uri: &str, field: &str) -> Result<String, ConfigError> {
+    let fix =
+        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in MONGODB_USER/MONGODB_PASSWORD";
+    let parsed = mongodb::options::ConnectionString::parse(uri.trim())
+        .map_err(|_| invalid(field, "not a valid MongoDB connection string", fix))?;
+    let display = match &parsed.host_info {
+        mongodb::options::HostInfo::HostIdentifiers(hosts) => {
+            let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+            format!("mongodb://{}", hosts.join(","))
+        }
+        mongodb::options::HostInfo::DnsRecord(name) => format!("mongodb+srv://{name}"),
+        _ => "mongodb://(unknown)".to_string(),
+    };
+    Ok(display)
 }
 
 fn validate_targets(targets: &[Target]) -> Result<(), ConfigError> {

@@ -22,8 +22,24 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // `doctor` is a subcommand that takes the same flags; strip it before clap.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let doctor = args.get(1).is_some_and(|a| a == "doctor");
+    if doctor {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
     let config = Config::from_cli(&cli, &ProcessEnv).context("invalid configuration")?;
+    if doctor {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+        let (report, ok) = runtime.block_on(tenderly_exporter::doctor::run(&config));
+        print!("{report}");
+        if !ok {
+            anyhow::bail!("doctor found problems (see above)");
+        }
+        return Ok(());
+    }
     if cli.check_config {
         println!("configuration OK: {} target(s)", config.targets.len());
         for t in &config.targets {

@@ -429,8 +429,8 @@ mod tests {
 
     #[test]
     fn histograms_render_cumulative_buckets() {
-        const H: Desc = Desc::histogram("x_duration_seconds", "Durations of x in seconds, for a test.")
-            .unit(BaseUnit::Seconds);
+        const H: Desc =
+            Desc::histogram("x_duration_seconds", "Durations of x in seconds, for a test.").unit(BaseUnit::Seconds);
         let mut e = Exposition::new();
         let buckets = vec![(0.1, 2), (1.0, 3), (f64::INFINITY, 1)];
         e.add(&H, vec![("db", "app".into())], Value::Histogram { sum: 4.5, count: 6, buckets });

@@ -21,6 +21,7 @@ use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
+use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
 use crate::config::{Config, Target, TargetSpec};
 use crate::metrics::{BaseUnit, Desc, Exposition};
@@ -92,6 +93,17 @@ type Flight = watch::Receiver<Option<Arc<Collection>>>;
 
 enum Backend {
     Redis(RedisClient),
+    Mongodb(MongoClient),
+}
+
+impl Backend {
+    /// The kind's `*_up` series.
+    fn encode_up(&self, up: bool, out: &mut Exposition) {
+        match self {
+            Backend::Redis(_) => redis_encode::encode_up(up, out),
+            Backend::Mongodb(_) => mongo_encode::encode_up(up, out),
+        }
+    }
 }
 
 /// One configured target with its persistent client and its in-flight collection.
@@ -131,6 +143,7 @@ impl Scraper {
             .map(|t| {
                 let backend = match &t.spec {
                     TargetSpec::Redis(spec) => Backend::Redis(RedisClient::new(t.name.clone(), spec.clone())),
+                    TargetSpec::Mongodb(spec) => Backend::Mongodb(MongoClient::new(t.name.clone(), spec.clone())),
                 };
                 (
                     t.name.clone(),
@@ -214,9 +227,7 @@ impl Scraper {
                 }
                 None => {
                     // The flight outlived this request's deadline: report the target as down.
-                    match runner.backend {
-                        Backend::Redis(_) => redis_encode::encode_up(false, &mut out),
-                    }
+                    runner.backend.encode_up(false, &mut out);
                     add_run(&mut out, name, runner.collector_name(), false, waited);
                 }
             }
@@ -281,6 +292,7 @@ impl TargetRunner {
     fn collector_name(&self) -> &'static str {
         match self.backend {
             Backend::Redis(_) => "redis",
+            Backend::Mongodb(_) => "mongodb",
         }
     }
 
@@ -328,9 +340,7 @@ impl TargetRunner {
     /// What a collection that could not run at all reports.
     fn down_collection(&self) -> Collection {
         let mut exposition = Exposition::new();
-        match self.backend {
-            Backend::Redis(_) => redis_encode::encode_up(false, &mut exposition),
-        }
+        self.backend.encode_up(false, &mut exposition);
         Collection {
             exposition,
             runs: vec![CollectorRun { collector: self.collector_name(), success: false, duration: Duration::ZERO }],
@@ -340,17 +350,19 @@ impl TargetRunner {
     async fn collect(&self, deadline: Instant) -> Collection {
         let started = Instant::now();
         let mut exposition = Exposition::new();
-        let success = match &self.backend {
+        let mut runs = Vec::new();
+        match &self.backend {
             Backend::Redis(client) => {
                 // The client bounds every await by the deadline; the outer timeout is a backstop.
                 let result = match timeout_at(deadline, client.scrape(deadline)).await {
                     Ok(r) => r,
                     Err(_) => Err(crate::collectors::redis::client::RedisError::Timeout("scrape")),
                 };
-                match result {
+                let success = match result {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
                         redis_encode::encode(&snapshot, &mut exposition);
+                        self.note_success();
                         true
                     }
                     Err(e) => {
@@ -358,15 +370,40 @@ impl TargetRunner {
                         redis_encode::encode_up(false, &mut exposition);
                         false
                     }
+                };
+                runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed() });
+            }
+            Backend::Mongodb(client) => {
+                let result = match timeout_at(deadline, client.scrape(deadline)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(crate::collectors::mongodb::client::MongoError::Timeout("scrape")),
+                };
+                match result {
+                    Ok(scrape) => {
+                        mongo_encode::encode_up(true, &mut exposition);
+                        mongo_encode::encode(&scrape.snapshot, &mut exposition);
+                        self.note_success();
+                        for section in scrape.sections {
+                            // A collector that does not apply to this node is not a run.
+                            if matches!(section.outcome, crate::collectors::mongodb::client::SectionOutcome::Skipped(_))
+                            {
+                                continue;
+                            }
+                            runs.push(CollectorRun {
+                                collector: section.collector,
+                                success: !section.outcome.is_failure(),
+                                duration: section.duration,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        self.note_failure("mongodb", &e.to_string());
+                        mongo_encode::encode_up(false, &mut exposition);
+                        runs.push(CollectorRun { collector: "mongodb", success: false, duration: started.elapsed() });
+                    }
                 }
             }
-        };
-        if success {
-            self.note_success();
         }
-        Collection {
-            exposition,
-            runs: vec![CollectorRun { collector: self.collector_name(), success, duration: started.elapsed() }],
-        }
+        Collection { exposition, runs }
     }
 }

@@ -4,7 +4,8 @@
 use super::MongoSnapshot;
 use crate::metrics::{Desc, Exposition};
 
-pub const UP: Desc = Desc::gauge("mongodb_up", "Whether the last scrape of this MongoDB target succeeded (1) or not (0).");
+pub const UP: Desc =
+    Desc::gauge("mongodb_up", "Whether the last scrape of this MongoDB target succeeded (1) or not (0).");
 
 /// `mongodb_up`: always emitted, whether or not the scrape succeeded.
 pub fn encode_up(up: bool, out: &mut Exposition) {

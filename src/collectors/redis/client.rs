@@ -327,6 +327,16 @@ impl RedisClient {
         Ok(snapshot)
     }
 
+    /// Commands this server has refused so far (for `doctor`).
+    pub fn refused_commands(&self) -> Vec<&'static str> {
+        self.refused.lock().map(|set| set.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// The ACL user this client authenticates as, if any.
+    pub fn username(&self) -> Option<&str> {
+        self.spec.username.as_deref()
+    }
+
     fn is_refused(&self, command: &'static str) -> bool {
         self.refused.lock().map(|set| set.contains(command)).unwrap_or(false)
     }
@@ -345,6 +355,19 @@ impl RedisClient {
                 "redis refused a command; it will not be sent again by this process (grant it to the exporter's ACL user to get its metrics)"
             );
         }
+    }
+}
+
+/// The ACL rule that grants what a refused command needs (README "Least-privilege ACL user").
+pub fn acl_grant_for(command: &str) -> &'static str {
+    match command {
+        "CONFIG GET" => "+config|get",
+        "SLOWLOG" => "+slowlog|len +slowlog|get",
+        "LATENCY LATEST" => "+latency|latest",
+        "CLUSTER INFO" => "+cluster|info",
+        "CLIENT SETNAME" => "+client|setname",
+        "COMMAND INFO" => "+command|info",
+        _ => "+info",
     }
 }
 
