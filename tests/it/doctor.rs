@@ -1,0 +1,58 @@
+//! `tenderly-exporter doctor` against real servers: the exact grant for each
+//! missing privilege, and the exit code.
+
+use std::process::Command;
+
+use crate::redis_live::EXPORTER_ACL;
+use crate::support::{RedisOptions, RedisServer};
+
+fn doctor(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"));
+    cmd.arg("doctor").args(args);
+    for var in ["REDIS_ADDR", "REDIS_USER", "REDIS_PASSWORD", "MONGODB_URI", "MONGODB_USER", "MONGODB_PASSWORD"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run doctor");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn doctor_names_the_acl_rule_for_each_refused_redis_command() {
+    let server = RedisServer::start(RedisOptions {
+        password: Some("admin-pw".into()),
+        acl_lines: vec!["user narrow on >narrow-pw -@all +info +command|info".into()],
+        ..RedisOptions::default()
+    });
+    let (code, text) =
+        doctor(&["--redis.addr", &server.addr(), "--redis.user", "narrow"], &[("REDIS_PASSWORD", "narrow-pw")]);
+    assert_eq!(code, 1, "{text}");
+    for rule in ["+config|get", "+slowlog|len +slowlog|get", "+latency|latest", "+client|setname"] {
+        assert!(text.contains(&format!("ACL SETUSER narrow {rule}")), "missing {rule}: {text}");
+    }
+    assert!(!text.contains("narrow-pw"), "{text}");
+}
+
+#[test]
+fn doctor_passes_with_the_documented_acl_user() {
+    let server = RedisServer::start(RedisOptions {
+        password: Some("admin-pw".into()),
+        acl_lines: vec![format!("user exporter {EXPORTER_ACL}")],
+        ..RedisOptions::default()
+    });
+    let (code, text) =
+        doctor(&["--redis.addr", &server.addr(), "--redis.user", "exporter"], &[("REDIS_PASSWORD", "exporter-pw")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("all checks passed"), "{text}");
+}
+
+#[test]
+fn doctor_fails_for_an_unreachable_target() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (code, text) = doctor(&["--redis.addr", &format!("127.0.0.1:{port}")], &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("FAIL redis: connect failed"), "{text}");
+}
