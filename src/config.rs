@@ -834,7 +834,7 @@ mod tests {
         let config = Config::from_cli(&cli(&["--redis.addr", "localhost:6379"]), &env).expect("valid");
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2-secret"), "{debug}");
-        let TargetSpec::Redis(r) = &config.targets[0].spec;
+        let TargetSpec::Redis(r) = &config.targets[0].spec else { panic!("expected a Redis target") };
         assert_eq!(r.password.as_ref().map(Secret::expose), Some("hunter2-secret"));
         assert_eq!(config.targets[0].display_address(), "redis://localhost:6379");
     }
@@ -844,7 +844,7 @@ mod tests {
         let env = MapEnv(HashMap::new());
         let config =
             Config::from_cli(&cli(&["--redis.addr", "h:1", "--no-collector.redis.slowlog"]), &env).expect("valid");
-        let TargetSpec::Redis(r) = &config.targets[0].spec;
+        let TargetSpec::Redis(r) = &config.targets[0].spec else { panic!("expected a Redis target") };
         assert!(!r.collectors.slowlog && r.collectors.latency && r.collectors.config);
     }
 
@@ -875,6 +875,45 @@ mod tests {
         let yaml = "targets:\n  - {name: a, kind: redis, address: h:1}\n  - {name: a, kind: redis, address: h:2}\n";
         let targets = parse_file(yaml, Path::new("c.yml"), &env).expect("parses");
         assert!(validate_targets(&targets).expect_err("dup").to_string().contains("used twice"));
+    }
+
+    #[test]
+    fn mongodb_targets_from_flags_and_file() {
+        let env = MapEnv([("MONGODB_PASSWORD", "mongo-secret"), ("APP_MONGO_PW", "file-secret")].into());
+        let config = Config::from_cli(
+            &cli(&["--mongodb.uri", "mongodb://db1:27017/?tls=true", "--mongodb.user", "exporter"]),
+            &env,
+        )
+        .expect("valid");
+        let TargetSpec::Mongodb(m) = &config.targets[0].spec else { panic!("expected a MongoDB target") };
+        assert_eq!(m.display, "mongodb://db1:27017");
+        assert_eq!(m.password.as_ref().map(Secret::expose), Some("mongo-secret"));
+        assert!(!format!("{config:?}").contains("mongo-secret"));
+        let yaml = "targets:\n  - {name: m, kind: mongodb, address: 'mongodb://h:1', password_env: APP_MONGO_PW, username: u, max_databases: 5, collectors: {profiler: false}}\n";
+        let targets = parse_file(yaml, Path::new("c.yml"), &env).expect("parses");
+        let TargetSpec::Mongodb(m) = &targets[0].spec else { panic!("expected a MongoDB target") };
+        assert!(!m.collectors.profiler && m.collectors.dbstats);
+        assert_eq!(m.limits.max_databases, 5);
+        for (bad, needle) in [
+            ("targets:\n  - {name: m, kind: mongodb, address: 'http://x'}\n", "not a valid MongoDB connection string"),
+            (
+                "targets:\n  - {name: m, kind: mongodb, address: 'mongodb://h:1', collectors: {slowlog: true}}\n",
+                "collectors.slowlog: does not apply",
+            ),
+            (
+                "targets:\n  - {name: r, kind: redis, address: 'h:1', max_databases: 3}\n",
+                "max_databases: does not apply",
+            ),
+            ("targets:\n  - {name: m, kind: mongodb, address: 'mongodb://h:1', max_databases: 0}\n", "out of range"),
+        ] {
+            let err = parse_file(bad, Path::new("c.yml"), &env).expect_err(bad).to_string();
+            assert!(err.contains(needle), "{bad:?} gave {err:?}");
+        }
+        let secret_uri = "mongodb://user:uri-secret@h:1/?authSource=admin&bogus==";
+        let err = validate_mongodb_uri("mongodb://user:uri-secret@", "f").map(|_| ()).err().map(|e| e.to_string());
+        assert!(err.is_none_or(|e| !e.contains("uri-secret")));
+        let display = validate_mongodb_uri(secret_uri, "f").unwrap_or_default();
+        assert!(!display.contains("uri-secret"), "{display}");
     }
 
     #[test]

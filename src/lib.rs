@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod process;
 pub mod scrape;
 pub mod server;
+pub mod web_config;

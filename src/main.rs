@@ -67,7 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for (name, kind, address, default) in scraper.target_list() {
         tracing::info!(target_name = %name, kind, address = %address, default, "target configured");
     }
-    let state = Arc::new(server::AppState::new(config.web.clone(), scraper));
+    let state = Arc::new(server::AppState::new(config.web.clone(), scraper).context("invalid --web.config.file")?);
     tracing::info!(address = %local, version = scrape::version(), "listening");
     server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("shut down cleanly");

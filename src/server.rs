@@ -7,6 +7,25 @@
 //! only GET/HEAD are served. `/probe` only scrapes configured target names: an
 //! unknown name is a 400 and no connection is attempted, so the exporter is
 //! never a proxy into the network (redis_exporter's `/scrape` SSRF).
+//!
+//! `--web.config.file` ([`crate::web_config`]) adds TLS (optionally mutual)
+//! and basic auth. The TLS handshake runs in the connection's task under
+//! [`TLS_HANDSHAKE_TIMEOUT`], holding a connection slot, so a client that
+//! never finishes it cannot stall the accept loop or hold a slot for long; a
+//! plain-HTTP request to the TLS port gets Go's "400 Client sent an HTTP
+//! request to an HTTPS server" and the connection is closed. Basic auth, as in
+//! exporter-toolkit, covers every path including `/-/healthy` and `/-/ready`
+//! (probes that cannot authenticate should use a TCP check). The file is
+//! re-read on SIGHUP and polled every [`WEB_CONFIG_POLL_INTERVAL`]; a valid new
+//! version is swapped in atomically: new connections use its TLS settings and
+//! every request after the swap is checked against its users (a revoked
+//! password stops working at once, even on a kept-alive connection), while
+//! TLS sessions already established are left alone. An invalid version is
+//! logged and ignored; the listener is never closed.
+//!
+//! Idle keep-alive connections are closed by hyper's header-read timeout,
+//! which starts as soon as a connection waits for its next request (tested in
+//! `tests/it/web_security.rs`), so idle connections cannot accumulate.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,16 +36,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{WebConfig, MAX_DEADLINE, MIN_DEADLINE};
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::scrape::Scraper;
+use crate::web_config::{AuthOutcome, ReloadReason, WebConfigError, WebSecurityStore, WWW_AUTHENTICATE_CHALLENGE};
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +56,16 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REQUEST_BUF: usize = 16 * 1024;
 /// How long shutdown waits for in-flight requests beyond the longest deadline.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a client may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `--web.config.file` (and the files it names) is checked for changes.
+pub const WEB_CONFIG_POLL_INTERVAL: Duration = Duration::from_secs(3);
+/// How long the poller waits for one reload before it stops waiting (a hung
+/// filesystem); a new reload starts only after the old one has finished.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
+/// Go's answer to plain HTTP on a TLS port.
+const HTTP_TO_HTTPS_RESPONSE: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+    Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// Shared state of the HTTP server.
 pub struct AppState {
@@ -41,12 +73,27 @@ pub struct AppState {
     pub scraper: Scraper,
     ready: AtomicBool,
     scrape_slots: Semaphore,
+    web_security: Arc<WebSecurityStore>,
 }
 
 impl AppState {
-    pub fn new(web: WebConfig, scraper: Scraper) -> Self {
+    /// Loads `web.web_config_file` (TLS, basic auth) if set; an invalid file is
+    /// an error naming the field, so a bad config fails at startup.
+    pub fn new(web: WebConfig, scraper: Scraper) -> Result<Self, WebConfigError> {
+        let web_security = Arc::new(WebSecurityStore::load(web.web_config_file.as_deref())?);
         let slots = web.max_requests;
-        AppState { web, scraper, ready: AtomicBool::new(false), scrape_slots: Semaphore::new(slots) }
+        Ok(AppState { web, scraper, ready: AtomicBool::new(false), scrape_slots: Semaphore::new(slots), web_security })
+    }
+
+    /// The live `--web.config.file` settings.
+    pub fn web_security(&self) -> &Arc<WebSecurityStore> {
+        &self.web_security
+    }
+
+    /// Re-reads `--web.config.file` now, as SIGHUP does (blocking file I/O).
+    /// `Ok(true)` if the configuration changed; on error the old one stays.
+    pub fn reload_web_config(&self) -> Result<bool, WebConfigError> {
+        self.web_security.reload(ReloadReason::Request)
     }
 }
 
@@ -67,6 +114,13 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_REQUEST_BUF)
         .keep_alive(true);
+    // Registered before readiness so a SIGHUP after /-/ready answers is never
+    // the default action (terminate).
+    let reloader = state
+        .web_security
+        .path()
+        .is_some()
+        .then(|| tokio::spawn(watch_web_config(Arc::clone(&state.web_security), hangup_signal())));
     state.ready.store(true, Ordering::Release);
     tokio::pin!(shutdown);
     let mut accept_backoff = Duration::from_millis(5);
@@ -92,18 +146,26 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let state = Arc::clone(&state);
-        let service = hyper::service::service_fn(move |req| {
-            let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(&state, req).await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection closed with error");
+        let tls = state.web_security.current().tls_acceptor().cloned();
+        let conn =
+            Connection { state: Arc::clone(&state), builder: builder.clone(), watcher: graceful.watcher(), permit };
+        match tls {
+            None => {
+                tokio::spawn(conn.serve(stream));
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls_handshake(&acceptor, stream)).await {
+                        Ok(Some(tls_stream)) => conn.serve(tls_stream).await,
+                        Ok(None) => {}
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    if let Some(reloader) = reloader {
+        reloader.abort();
     }
     state.ready.store(false, Ordering::Release);
     drop(listener);
@@ -114,8 +176,160 @@ pub async fn serve(
     Ok(())
 }
 
-/// Routes one request.
+/// One accepted connection's share of the server: what it needs once its
+/// transport (TCP or TLS) is ready.
+struct Connection {
+    state: Arc<AppState>,
+    builder: hyper::server::conn::http1::Builder,
+    watcher: Watcher,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = self.state;
+        let service = hyper::service::service_fn(move |req| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+        });
+        if let Err(e) = self.watcher.watch(self.builder.serve_connection(TokioIo::new(io), service)).await {
+            tracing::debug!(error = %e, "connection closed with error");
+        }
+        drop(self.permit);
+    }
+}
+
+/// The TLS handshake, or `None` (logged at debug: scanners and plain-HTTP
+/// clients are not worth a warning each). The caller bounds the time.
+async fn tls_handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    mut stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => return None,
+        Ok(_) => {}
+    }
+    // 0x16 starts a TLS handshake record; an ASCII letter starts an HTTP method.
+    if first[0].is_ascii_uppercase() {
+        tracing::debug!("plain HTTP request on the TLS port");
+        // Read what the client sent so closing does not reset the connection
+        // before it has read the answer.
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request).await;
+        let _ = stream.write_all(HTTP_TO_HTTPS_RESPONSE).await;
+        let _ = stream.shutdown().await;
+        return None;
+    }
+    match acceptor.accept(stream).await {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Re-reads the web config on SIGHUP and when the poll finds it (or a
+/// certificate, key or CA file it names) changed. Runs until aborted.
+async fn watch_web_config(store: Arc<WebSecurityStore>, mut hangup: Option<Hangup>) {
+    let mut tick = tokio::time::interval(WEB_CONFIG_POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; the file was just loaded
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let reason = tokio::select! {
+            _ = tick.tick() => ReloadReason::Poll,
+            () = next_hangup(&mut hangup) => ReloadReason::Signal,
+        };
+        if let Some(job) = &running {
+            if !job.is_finished() {
+                tracing::warn!("web config reload skipped: the previous one is still reading files");
+                continue;
+            }
+        }
+        let job_store = Arc::clone(&store);
+        // Result logged inside reload(); blocking file reads stay off the runtime.
+        let mut job = tokio::task::spawn_blocking(move || drop(job_store.reload(reason)));
+        running = match tokio::time::timeout(RELOAD_WAIT, &mut job).await {
+            Ok(_) => None,
+            Err(_) => Some(job),
+        };
+    }
+}
+
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = std::convert::Infallible;
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<Hangup> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; the web config is still polled");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<Hangup> {
+    None
+}
+
+/// Resolves on the next SIGHUP; never, without a signal stream.
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Option<Hangup>) {
+    std::future::pending::<()>().await
+}
+
+/// Resolves on the next SIGHUP; never, without a signal stream.
+#[cfg(unix)]
+async fn next_hangup(hangup: &mut Option<Hangup>) {
+    match hangup {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Routes one request: authentication first (every path, as exporter-toolkit
+/// does), then the method check, then the handler.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let security = state.web_security.current();
+    let mut resp = route(state, &security, req).await;
+    for (name, value) in security.response_headers() {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
+}
+
+async fn route(state: &AppState, security: &crate::web_config::WebSecurity, req: Request<Incoming>) -> Response<Body> {
+    if let Some(auth) = security.basic_auth() {
+        match auth.check(req.headers().get(AUTHORIZATION)).await {
+            AuthOutcome::Allowed => {}
+            AuthOutcome::Denied => {
+                state.scraper.count_request(handler_name(state, req.uri().path()), 401);
+                let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE_CHALLENGE));
+                return resp;
+            }
+            AuthOutcome::Busy => {
+                state.scraper.count_request(handler_name(state, req.uri().path()), 503);
+                let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many authentication checks, retry\n");
+                resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return resp;
+            }
+        }
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported\n");
         resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -142,6 +356,20 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> 
     };
     state.scraper.count_request(handler, resp.status().as_u16());
     resp
+}
+
+/// The `handler` label for a path (bounded: unknown paths are "other").
+fn handler_name(state: &AppState, path: &str) -> &'static str {
+    if path == state.web.telemetry_path {
+        return "metrics";
+    }
+    match path {
+        "/probe" => "probe",
+        "/" => "landing",
+        "/-/healthy" => "healthy",
+        "/-/ready" => "ready",
+        _ => "other",
+    }
 }
 
 /// The collection deadline for a request: Prometheus' scrape timeout minus the

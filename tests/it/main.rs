@@ -2,9 +2,15 @@
 //! captures, golden expositions, HTTP on port 0, live servers started here.
 
 mod config_cli;
+mod doctor;
 mod harness;
 mod http;
+mod mongo_live;
+mod mongo_replay_selftest;
+mod mongo_replset;
+mod mongo_server_status;
 mod redis_live;
 mod redis_parse;
 mod redis_tls;
 mod support;
+mod web_security;

@@ -26,6 +26,12 @@
 //!
 //! Duration is `microsecs_running` when present (more precise), else
 //! `secs_running`. An op without a usable duration is not counted.
+//!
+//! The client should read only [`projection`]: the fields above, and of
+//! `command` only the keys that identify waiting-by-design commands, never
+//! the query text. Without `client`, a user op is recognised by its
+//! `desc` (`conn<N>`); without `command`, awaitable `hello` cannot be told
+//! apart and pins the oldest age at up to `maxAwaitTimeMS` (10 s).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -97,6 +103,30 @@ pub fn parse(ops: &[Document], threshold_secs: f64) -> CurrentOps {
     out
 }
 
+/// The `$project` stage for the `$currentOp` pipeline: what [`parse`] reads,
+/// and nothing that could carry user data (no filter values, no client
+/// addresses, no user names). User ops are then recognised by `desc`.
+pub fn projection() -> Document {
+    let mut p = Document::new();
+    for field in [
+        "type",
+        "active",
+        "desc",
+        "op",
+        "ns",
+        "secs_running",
+        "microsecs_running",
+        "command.hello",
+        "command.isMaster",
+        "command.ismaster",
+        "command.topologyVersion",
+        "command.getMore",
+    ] {
+        p.insert(field, 1);
+    }
+    p
+}
+
 fn is_user_work(op: &Document) -> bool {
     if bool_of(op.get("active")) == Some(false) {
         return false;
@@ -104,7 +134,7 @@ fn is_user_work(op: &Document) -> bool {
     if str_of(op.get("type")).is_some_and(|t| t != "op") {
         return false;
     }
-    let has_client = op.contains_key("client") || op.contains_key("client_s");
+    let has_client = ["client", "client_s"].iter().any(|k| !matches!(op.get(*k), None | Some(Bson::Null)));
     let connection_thread = str_of(op.get("desc")).is_some_and(|d| d.starts_with("conn"));
     if !has_client && !connection_thread {
         return false;

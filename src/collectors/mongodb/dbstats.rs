@@ -20,7 +20,8 @@ use std::borrow::Cow;
 
 use mongodb::bson::Document;
 
-use super::replset::bson_read::f64_of;
+use super::bson_num::{count_at, Num};
+use super::oplog::scale_factor;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 /// Longest database name MongoDB accepts is 63 bytes; anything longer is cut.
@@ -79,24 +80,24 @@ const ALL: [&Desc; 10] = [
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DbStats {
     pub db: String,
-    pub collections: Option<f64>,
-    pub views: Option<f64>,
-    pub objects: Option<f64>,
-    pub data_size_bytes: Option<f64>,
-    pub storage_size_bytes: Option<f64>,
-    pub indexes: Option<f64>,
-    pub index_size_bytes: Option<f64>,
-    pub total_size_bytes: Option<f64>,
-    pub fs_used_bytes: Option<f64>,
-    pub fs_total_bytes: Option<f64>,
+    pub collections: Option<Num>,
+    pub views: Option<Num>,
+    pub objects: Option<Num>,
+    pub data_size_bytes: Option<Num>,
+    pub storage_size_bytes: Option<Num>,
+    pub indexes: Option<Num>,
+    pub index_size_bytes: Option<Num>,
+    pub total_size_bytes: Option<Num>,
+    pub fs_used_bytes: Option<Num>,
+    pub fs_total_bytes: Option<Num>,
 }
 
 /// Reads the `dbStats` reply of database `db`. Never fails; an error reply
 /// (`ok: 0`) simply has no fields.
 pub fn parse(db: &str, doc: &Document) -> DbStats {
-    let count = |key: &str| f64_of(doc.get(key)).filter(|v| *v >= 0.0);
-    let scale = count("scaleFactor").filter(|s| *s >= 1.0).unwrap_or(1.0);
-    let bytes = |key: &str| count(key).map(|v| v * scale);
+    let count = |key: &str| count_at(doc, key);
+    let scale = scale_factor(doc);
+    let bytes = |key: &str| count(key).map(|v| v.times(scale));
     DbStats {
         db: bounded_db(db),
         collections: count("collections"),
@@ -109,7 +110,7 @@ pub fn parse(db: &str, doc: &Document) -> DbStats {
         total_size_bytes: bytes("totalSize"),
         fs_used_bytes: bytes("fsUsedSize"),
         // A zero-sized filesystem would make the usage ratio divide by zero.
-        fs_total_bytes: bytes("fsTotalSize").filter(|v| *v > 0.0),
+        fs_total_bytes: bytes("fsTotalSize").filter(|v| v.as_f64() > 0.0),
     }
 }
 
@@ -161,8 +162,8 @@ mod tests {
     #[test]
     fn scaled_reply_is_converted_back_to_bytes() {
         let s = parse("app", &doc! {"dataSize": 2.0, "scaleFactor": 1024, "objects": 7, "fsTotalSize": 0});
-        assert_eq!(s.data_size_bytes, Some(2048.0));
-        assert_eq!(s.objects, Some(7.0), "counts are not scaled");
+        assert_eq!(s.data_size_bytes, Some(Num::Int(2048)));
+        assert_eq!(s.objects, Some(Num::Int(7)), "counts are not scaled");
         assert_eq!(s.fs_total_bytes, None, "zero-sized filesystem is absent");
     }
 

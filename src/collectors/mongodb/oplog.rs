@@ -20,7 +20,8 @@
 
 use mongodb::bson::{Bson, Document};
 
-use super::replset::bson_read::{date_or_timestamp_secs, f64_of};
+use super::bson_num::{num, Num};
+use super::replset::bson_read::{date_or_timestamp_millis, f64_of};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 
 const FIRST: Desc = Desc::gauge(
@@ -55,17 +56,19 @@ const ALL: [&Desc; 5] = [&FIRST, &LAST, &WINDOW, &SIZE, &MAX_SIZE];
 /// has no bounds, and collStats may be refused while the find succeeded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OplogWindow {
-    pub first_secs: Option<f64>,
-    pub last_secs: Option<f64>,
-    pub size_bytes: Option<f64>,
-    pub max_size_bytes: Option<f64>,
+    /// Unix milliseconds of the oldest entry.
+    pub first_millis: Option<i64>,
+    /// Unix milliseconds of the newest entry.
+    pub last_millis: Option<i64>,
+    pub size_bytes: Option<Num>,
+    pub max_size_bytes: Option<Num>,
 }
 
 impl OplogWindow {
     /// Newest minus oldest entry, never negative (a clock step between the two
     /// reads is not a negative window).
     pub fn window_secs(&self) -> Option<f64> {
-        Some((self.last_secs? - self.first_secs?).max(0.0))
+        Some(self.last_millis?.saturating_sub(self.first_millis?).max(0) as f64 / 1000.0)
     }
 }
 
@@ -75,8 +78,8 @@ impl OplogWindow {
 /// `$collStats` aggregation returns them). `None` when nothing usable was read.
 pub fn parse(first: Option<&Document>, last: Option<&Document>, coll_stats: Option<&Document>) -> Option<OplogWindow> {
     let mut window = OplogWindow {
-        first_secs: first.and_then(entry_secs),
-        last_secs: last.and_then(entry_secs),
+        first_millis: first.and_then(entry_millis),
+        last_millis: last.and_then(entry_millis),
         ..OplogWindow::default()
     };
     if let Some(stats) = coll_stats {
@@ -86,28 +89,36 @@ pub fn parse(first: Option<&Document>, last: Option<&Document>, coll_stats: Opti
         };
         // `collStats` divides sizes by `scale` when one was given; undo it so
         // the exported value is always bytes.
-        let scale = f64_of(inner.get("scaleFactor")).filter(|s| *s >= 1.0).unwrap_or(1.0);
-        window.size_bytes = f64_of(inner.get("size")).filter(|v| *v >= 0.0).map(|v| v * scale);
-        window.max_size_bytes = f64_of(inner.get("maxSize")).filter(|v| *v > 0.0).map(|v| v * scale);
+        let scale = scale_factor(inner);
+        let bytes = |key: &str| inner.get(key).and_then(num).and_then(Num::non_negative).map(|v| v.times(scale));
+        window.size_bytes = bytes("size");
+        // 0 would mean "no maximum", which a capped oplog never has.
+        window.max_size_bytes = bytes("maxSize").filter(|v| v.as_f64() > 0.0);
     }
     (window != OplogWindow::default()).then_some(window)
 }
 
 /// Unix seconds of an oplog entry: `ts` first, `wall` as fallback, the epoch
 /// treated as absent (no real entry is dated 1970).
-fn entry_secs(entry: &Document) -> Option<f64> {
-    date_or_timestamp_secs(entry.get("ts"))
-        .filter(|s| *s > 0.0)
-        .or_else(|| date_or_timestamp_secs(entry.get("wall")).filter(|s| *s > 0.0))
+fn entry_millis(entry: &Document) -> Option<i64> {
+    date_or_timestamp_millis(entry.get("ts"))
+        .filter(|ms| *ms > 0)
+        .or_else(|| date_or_timestamp_millis(entry.get("wall")).filter(|ms| *ms > 0))
+}
+
+/// `scaleFactor` of a collStats/dbStats reply as an integer factor (the
+/// server only accepts integral scales); 1 when absent or nonsensical.
+pub(crate) fn scale_factor(reply: &Document) -> i64 {
+    f64_of(reply.get("scaleFactor")).filter(|s| *s >= 1.0 && *s <= 1e15).map_or(1, |s| s as i64)
 }
 
 /// Emits the oplog families (no labels; see the module docs).
 pub fn encode(window: &OplogWindow, out: &mut Exposition) {
-    if let Some(v) = window.first_secs {
-        out.add_plain(&FIRST, v);
+    if let Some(ms) = window.first_millis {
+        out.add_plain(&FIRST, ms as f64 / 1000.0);
     }
-    if let Some(v) = window.last_secs {
-        out.add_plain(&LAST, v);
+    if let Some(ms) = window.last_millis {
+        out.add_plain(&LAST, ms as f64 / 1000.0);
     }
     if let Some(v) = window.window_secs() {
         out.add_plain(&WINDOW, v);
@@ -136,8 +147,8 @@ mod tests {
         let first = doc! {"ts": Timestamp { time: 1_000, increment: 1 }, "wall": DateTime::from_millis(1_000_500)};
         let last = doc! {"ts": "garbage", "wall": DateTime::from_millis(4_600_000)};
         let w = parse(Some(&first), Some(&last), None).expect("window");
-        assert_eq!(w.first_secs, Some(1000.0));
-        assert_eq!(w.last_secs, Some(4600.0));
+        assert_eq!(w.first_millis, Some(1_000_000));
+        assert_eq!(w.last_millis, Some(4_600_000));
         assert_eq!(w.window_secs(), Some(3600.0));
     }
 

@@ -35,7 +35,7 @@ use std::borrow::Cow;
 
 use mongodb::bson::{Bson, Document};
 
-use self::bson_read::{bool_of, date_or_timestamp_secs, f64_of, i64_of, str_of};
+use self::bson_read::{bool_of, date_or_timestamp_millis, f64_of, i64_of, str_of};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 /// Upper bound on members read from one reply. MongoDB allows 50 members per
@@ -82,12 +82,12 @@ const MEMBER_LAG: Desc = Desc::gauge(
 .unit(BaseUnit::Seconds);
 const MEMBER_PING: Desc = Desc::gauge(
     "mongodb_replset_member_ping_seconds",
-    "Round-trip time of this node's heartbeats to the member, from replSetGetStatus pingMs.",
+    "Round-trip time of this node's heartbeats to the member, from replSetGetStatus pingMs; absent for the node itself and unreachable members.",
 )
 .unit(BaseUnit::Seconds);
 const MEMBER_HEARTBEAT_AGE: Desc = Desc::gauge(
     "mongodb_replset_member_last_heartbeat_age_seconds",
-    "Seconds between the reply's date and the last heartbeat this node sent to the member that got a reply (lastHeartbeat); absent for the node itself.",
+    "Seconds between the reply's date and this node's last heartbeat to the member (lastHeartbeat, stamped even when the heartbeat fails, so read it with health); absent for the node itself.",
 )
 .unit(BaseUnit::Seconds);
 const TERM: Desc = Desc::gauge(
@@ -159,11 +159,12 @@ pub struct MemberStatus {
     pub state: Option<i64>,
     /// 1.0 reachable, 0.0 not (the server sends a double).
     pub health: Option<f64>,
-    /// Unix seconds of the last applied op; `None` when absent or the epoch
-    /// (a member in initial sync or unreachable reports 1970-01-01).
-    pub optime_secs: Option<f64>,
-    /// Unix seconds of the last successful heartbeat to this member.
-    pub last_heartbeat_secs: Option<f64>,
+    /// Unix milliseconds of the last applied op; `None` when absent or the
+    /// epoch (a member in initial sync or unreachable reports 1970-01-01).
+    /// Kept as integer milliseconds so differences are exact.
+    pub optime_millis: Option<i64>,
+    /// Unix milliseconds of the last heartbeat to this member.
+    pub last_heartbeat_millis: Option<i64>,
     pub ping_ms: Option<f64>,
     /// The node that answered (`self: true`).
     pub is_self: bool,
@@ -185,8 +186,8 @@ pub struct ReplSetStatus {
     pub error_code_name: Option<String>,
     /// Replica-set name, the `set` label.
     pub set: String,
-    /// The reply's own clock (`date`), Unix seconds.
-    pub date_secs: Option<f64>,
+    /// The reply's own clock (`date`), Unix milliseconds.
+    pub date_millis: Option<i64>,
     pub my_state: Option<i64>,
     pub term: Option<i64>,
     pub members: Vec<MemberStatus>,
@@ -199,10 +200,7 @@ impl ReplSetStatus {
     /// list two (a stale view during a partition), the one with the newest
     /// optime is the one writes go to, so lag is measured against it.
     pub fn primary(&self) -> Option<&MemberStatus> {
-        self.members
-            .iter()
-            .filter(|m| m.state == Some(state::PRIMARY))
-            .max_by(|a, b| a.optime_secs.unwrap_or(0.0).total_cmp(&b.optime_secs.unwrap_or(0.0)))
+        self.members.iter().filter(|m| m.state == Some(state::PRIMARY)).max_by_key(|m| m.optime_millis.unwrap_or(0))
     }
 
     /// Whether some member is in PRIMARY state (what `primary_present` reports).
@@ -221,10 +219,10 @@ impl ReplSetStatus {
         if !primary.is_healthy() {
             return None;
         }
-        let lag = primary.optime_secs? - member.optime_secs?;
+        let lag_ms = primary.optime_millis?.saturating_sub(member.optime_millis?);
         // A secondary can briefly report an optime ahead of what this node
         // last heard from the primary; that is "not behind", not negative lag.
-        Some(lag.max(0.0))
+        Some(lag_ms.max(0) as f64 / 1000.0)
     }
 
     /// Age of the last heartbeat to `member` relative to the reply's `date`;
@@ -233,8 +231,8 @@ impl ReplSetStatus {
         if member.is_self {
             return None;
         }
-        let age = self.date_secs? - member.last_heartbeat_secs?;
-        Some(age.max(0.0))
+        let age_ms = self.date_millis?.saturating_sub(member.last_heartbeat_millis?);
+        Some(age_ms.max(0) as f64 / 1000.0)
     }
 }
 
@@ -275,7 +273,7 @@ pub fn parse_status(doc: &Document) -> ReplSetStatus {
         return status;
     }
     status.set = str_of(doc.get("set")).map(|s| bounded(s).into_owned()).unwrap_or_default();
-    status.date_secs = date_or_timestamp_secs(doc.get("date"));
+    status.date_millis = date_or_timestamp_millis(doc.get("date"));
     status.my_state = i64_of(doc.get("myState"));
     status.term = i64_of(doc.get("term"));
     if let Some(Bson::Array(members)) = doc.get("members") {
@@ -293,8 +291,8 @@ pub fn parse_status(doc: &Document) -> ReplSetStatus {
                 name: bounded(name).into_owned(),
                 state: i64_of(m.get("state")),
                 health: f64_of(m.get("health")),
-                optime_secs: member_optime_secs(m),
-                last_heartbeat_secs: date_or_timestamp_secs(m.get("lastHeartbeat")).filter(|s| *s > 0.0),
+                optime_millis: member_optime_millis(m),
+                last_heartbeat_millis: date_or_timestamp_millis(m.get("lastHeartbeat")).filter(|ms| *ms > 0),
                 ping_ms: f64_of(m.get("pingMs")).filter(|ms| *ms >= 0.0),
                 is_self: bool_of(m.get("self")).unwrap_or(false),
             });
@@ -306,13 +304,13 @@ pub fn parse_status(doc: &Document) -> ReplSetStatus {
 /// `optimeDate` when present, else `optime.ts` (protocol version 1) or a bare
 /// `optime` Timestamp (protocol version 0, MongoDB 3.x). The epoch means "no
 /// optime yet" and is returned as `None`.
-fn member_optime_secs(member: &Document) -> Option<f64> {
-    let from_date = date_or_timestamp_secs(member.get("optimeDate"));
+fn member_optime_millis(member: &Document) -> Option<i64> {
+    let from_date = date_or_timestamp_millis(member.get("optimeDate"));
     let from_optime = || match member.get("optime") {
-        Some(Bson::Document(optime)) => date_or_timestamp_secs(optime.get("ts")),
-        other => date_or_timestamp_secs(other),
+        Some(Bson::Document(optime)) => date_or_timestamp_millis(optime.get("ts")),
+        other => date_or_timestamp_millis(other),
     };
-    from_date.filter(|s| *s > 0.0).or_else(from_optime).filter(|s| *s > 0.0)
+    from_date.filter(|ms| *ms > 0).or_else(from_optime).filter(|ms| *ms > 0)
 }
 
 /// Reads a `replSetGetConfig` reply (`{config: {...}, ok: 1}`) or a bare
@@ -417,13 +415,15 @@ fn encode_status(status: &ReplSetStatus, out: &mut Exposition) {
         if let Some(h) = m.health {
             out.add(&MEMBER_HEALTH, labels(), i64::from(h > 0.0));
         }
-        if let Some(t) = m.optime_secs {
-            out.add(&MEMBER_OPTIME, labels(), t);
+        if let Some(ms) = m.optime_millis {
+            out.add(&MEMBER_OPTIME, labels(), ms as f64 / 1000.0);
         }
         if let Some(lag) = status.lag_secs(m) {
             out.add(&MEMBER_LAG, labels(), lag);
         }
-        if let Some(ms) = m.ping_ms.filter(|_| !m.is_self) {
+        // An unreachable member keeps reporting `pingMs: 0`, which would read
+        // as a perfect link; no ping series for it.
+        if let Some(ms) = m.ping_ms.filter(|_| !m.is_self && m.is_healthy()) {
             out.add(&MEMBER_PING, labels(), ms / 1000.0);
         }
         if let Some(age) = status.heartbeat_age_secs(m) {
@@ -451,42 +451,33 @@ pub fn descriptors() -> Vec<&'static Desc> {
     ALL.to_vec()
 }
 
-/// Typed reads of BSON values that tolerate every numeric representation the
-/// server (or a fixture) may use. Shared by the replication-side modules
-/// (`oplog`, `current_op`, `dbstats`, `profile`); a wrong type reads as absent,
-/// never as an error, because one odd field must not cost the whole scrape.
+/// Typed reads of BSON values for the replication-side modules (`oplog`,
+/// `current_op`, `dbstats`, `profile`). Numbers go through
+/// [`bson_num`](super::bson_num) (Int32, Int64, Double, Decimal128; NaN and
+/// infinities are not numbers) so every MongoDB collector reads them the same
+/// way; the date helpers live here because only these modules need them. A
+/// wrong type reads as absent, never as an error: one odd field must not cost
+/// the whole scrape.
 pub(crate) mod bson_read {
     use mongodb::bson::Bson;
 
-    /// Any finite number: Int32, Int64, Double, Decimal128.
+    use super::super::bson_num::{num, Num};
+
+    /// Any finite number.
     pub(crate) fn f64_of(value: Option<&Bson>) -> Option<f64> {
-        let v = match value? {
-            Bson::Int32(v) => f64::from(*v),
-            Bson::Int64(v) => *v as f64,
-            Bson::Double(v) => *v,
-            // Decimal128 has no numeric accessor; its Display is the IEEE
-            // 754-2008 string form, which `f64::from_str` reads.
-            Bson::Decimal128(d) => d.to_string().parse::<f64>().ok()?,
-            _ => return None,
-        };
-        v.is_finite().then_some(v)
+        value.and_then(num).map(Num::as_f64)
     }
 
-    /// An integer; doubles and decimals only when integral and in range.
+    /// An integer; doubles and decimals only when exactly integral.
     pub(crate) fn i64_of(value: Option<&Bson>) -> Option<i64> {
-        match value? {
-            Bson::Int32(v) => Some(i64::from(*v)),
-            Bson::Int64(v) => Some(*v),
-            other => {
-                let v = f64_of(Some(other))?;
-                // i64::MAX as f64 rounds up to 2^63, so compare with `<`.
-                (v.fract() == 0.0 && v >= i64::MIN as f64 && v < i64::MAX as f64).then_some(v as i64)
-            }
+        match value.and_then(num)? {
+            Num::Int(v) => Some(v),
+            Num::Float(_) => None,
         }
     }
 
-    /// A boolean; numbers count as true when non-zero (old shells wrote
-    /// `hidden: 1`).
+    /// A boolean; numbers count as true when non-zero (old shells and some
+    /// tools write `hidden: 1`).
     pub(crate) fn bool_of(value: Option<&Bson>) -> Option<bool> {
         match value? {
             Bson::Boolean(b) => Some(*b),
@@ -501,12 +492,12 @@ pub(crate) mod bson_read {
         }
     }
 
-    /// Unix seconds (with milliseconds) of a Date, or the seconds of a
-    /// Timestamp (its increment orders events within a second and is not time).
-    pub(crate) fn date_or_timestamp_secs(value: Option<&Bson>) -> Option<f64> {
+    /// Unix milliseconds of a Date, or of the seconds of a Timestamp (its
+    /// increment orders events within a second and is not time).
+    pub(crate) fn date_or_timestamp_millis(value: Option<&Bson>) -> Option<i64> {
         match value? {
-            Bson::DateTime(d) => Some(d.timestamp_millis() as f64 / 1000.0),
-            Bson::Timestamp(ts) => Some(f64::from(ts.time)),
+            Bson::DateTime(d) => Some(d.timestamp_millis()),
+            Bson::Timestamp(ts) => Some(i64::from(ts.time) * 1000),
             _ => None,
         }
     }

@@ -25,6 +25,8 @@ impl Env for TestEnv {
 /// A running exporter; dropping it shuts the server down.
 pub struct TestExporter {
     pub addr: SocketAddr,
+    /// The server's state (for `reload_web_config` and friends).
+    pub state: Arc<server::AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,8 +49,10 @@ impl TestExporter {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-                addr_tx.send(listener.local_addr().expect("local addr")).expect("send addr");
-                let state = Arc::new(server::AppState::new(config.web.clone(), Scraper::new(&config)));
+                let state = Arc::new(
+                    server::AppState::new(config.web.clone(), Scraper::new(&config)).expect("web config is valid"),
+                );
+                addr_tx.send((listener.local_addr().expect("local addr"), Arc::clone(&state))).expect("send addr");
                 server::serve(listener, state, async {
                     let _ = shutdown_rx.await;
                 })
@@ -56,8 +60,8 @@ impl TestExporter {
                 .expect("serve");
             });
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("exporter started");
-        TestExporter { addr, shutdown: Some(shutdown_tx), thread: Some(thread) }
+        let (addr, state) = addr_rx.recv_timeout(Duration::from_secs(10)).expect("exporter started");
+        TestExporter { addr, state, shutdown: Some(shutdown_tx), thread: Some(thread) }
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {

@@ -13,6 +13,8 @@
 #![allow(dead_code)]
 
 pub mod exporter;
+pub mod mongo_fixtures;
+pub mod mongo_replay;
 pub mod redis_server;
 
 use std::time::{Duration, Instant};
