@@ -499,25 +499,30 @@ fn build_tls(
     hasher: &mut impl Hasher,
     warnings: &mut Vec<String>,
 ) -> Result<(TlsAcceptor, ClientAuth), WebConfigError> {
-    let cert_pem = cx.pem("cert", t.cert_file.as_deref(), t.cert.as_deref(), hasher)?;
-    let key_pem = cx.pem("key", t.key_file.as_deref(), t.key.as_deref(), hasher)?;
-    let (cert_pem, key_pem) = match (cert_pem, key_pem) {
-        (Some(c), Some(k)) => (c, k),
-        (None, _) => {
+    // Presence first, so a missing key is reported as missing rather than as
+    // an unreadable certificate path.
+    let has_cert = t.cert_file.is_some() || t.cert.is_some();
+    let has_key = t.key_file.is_some() || t.key.is_some();
+    match (has_cert, has_key) {
+        (true, true) => {}
+        (false, _) => {
             return Err(cx.invalid(
                 "tls_server_config.cert_file",
                 "missing: TLS needs a certificate",
                 "set cert_file to the server certificate (PEM), or remove tls_server_config to serve plain HTTP",
             ))
         }
-        (Some(_), None) => {
+        (true, false) => {
             return Err(cx.invalid(
                 "tls_server_config.key_file",
                 "missing: TLS needs the certificate's private key",
                 "set key_file to the PEM private key matching cert_file",
             ))
         }
-    };
+    }
+    let missing = || cx.invalid("tls_server_config", "cert or key missing", "set cert_file and key_file");
+    let cert_pem = cx.pem("cert", t.cert_file.as_deref(), t.cert.as_deref(), hasher)?.ok_or_else(missing)?;
+    let key_pem = cx.pem("key", t.key_file.as_deref(), t.key.as_deref(), hasher)?.ok_or_else(missing)?;
     let cert_field = if t.cert.is_some() { "tls_server_config.cert" } else { "tls_server_config.cert_file" };
     let key_field = if t.key.is_some() { "tls_server_config.key" } else { "tls_server_config.key_file" };
     let certs = CertificateDer::pem_slice_iter(&cert_pem).collect::<Result<Vec<_>, _>>().map_err(|e| {
@@ -1077,6 +1082,8 @@ mod tests {
         let e = err("tls_server_config:\n  key_file: k.pem\n");
         assert!(e.contains("tls_server_config.cert_file") && e.contains("missing"), "{e}");
         let e = err("tls_server_config:\n  cert_file: c.pem\n");
+        assert!(e.contains("tls_server_config.key_file") && e.contains("missing"), "{e}");
+        let e = err("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n");
         // The cert file does not exist: named with the resolved path.
         assert!(e.contains("tls_server_config.cert_file") && e.contains("/nonexistent/c.pem"), "{e}");
         let e = err("tls_server_config:\n  cert_file: c.pem\n  cert: inline\n");

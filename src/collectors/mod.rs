@@ -4,3 +4,4 @@
 
 pub mod mongodb;
 pub mod redis;
+pub mod tenderly;
