@@ -317,7 +317,10 @@ async fn route(state: &AppState, security: &crate::web_config::WebSecurity, req:
         match auth.check(req.headers().get(AUTHORIZATION)).await {
             AuthOutcome::Allowed => {}
             AuthOutcome::Denied => {
-                state.scraper.count_request(handler_name(state, req.uri().path()), 401);
+                let handler = handler_name(state, req.uri().path());
+                // Never the header: it carries the password.
+                tracing::debug!(handler, "basic auth failed");
+                state.scraper.count_request(handler, 401);
                 let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
                 resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE_CHALLENGE));
                 return resp;

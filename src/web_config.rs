@@ -99,7 +99,8 @@ pub enum WebConfigError {
 
 // ---- YAML schema (exporter-toolkit) -----------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+// No `Debug`: it would print the hashes.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWebConfig {
     #[serde(default)]
@@ -107,7 +108,9 @@ struct RawWebConfig {
     #[serde(default)]
     http_server_config: Option<RawHttp>,
     #[serde(default)]
-    basic_auth_users: Option<BTreeMap<String, String>>,
+    // Values are checked by hand: serde's type errors quote the value, and a
+    // number here is likely a plaintext password.
+    basic_auth_users: Option<BTreeMap<String, serde_norway::Value>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -280,6 +283,10 @@ impl WebSecurity {
                             "rename the user",
                         ));
                     }
+                    let hash = match hash {
+                        serde_norway::Value::String(h) => h,
+                        _ => String::new(), // rejected just below, without quoting it
+                    };
                     let parts = hash.trim().parse::<bcrypt::HashParts>().map_err(|_| {
                         cx.invalid(
                             &field,
@@ -1067,6 +1074,8 @@ mod tests {
         let slow = DUMMY_HASH.replacen("$10$", "$17$", 1);
         let e = err(&format!("basic_auth_users:\n  bob: '{slow}'\n"));
         assert!(e.contains("basic_auth_users.bob") && e.contains("cost 17"), "{e}");
+        let e = err("basic_auth_users:\n  carol: 271828182\n");
+        assert!(e.contains("basic_auth_users.carol") && !e.contains("271828182"), "{e}");
         let e = err("basic_auth_users:\n  'a:b': '$2y$04$abcdefghijklmnopqrstuuJ0mNXmXJ0SWPFQyWa1a0aqCwq2jO6mG'\n");
         assert!(e.contains("no ':'"), "{e}");
     }
@@ -1086,7 +1095,7 @@ mod tests {
         let e = err("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n");
         // The cert file does not exist: named with the resolved path.
         assert!(e.contains("tls_server_config.cert_file") && e.contains("/nonexistent/c.pem"), "{e}");
-        let e = err("tls_server_config:\n  cert_file: c.pem\n  cert: inline\n");
+        let e = err("tls_server_config:\n  cert_file: c.pem\n  cert: inline\n  key_file: k.pem\n");
         assert!(e.contains("both cert and cert_file"), "{e}");
     }
 

@@ -248,7 +248,7 @@ impl MongoClient {
             doc! {"$currentOp": {"allUsers": true, "idleConnections": false, "idleSessions": false}},
             doc! {"$match": {"active": true}},
             // Only what the parser reads: never query text or client addresses.
-            doc! {"$project": {"op": 1, "ns": 1, "secs_running": 1, "microsecs_running": 1, "active": 1, "desc": 1, "type": 1}},
+            doc! {"$project": current_op::projection()},
             doc! {"$limit": 10_000},
         ];
         let reply = self
@@ -319,13 +319,17 @@ impl MongoClient {
         deadline: Instant,
     ) -> Result<Vec<profile::DbProfile>, SectionOutcome> {
         let limit = i64::from(self.spec.limits.profiler_max_docs);
+        let limit_docs = self.spec.limits.profiler_max_docs as usize;
         let filters: Vec<(String, Document)> = {
             let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
             profiles.retain(|db, _| dbs.contains(db));
             dbs.iter()
                 .filter(|db| db.as_str() != "admin")
                 .map(|db| {
-                    let state = profiles.entry(db.clone()).or_insert_with(|| profile::DbProfile::new(db));
+                    let state = profiles.entry(db.clone()).or_insert_with(|| {
+                        // The same cap as the `find` below, so "limit reached" is detected.
+                        profile::DbProfile::new(db).with_limit(limit_docs)
+                    });
                     (db.clone(), state.next_filter())
                 })
                 .collect()
@@ -337,7 +341,7 @@ impl MongoClient {
                 .command(
                     &db,
                     doc! {"find": "system.profile", "filter": filter, "sort": {"ts": 1}, "limit": limit,
-                    "projection": {"ts": 1, "op": 1, "millis": 1, "ns": 1}, "singleBatch": true},
+                    "projection": profile::projection(), "singleBatch": true},
                     deadline,
                     "find system.profile",
                 )
