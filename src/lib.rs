@@ -13,3 +13,13 @@ pub mod process;
 pub mod scrape;
 pub mod server;
 pub mod web_config;
+
+/// Every metric family the exporter can emit, for documentation and for the
+/// tests that check dashboards, alert rules and the README against the code.
+pub fn all_descriptors() -> Vec<&'static metrics::Desc> {
+    let mut all = collectors::redis::encode::descriptors();
+    all.extend(collectors::mongodb::encode::descriptors());
+    all.extend(scrape::descriptors());
+    all.extend(process::descriptors());
+    all
+}
