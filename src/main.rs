@@ -41,6 +41,9 @@ fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     if cli.check_config {
+        if let Some(path) = &config.web.web_config_file {
+            tenderly_exporter::web_config::WebSecurity::load(path).context("invalid --web.config.file")?;
+        }
         println!("configuration OK: {} target(s)", config.targets.len());
         for t in &config.targets {
             let role = if t.default { "default (/metrics)" } else { "probe only" };

@@ -5,8 +5,6 @@
 
 #![no_main]
 
-use std::io::Cursor;
-
 use libfuzzer_sys::fuzz_target;
 use mongodb::bson::Document;
 use tenderly_exporter::collectors::mongodb::encode::{encode, encode_up};
@@ -17,15 +15,31 @@ use tenderly_exporter::metrics::Exposition;
 
 const MAX_DOCS: usize = 8;
 
-fuzz_target!(|data: &[u8]| {
-    let mut reader = Cursor::new(data);
+/// Splits `data` into back-to-back documents. The declared length is checked
+/// against the bytes left first: bson 2.x's `Document::from_reader` reserves
+/// the declared length (up to 2 GiB) before reading, which is a harness
+/// artefact here (the driver only decodes documents inside a message it has
+/// already read whole), not something a server can do to the exporter.
+fn read_documents(data: &[u8]) -> Vec<Document> {
     let mut docs = Vec::new();
-    while docs.len() < MAX_DOCS && (reader.position() as usize) < data.len() {
-        match Document::from_reader(&mut reader) {
+    let mut rest = data;
+    while docs.len() < MAX_DOCS {
+        let Some(header) = rest.first_chunk::<4>() else { break };
+        let Ok(len) = usize::try_from(i32::from_le_bytes(*header)) else { break };
+        if len > rest.len() {
+            break;
+        }
+        match Document::from_reader(&rest[..len]) {
             Ok(doc) => docs.push(doc),
             Err(_) => break,
         }
+        rest = &rest[len..];
     }
+    docs
+}
+
+fuzz_target!(|data: &[u8]| {
+    let docs = read_documents(data);
     let Some(first) = docs.first() else { return };
 
     for doc in &docs {

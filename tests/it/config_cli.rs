@@ -84,10 +84,7 @@ fn bad_config_fails_at_startup_naming_the_field_without_secrets() {
 #[test]
 fn readme_lists_every_metric_and_flag() {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let mut descs = tenderly_exporter::collectors::redis::encode::descriptors();
-    descs.extend(tenderly_exporter::scrape::descriptors());
-    descs.extend(tenderly_exporter::process::descriptors());
-    for d in descs {
+    for d in tenderly_exporter::all_descriptors() {
         assert!(d.is_well_formed(), "{} is not well formed", d.name);
         assert!(readme.contains(&format!("| `{}` |", d.name)), "README has no metric row for {}", d.name);
     }

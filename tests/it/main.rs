@@ -1,6 +1,7 @@
 //! The one integration-test binary. Modules mirror the layers: parsers on real
 //! captures, golden expositions, HTTP on port 0, live servers started here.
 
+mod alert_rules;
 mod config_cli;
 mod doctor;
 mod harness;
@@ -14,4 +15,6 @@ mod redis_live;
 mod redis_parse;
 mod redis_tls;
 mod support;
+mod tenderly_keys;
+mod tenderly_queries;
 mod web_security;

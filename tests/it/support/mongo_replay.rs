@@ -124,8 +124,27 @@
 //!   is also left out of the hello `hosts` list, as a real server does.
 //!
 //! The matcher used for `filter` and `$match` understands equality on dotted
-//! paths, `$eq $ne $gt $gte $lt $lte $in $nin $exists`, and top-level `$and` /
-//! `$or`; unknown operators are treated as matching.
+//! paths (a numeric component indexes an array: `activeSessions.1`; equality
+//! with `$eq`/`$ne` or a plain value also matches an element of an array field),
+//! `$eq $ne $gt $gte $lt $lte $in $nin $exists`, `$regex` (with `$options: "i"`;
+//! a small engine: literals, `.`, `[...]`/`[^...]` classes with ranges, `\`
+//! escapes, `^`/`$` anchors and the `* + ?` quantifiers; anything else in a
+//! pattern never matches), and top-level `$and` / `$or`; unknown operators are
+//! treated as matching.
+//!
+//! ## Application collections (for the Tenderly query collectors)
+//!
+//! * [`ReplayServer::set_collection_docs`] fills any `<db>.<coll>`; `find`,
+//!   `aggregate` and `count` (`{count: coll, query: filter}` answers `{n, ok}`,
+//!   honouring `skip`/`limit`) read it. Pipelines on such collections also
+//!   evaluate `$unwind` (a `"$path"` string), `$group` (`_id` a `"$path"`, a
+//!   constant or null; accumulators `{$sum: <number or "$path">}`) and
+//!   `$count`, besides `$match $sort $skip $limit $project`.
+//! * [`ReplayServer::set_command_reply`] scripts the exact reply to one command
+//!   name on one namespace (it wins over the documents).
+//! * [`ReplayServer::commands_received`] returns the full bodies of the
+//!   commands received with a given name (the last [`MAX_BODIES_RECORDED`]), so
+//!   tests can assert the shape of what the exporter sent.
 //!
 //! # Faults
 //!
@@ -177,6 +196,8 @@ pub const MAX_CONNECTIONS: usize = 128;
 pub const STOP_JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// `commands_seen` keeps at most this many (oldest dropped first).
 pub const MAX_COMMANDS_RECORDED: usize = 100_000;
+/// `commands_received` keeps the bodies of at most this many commands.
+pub const MAX_BODIES_RECORDED: usize = 10_000;
 /// Most documents one cursor reply carries.
 const MAX_BATCH_DOCS: usize = 10_000;
 
@@ -429,6 +450,12 @@ struct State {
     profile_levels: HashMap<String, i32>,
     current_ops: Vec<Document>,
     seen: VecDeque<(String, String)>,
+    /// Full bodies of recent commands (not handshakes), oldest first.
+    bodies: VecDeque<(String, Document)>,
+    /// Documents of application collections, by (db, collection).
+    collections: HashMap<(String, String), Vec<Document>>,
+    /// Scripted replies by (command, db, collection).
+    scripted: HashMap<(String, String, String), Document>,
 }
 
 impl Shared {
@@ -470,6 +497,9 @@ impl ReplayServer {
             profile_levels,
             current_ops: default_current_ops(&data.host),
             seen: VecDeque::new(),
+            bodies: VecDeque::new(),
+            collections: HashMap::new(),
+            scripted: HashMap::new(),
         };
 
         let listener = TcpListener::bind(addr).map_err(|source| ReplayError::Bind { addr, source })?;
@@ -563,6 +593,22 @@ impl ReplayServer {
     /// The current contents of `<db>.system.profile`, in insertion order.
     pub fn profile_docs(&self, db: &str) -> Vec<Document> {
         self.shared.state().profile_docs.get(db).cloned().unwrap_or_default()
+    }
+
+    /// Replaces the documents of `<db>.<coll>` read by `find`, `aggregate` and `count`.
+    pub fn set_collection_docs(&self, db: &str, coll: &str, docs: Vec<Document>) {
+        self.shared.state().collections.insert((db.to_owned(), coll.to_owned()), docs);
+    }
+
+    /// Answers `command` (`"count"`, `"aggregate"`, `"find"`) on `<db>.<coll>` with `reply`.
+    pub fn set_command_reply(&self, command: &str, db: &str, coll: &str, reply: Document) {
+        self.shared.state().scripted.insert((command.to_owned(), db.to_owned(), coll.to_owned()), reply);
+    }
+
+    /// Full bodies (including `$db`) of the commands named `command` received
+    /// so far, oldest first.
+    pub fn commands_received(&self, command: &str) -> Vec<Document> {
+        self.shared.state().bodies.iter().filter(|(name, _)| name == command).map(|(_, body)| body.clone()).collect()
     }
 
     /// Replaces the documents `$currentOp` reports.
@@ -960,6 +1006,12 @@ fn handle_message(
             state.seen.pop_front();
         }
         state.seen.push_back((name.clone(), request.db.clone()));
+        if !is_handshake(&name) {
+            if state.bodies.len() >= MAX_BODIES_RECORDED {
+                state.bodies.pop_front();
+            }
+            state.bodies.push_back((name.clone(), request.command.clone()));
+        }
     }
 
     let handshake = is_handshake(&name);
@@ -1100,6 +1152,10 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         "dbStats" | "dbstats" => synthesized_db_stats(db),
         "profile" => profile_command(shared, cmd, db),
         "collStats" => data.coll_stats(cmd, db),
+        "find" | "aggregate" | "count" if scripted_reply(shared, name, cmd, db).is_some() => {
+            scripted_reply(shared, name, cmd, db).unwrap_or_else(ok)
+        }
+        "count" => count_command(shared, cmd, db),
         "find" => find_command(shared, cmd, db),
         "aggregate" => aggregate_command(shared, cmd, db),
         "listCollections" if data.role == Role::Arbiter => not_primary_or_secondary(),
@@ -1111,6 +1167,27 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         }
         _ => command_not_found(name),
     }
+}
+
+fn scripted_reply(shared: &Shared, name: &str, cmd: &Document, db: &str) -> Option<Document> {
+    let coll = cmd.get_str(name).ok()?;
+    shared.state().scripted.get(&(name.to_owned(), db.to_owned(), coll.to_owned())).cloned()
+}
+
+fn count_command(shared: &Shared, cmd: &Document, db: &str) -> Document {
+    let Ok(coll) = cmd.get_str("count") else {
+        return error_reply(2, "BadValue", "collection name has invalid type");
+    };
+    let docs = match collection_docs(shared, db, coll) {
+        Ok(docs) => docs,
+        Err(error) => return error,
+    };
+    let query = cmd.get_document("query").ok();
+    let matched = docs.iter().filter(|d| query.is_none_or(|q| matches_filter(d, q))).count();
+    let skip = cmd.get("skip").and_then(as_f64).unwrap_or(0.0).max(0.0) as usize;
+    let limit = cmd.get("limit").and_then(as_f64).map(|l| l.abs() as usize).filter(|&l| l > 0);
+    let n = matched.saturating_sub(skip).min(limit.unwrap_or(usize::MAX));
+    doc! { "n": n as i64, "ok": 1.0 }
 }
 
 fn profile_command(shared: &Shared, cmd: &Document, db: &str) -> Document {
@@ -1146,7 +1223,7 @@ fn collection_docs(shared: &Shared, db: &str, coll: &str) -> Result<Vec<Document
     if coll == "system.profile" {
         return Ok(shared.state().profile_docs.get(db).cloned().unwrap_or_default());
     }
-    Ok(Vec::new())
+    Ok(shared.state().collections.get(&(db.to_owned(), coll.to_owned())).cloned().unwrap_or_default())
 }
 
 fn find_command(shared: &Shared, cmd: &Document, db: &str) -> Document {
@@ -1226,8 +1303,8 @@ fn aggregate_command(shared: &Shared, cmd: &Document, db: &str) -> Document {
     }
 }
 
-/// Applies `$match`, `$sort`, `$skip`, `$limit` and `$project` roughly; any other
-/// stage is ignored.
+/// Applies `$match`, `$sort`, `$skip`, `$limit`, `$project`, `$unwind`,
+/// `$group` and `$count` roughly; any other stage is ignored.
 fn apply_stages(mut docs: Vec<Document>, stages: &[&Document], ns: &str) -> Document {
     for stage in stages {
         let Some((name, spec)) = stage.iter().next() else { continue };
@@ -1240,6 +1317,9 @@ fn apply_stages(mut docs: Vec<Document>, stages: &[&Document], ns: &str) -> Docu
             }
             ("$limit", n) => docs.truncate(as_f64(n).unwrap_or(0.0).max(0.0) as usize),
             ("$project", Bson::Document(projection)) => docs = docs.iter().map(|d| project(d, projection)).collect(),
+            ("$unwind", Bson::String(path)) => docs = unwind(docs, path.trim_start_matches('$')),
+            ("$group", Bson::Document(spec)) => docs = group(&docs, spec),
+            ("$count", Bson::String(field)) => docs = vec![doc! { field.clone(): docs.len() as i32 }],
             _ => {}
         }
     }
@@ -1277,9 +1357,179 @@ fn get_path<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
     let mut parts = path.split('.');
     let mut current = doc.get(parts.next()?)?;
     for part in parts {
-        current = current.as_document()?.get(part)?;
+        current = match current {
+            Bson::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            other => other.as_document()?.get(part)?,
+        };
     }
     Some(current)
+}
+
+/// `$unwind: "$path"` on a top-level field.
+fn unwind(docs: Vec<Document>, path: &str) -> Vec<Document> {
+    let mut out = Vec::new();
+    for d in docs {
+        match d.get(path) {
+            Some(Bson::Array(items)) => {
+                for item in items {
+                    let mut copy = d.clone();
+                    copy.insert(path, item.clone());
+                    out.push(copy);
+                }
+            }
+            None | Some(Bson::Null) => {}
+            Some(_) => out.push(d),
+        }
+    }
+    out
+}
+
+/// The value of a group key or accumulator operand: `"$path"` reads the
+/// document (missing is null), anything else is a constant.
+fn operand(doc: &Document, spec: &Bson) -> Bson {
+    match spec {
+        Bson::String(s) if s.starts_with('$') => get_path(doc, &s[1..]).cloned().unwrap_or(Bson::Null),
+        other => other.clone(),
+    }
+}
+
+/// `$group` with `$sum` accumulators (a number or a `"$path"`), groups in first-seen order.
+fn group(docs: &[Document], spec: &Document) -> Vec<Document> {
+    let id_spec = spec.get("_id").cloned().unwrap_or(Bson::Null);
+    let mut groups: Vec<(Bson, Document)> = Vec::new();
+    for d in docs {
+        let id = operand(d, &id_spec);
+        let index = match groups.iter().position(|(k, _)| *k == id) {
+            Some(i) => i,
+            None => {
+                groups.push((id.clone(), doc! { "_id": id }));
+                groups.len() - 1
+            }
+        };
+        for (field, acc) in spec.iter().filter(|(k, _)| k.as_str() != "_id") {
+            let Some(Bson::Document(acc)) = Some(acc) else { continue };
+            let Some(sum_of) = acc.get("$sum") else { continue };
+            let add = as_f64(&operand(d, sum_of)).unwrap_or(0.0);
+            let out = &mut groups[index].1;
+            let total = out.get(field).and_then(as_f64).unwrap_or(0.0) + add;
+            let value =
+                if total.fract() == 0.0 && total.abs() < 2e9 { Bson::Int32(total as i32) } else { Bson::Double(total) };
+            out.insert(field.clone(), value);
+        }
+    }
+    groups.into_iter().map(|(_, d)| d).collect()
+}
+
+/// A small regex engine (see the module docs for the supported syntax).
+fn regex_match(pattern: &str, text: &str, case_insensitive: bool) -> bool {
+    let fold = |s: &str| if case_insensitive { s.to_lowercase() } else { s.to_owned() };
+    let (pattern, text) = (fold(pattern), fold(text));
+    let Some(atoms) = regex_parse(&pattern) else { return false };
+    let chars: Vec<char> = text.chars().collect();
+    let (anchored, atoms) = match atoms.split_first() {
+        Some((RegexAtom::Start, rest)) => (true, rest.to_vec()),
+        _ => (false, atoms),
+    };
+    let starts: Vec<usize> = if anchored { vec![0] } else { (0..=chars.len()).collect() };
+    starts.into_iter().any(|start| regex_here(&atoms, &chars, start))
+}
+
+#[derive(Clone, Debug)]
+enum RegexAtom {
+    Start,
+    End,
+    /// A one-character matcher and its repetition (min, max).
+    Char(CharMatch, usize, usize),
+}
+
+#[derive(Clone, Debug)]
+enum CharMatch {
+    Any,
+    Literal(char),
+    Class { negated: bool, ranges: Vec<(char, char)> },
+}
+
+impl CharMatch {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            CharMatch::Any => c != '\n',
+            CharMatch::Literal(l) => *l == c,
+            CharMatch::Class { negated, ranges } => ranges.iter().any(|(a, b)| (*a..=*b).contains(&c)) != *negated,
+        }
+    }
+}
+
+fn regex_parse(pattern: &str) -> Option<Vec<RegexAtom>> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut atoms = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        let m = match p[i] {
+            '^' if i == 0 => {
+                atoms.push(RegexAtom::Start);
+                i += 1;
+                continue;
+            }
+            '$' if i + 1 == p.len() => {
+                atoms.push(RegexAtom::End);
+                i += 1;
+                continue;
+            }
+            '.' => CharMatch::Any,
+            '\\' => {
+                i += 1;
+                CharMatch::Literal(*p.get(i)?)
+            }
+            '[' => {
+                i += 1;
+                let negated = p.get(i) == Some(&'^');
+                if negated {
+                    i += 1;
+                }
+                let mut ranges = Vec::new();
+                while *p.get(i)? != ']' {
+                    let a = p[i];
+                    if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|c| *c != ']') {
+                        ranges.push((a, p[i + 2]));
+                        i += 3;
+                    } else {
+                        ranges.push((a, a));
+                        i += 1;
+                    }
+                }
+                CharMatch::Class { negated, ranges }
+            }
+            '(' | ')' | '|' | '{' | '}' | '*' | '+' | '?' | '^' | '$' => return None,
+            c => CharMatch::Literal(c),
+        };
+        i += 1;
+        let (min, max) = match p.get(i) {
+            Some('*') => (0, usize::MAX),
+            Some('+') => (1, usize::MAX),
+            Some('?') => (0, 1),
+            _ => (1, 1),
+        };
+        if (min, max) != (1, 1) {
+            i += 1;
+        }
+        atoms.push(RegexAtom::Char(m, min, max));
+    }
+    Some(atoms)
+}
+
+fn regex_here(atoms: &[RegexAtom], text: &[char], pos: usize) -> bool {
+    match atoms.split_first() {
+        None => true,
+        Some((RegexAtom::End, rest)) => pos == text.len() && regex_here(rest, text, pos),
+        Some((RegexAtom::Start, rest)) => pos == 0 && regex_here(rest, text, pos),
+        Some((RegexAtom::Char(m, min, max), rest)) => {
+            let mut n = 0;
+            while n < *max && pos + n < text.len() && m.matches(text[pos + n]) {
+                n += 1;
+            }
+            (*min..=n).rev().any(|k| regex_here(rest, text, pos + k))
+        }
+    }
 }
 
 fn matches_filter(doc: &Document, filter: &Document) -> bool {
@@ -1293,16 +1543,21 @@ fn matches_filter(doc: &Document, filter: &Document) -> bool {
     })
 }
 
+/// Equality as a query sees it: an array field also matches when one of its elements does.
+fn element_eq(value: &Bson, wanted: &Bson) -> bool {
+    bson_eq(value, wanted) || matches!(value, Bson::Array(items) if items.iter().any(|i| bson_eq(i, wanted)))
+}
+
 fn matches_condition(value: Option<&Bson>, cond: &Bson) -> bool {
     let operators = match cond {
         Bson::Document(ops) if ops.keys().next().is_some_and(|k| k.starts_with('$')) => ops,
-        _ => return value.is_some_and(|v| bson_eq(v, cond)),
+        _ => return value.is_some_and(|v| element_eq(v, cond)),
     };
     operators.iter().all(|(op, arg)| {
         let ordered = |want: &[Ordering]| value.and_then(|v| compare_bson(v, arg)).is_some_and(|o| want.contains(&o));
         match op.as_str() {
-            "$eq" => value.is_some_and(|v| bson_eq(v, arg)),
-            "$ne" => !value.is_some_and(|v| bson_eq(v, arg)),
+            "$eq" => value.is_some_and(|v| element_eq(v, arg)),
+            "$ne" => !value.is_some_and(|v| element_eq(v, arg)),
             "$gt" => ordered(&[Ordering::Greater]),
             "$gte" => ordered(&[Ordering::Greater, Ordering::Equal]),
             "$lt" => ordered(&[Ordering::Less]),
@@ -1310,6 +1565,17 @@ fn matches_condition(value: Option<&Bson>, cond: &Bson) -> bool {
             "$in" => arg.as_array().is_some_and(|c| value.is_some_and(|v| c.iter().any(|x| bson_eq(v, x)))),
             "$nin" => arg.as_array().is_none_or(|c| !value.is_some_and(|v| c.iter().any(|x| bson_eq(v, x)))),
             "$exists" => value.is_some() == truthy(arg),
+            "$regex" => {
+                let insensitive = operators.get_str("$options").is_ok_and(|o| o.contains('i'));
+                match (value, arg) {
+                    (Some(Bson::String(text)), Bson::String(pattern)) => regex_match(pattern, text, insensitive),
+                    (Some(Bson::String(text)), Bson::RegularExpression(re)) => {
+                        regex_match(&re.pattern, text, re.options.contains('i'))
+                    }
+                    _ => false,
+                }
+            }
+            "$options" => true,
             _ => true,
         }
     })

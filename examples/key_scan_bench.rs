@@ -1,0 +1,135 @@
+//! Benchmarks the key-family scanner directly (until it is wired into the scrape):
+//! calls `KeyScanner::advance` the way a scrape would, once per simulated scrape,
+//! and reports per-call latency (median / p99 / max), calls and wall time per
+//! complete pass, and the server-side cost from `INFO commandstats`.
+//!
+//!   REDIS_PASSWORD=... cargo run --release --example key_scan_bench -- \
+//!       --addr 127.0.0.1:6379 [--passes 3] [--budget 50ms] [--scan-count 1000] [--interval 0ms]
+//!
+//! Driven by scripts/bench-keys.sh, which starts a private Redis with 1M keys.
+
+use std::time::{Duration, Instant as StdInstant};
+
+use tenderly_exporter::collectors::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
+use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::metrics::Exposition;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `cmdstat_<name>` calls and usec from INFO commandstats text.
+fn cmdstat(text: &str, name: &str) -> (u64, u64) {
+    let prefix = format!("cmdstat_{name}:");
+    let Some(line) = text.lines().find_map(|l| l.trim().strip_prefix(prefix.as_str())) else { return (0, 0) };
+    let field = |f: &str| line.split(',').find_map(|kv| kv.strip_prefix(f)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (field("calls="), field("usec="))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let addr = arg(&args, "--addr", "127.0.0.1:6379");
+    let passes: u64 = arg(&args, "--passes", "3").parse()?;
+    let interval = tenderly_exporter::config::parse_duration(&arg(&args, "--interval", "0ms"))?;
+    let password = std::env::var("REDIS_PASSWORD").ok().filter(|p| !p.is_empty());
+    let config = KeyFamiliesConfig {
+        budget: arg(&args, "--budget", "50ms"),
+        scan_count: arg(&args, "--scan-count", "1000").parse()?,
+        ..KeyFamiliesConfig::default()
+    };
+    config.validate()?;
+    let spec = RedisTarget {
+        url: format!("redis://{addr}"),
+        username: None,
+        password: password.clone().map(Secret::new),
+        tls: RedisTls::default(),
+        collectors: RedisCollectors::default(),
+    };
+
+    let mut info_conn = {
+        let mut url = format!("redis://{addr}");
+        if let Some(p) = &password {
+            url = format!("redis://:{}@{addr}", p.replace('@', "%40"));
+        }
+        redis::Client::open(url)?.get_multiplexed_async_connection().await?
+    };
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut info_conn).await?;
+    let dbsize: u64 = redis::cmd("DBSIZE").query_async(&mut info_conn).await?;
+
+    let scanner = KeyScanner::new("bench", spec, config.clone());
+    let mut calls: Vec<Duration> = Vec::new();
+    let mut per_pass_calls = Vec::new();
+    let mut pass_calls = 0u64;
+    let mut pass_durations = Vec::new();
+    let started = StdInstant::now();
+    while scanner.passes() < passes {
+        let t = StdInstant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let before = scanner.passes();
+        scanner.advance(deadline).await?;
+        calls.push(t.elapsed());
+        pass_calls += 1;
+        if scanner.passes() > before {
+            per_pass_calls.push(pass_calls);
+            pass_calls = 0;
+            let mut out = Exposition::new();
+            scanner.encode(&mut out);
+            if let Some(v) = out.get("tenderly_redis_key_scan_duration_seconds", &[]) {
+                pass_durations.push(v.as_f64());
+            }
+        }
+        if !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            return Err("gave up after 30 minutes".into());
+        }
+    }
+    let commandstats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut info_conn).await?;
+
+    let mut sorted = calls.clone();
+    sorted.sort();
+    let mut out = Exposition::new();
+    scanner.encode(&mut out);
+    println!("keys in db0: {dbsize}; budget {}; scan_count {}", config.budget, config.scan_count);
+    println!(
+        "advance() latency over {} calls: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        sorted.len(),
+        ms(percentile(&sorted, 0.5)),
+        ms(percentile(&sorted, 0.99)),
+        ms(percentile(&sorted, 1.0))
+    );
+    println!("advance() calls per pass: {per_pass_calls:?}");
+    println!("pass wall time (s, back-to-back scrapes): {pass_durations:.2?}");
+    for name in ["scan", "pttl", "memory|usage"] {
+        let (n, usec) = cmdstat(&commandstats, name);
+        if n > 0 {
+            println!(
+                "server: {name} calls {n}, total {:.1} ms, {:.2} usec/call, per advance {:.2} ms",
+                usec as f64 / 1000.0,
+                usec as f64 / n as f64,
+                usec as f64 / 1000.0 / calls.len() as f64
+            );
+        }
+    }
+    for family in ["session", "jwt", "otp", "ratelimit", "user", "other", "non_tenderly"] {
+        let keys = out.get("tenderly_redis_keys", &[("family", family)]).map(|v| v.as_f64()).unwrap_or(-1.0);
+        let no_ttl = out.get("tenderly_redis_keys_without_ttl", &[("family", family)]).map(|v| v.as_f64());
+        let mem = out.get("tenderly_redis_key_memory_bytes", &[("family", family)]).map(|v| v.as_f64());
+        println!("family {family:>12}: keys {keys:>9} without_ttl {no_ttl:?} memory_bytes {mem:?}");
+    }
+    Ok(())
+}
