@@ -654,7 +654,8 @@ async fn real_server_tenderly_queries_when_mongodb_test_uri_is_set() {
     let runner = QueryRunner::new("real", shipped(&db_name));
     let ok = runner.run(&client, Instant::now() + Duration::from_secs(20)).await;
     let m = encoded(&runner);
-    let expectations: [(&str, &[(&str, &str)], f64); 12] = [
+    type Expectation<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+    let expectations: [Expectation; 12] = [
         ("tenderly_users", &[("status", "active")], 1.0),
         ("tenderly_users", &[("status", "other")], 1.0),
         ("tenderly_users_by_role", &[("role", "patient")], 3.0),
@@ -677,4 +678,26 @@ async fn real_server_tenderly_queries_when_mongodb_test_uri_is_set() {
     assert!(ok, "a shipped query failed against the real server");
     assert!(mismatches.is_empty(), "{mismatches:#?}");
     dropped.expect("drop the scratch database");
+}
+
+#[test]
+fn the_shipped_set_written_out_in_the_docs_is_the_shipped_set() {
+    let docs = include_str!("../../docs/tenderly-queries.md");
+    let section = docs.split("## The shipped set").nth(1).expect("shipped section");
+    let yaml = section.split("```yaml").nth(1).and_then(|s| s.split("```").next()).expect("yaml block");
+    let config: QueriesConfig =
+        serde_norway::from_str(&format!("app_database: tenderly\nshipped: false\n{yaml}")).expect("docs yaml parses");
+    config.validate().expect("docs yaml is valid");
+    let normal = |q: &tenderly_exporter::collectors::tenderly::queries::QuerySpec| {
+        let mut q = q.clone();
+        q.database = None;
+        let json = |d: &Document| Bson::Document(d.clone()).into_relaxed_extjson().to_string();
+        let count = q.count.take().map(|d| json(&d));
+        let aggregate = q.aggregate.take().map(|p| p.iter().map(json).collect::<Vec<_>>());
+        (format!("{q:?}"), count, aggregate)
+    };
+    let documented: Vec<_> = config.queries.iter().map(normal).collect();
+    let shipped: Vec<_> =
+        tenderly_exporter::collectors::tenderly::queries::shipped_queries("tenderly").iter().map(normal).collect();
+    assert_eq!(documented, shipped);
 }
