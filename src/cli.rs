@@ -112,6 +112,11 @@ pub struct Cli {
     #[arg(long = "mongodb.profiler-max-docs", default_value_t = 1000)]
     pub mongodb_profiler_max_docs: u32,
 
+    /// Tenderly application database on the default MongoDB target: enables the shipped
+    /// account-security, PII-canary and audit queries (read access to it needed).
+    #[arg(long = "tenderly.app-database", env = "TENDERLY_APP_DATABASE")]
+    pub tenderly_app_database: Option<String>,
+
     /// Enable replSetGetStatus/replSetGetConfig on replica-set members.
     #[arg(long = "collector.mongodb.replset", overrides_with = "no_mongodb_replset")]
     pub mongodb_replset: bool,

@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat, LogLevel};
+use crate::collectors::tenderly::backups::BackupsConfig;
+use crate::collectors::tenderly::queries::QueriesConfig;
 
 /// A credential. Its contents never reach `Debug`, `Display` or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -129,7 +131,7 @@ impl Default for MongoLimits {
 }
 
 /// Where and how to reach one MongoDB node.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct MongoTarget {
     /// The connection string as given (may hold credentials and TLS options): never displayed.
     pub uri: Secret,
@@ -139,6 +141,8 @@ pub struct MongoTarget {
     pub password: Option<Secret>,
     pub collectors: MongoCollectors,
     pub limits: MongoLimits,
+    /// Tenderly application signals (shipped and custom queries, audit counters, posture).
+    pub tenderly: Option<QueriesConfig>,
 }
 
 impl fmt::Debug for MongoTarget {
@@ -149,6 +153,7 @@ impl fmt::Debug for MongoTarget {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("collectors", &self.collectors)
             .field("limits", &self.limits)
+            .field("tenderly", &self.tenderly.as_ref().map(|t| t.app_database.clone()))
             .finish()
     }
 }
@@ -199,14 +204,14 @@ impl fmt::Debug for RedisTarget {
 }
 
 /// Kind-specific settings of a target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
     Redis(RedisTarget),
     Mongodb(MongoTarget),
 }
 
 /// One named target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub name: String,
     pub spec: TargetSpec,
@@ -246,10 +251,12 @@ pub struct WebConfig {
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub web: WebConfig,
     pub targets: Vec<Target>,
+    /// Backup files whose freshness is exported on `/metrics` (`backups:` in the config file).
+    pub backups: Option<BackupsConfig>,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
 }
@@ -266,6 +273,8 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(120);
 struct FileConfig {
     #[serde(default)]
     targets: Vec<FileTarget>,
+    #[serde(default)]
+    backups: Option<BackupsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,6 +305,8 @@ struct FileTarget {
     max_databases: Option<usize>,
     #[serde(default)]
     profiler_max_docs: Option<u32>,
+    #[serde(default)]
+    tenderly: Option<QueriesConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -400,20 +411,32 @@ impl Config {
             targets.push(target);
         }
 
+        let mut backups = None;
         if let Some(path) = &cli.config_file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
-            targets.extend(parse_file(&text, path, env)?);
+            let (file_targets, file_backups) = parse_file_full(&text, path, env)?;
+            targets.extend(file_targets);
+            backups = file_backups;
         }
 
         validate_targets(&targets)?;
-        Ok(Config { web, targets, log_level: cli.log_level, log_format: cli.log_format })
+        Ok(Config { web, targets, backups, log_level: cli.log_level, log_format: cli.log_format })
     }
 
     /// Targets scraped by `/metrics`.
     pub fn default_targets(&self) -> impl Iterator<Item = &Target> {
         self.targets.iter().filter(|t| t.default)
     }
+}
+
+/// `--tenderly.app-database`: the shipped Tenderly queries on the flag target.
+fn tenderly_from_flags(cli: &Cli) -> Result<Option<QueriesConfig>, ConfigError> {
+    let Some(db) = &cli.tenderly_app_database else { return Ok(None) };
+    let config: QueriesConfig = serde_norway::from_str(&format!("app_database: {db:?}"))
+        .map_err(|_| invalid("--tenderly.app-database", "not a database name", "use e.g. tenderly"))?;
+    config.validate().map_err(|e| invalid("--tenderly.app-database", e.problem, e.fix))?;
+    Ok(Some(config))
 }
 
 /// The default MongoDB target from `--mongodb.*` flags, if any.
@@ -459,6 +482,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
             password,
             collectors,
             limits,
+            tenderly: tenderly_from_flags(cli)?,
         }),
         timeout: None,
         default: true,
@@ -467,11 +491,20 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
 
 /// Parses the YAML configuration file into targets.
 pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>, ConfigError> {
+    parse_file_full(text, path, env).map(|(targets, _)| targets)
+}
+
+/// Parses the YAML configuration file into targets and the backup sources.
+pub fn parse_file_full(
+    text: &str,
+    path: &Path,
+    env: &dyn Env,
+) -> Result<(Vec<Target>, Option<BackupsConfig>), ConfigError> {
     if text.len() > 4 * 1024 * 1024 {
         return Err(ConfigError::Parse { path: path.to_path_buf(), message: "larger than 4 MiB".into() });
     }
     let file: FileConfig = if text.trim().is_empty() {
-        FileConfig { targets: Vec::new() }
+        FileConfig { targets: Vec::new(), backups: None }
     } else {
         // serde_norway's messages carry the line and column and name the field, never a value.
         serde_norway::from_str(text)
@@ -525,6 +558,7 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
                     ("profiler_max_docs", t.profiler_max_docs.is_some()),
                 ];
                 reject_foreign_keys(&mongo_only, "redis", &at)?;
+                reject_foreign_keys(&[("tenderly", t.tenderly.is_some())], "redis", &at)?;
                 let (url, url_user, url_password) = normalize_redis_address(&t.address, &at("address"))?;
                 let tls = t
                     .tls
@@ -591,6 +625,9 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
                 if let Some(n) = t.profiler_max_docs {
                     limits.profiler_max_docs = check_range(n, 1, 100_000, &at("profiler_max_docs"))?;
                 }
+                if let Some(q) = &t.tenderly {
+                    q.validate().map_err(|e| invalid(at(&format!("tenderly.{}", e.field)), e.problem, e.fix))?;
+                }
                 TargetSpec::Mongodb(MongoTarget {
                     uri: Secret::new(t.address.trim()),
                     display,
@@ -598,12 +635,16 @@ pub fn parse_file(text: &str, path: &Path, env: &dyn Env) -> Result<Vec<Target>,
                     password: file_password,
                     collectors,
                     limits,
+                    tenderly: t.tenderly,
                 })
             }
         };
         out.push(Target { name: t.name, spec, timeout, default: t.default });
     }
-    Ok(out)
+    if let Some(b) = &file.backups {
+        b.validate().map_err(|e| invalid(format!("{}: backups.{}", path.display(), e.field), e.problem, e.fix))?;
+    }
+    Ok((out, file.backups))
 }
 
 fn reject_foreign_keys(keys: &[(&str, bool)], kind: &str, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {

@@ -382,6 +382,7 @@ impl TargetRunner {
                     Ok(scrape) => {
                         mongo_encode::encode_up(true, &mut exposition);
                         mongo_encode::encode(&scrape.snapshot, &mut exposition);
+                        exposition.merge(scrape.tenderly);
                         self.note_success();
                         for section in scrape.sections {
                             // A collector that does not apply to this node is not a run.

@@ -26,7 +26,12 @@ use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
 use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot, NodeInfo, Role};
+use crate::collectors::tenderly::{mongo_posture, queries::QueryRunner};
 use crate::config::MongoTarget;
+use crate::metrics::Exposition;
+
+/// How often the security posture (`getCmdLineOpts`) is re-read: it changes only on restart.
+const POSTURE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How long a refused command is left alone before it is tried again (privileges
 /// can be granted while the exporter runs).
@@ -79,6 +84,9 @@ pub enum MongoError {
 pub struct MongoScrape {
     pub snapshot: MongoSnapshot,
     pub sections: Vec<SectionRun>,
+    /// Tenderly application signals (queries, audit counters, posture), already encoded:
+    /// their state (caches, high-water marks) lives in the client between scrapes.
+    pub tenderly: Exposition,
 }
 
 /// A MongoDB target's client and the state kept between scrapes.
@@ -90,6 +98,10 @@ pub struct MongoClient {
     profiles: StdMutex<BTreeMap<String, profile::DbProfile>>,
     /// Commands refused with Unauthorized, and when to try again.
     refused: StdMutex<BTreeMap<&'static str, Instant>>,
+    /// Tenderly queries and audit counters, when the target has a `tenderly:` section.
+    queries: Option<QueryRunner>,
+    /// The last posture reading and when it was taken.
+    posture: StdMutex<Option<(Instant, mongo_posture::MongoPosture)>>,
 }
 
 impl std::fmt::Debug for MongoClient {
@@ -102,11 +114,19 @@ impl MongoClient {
     pub fn new(target: impl Into<String>, spec: MongoTarget) -> Self {
         MongoClient {
             target: target.into(),
-            spec,
             client: Mutex::new(None),
             profiles: StdMutex::new(BTreeMap::new()),
             refused: StdMutex::new(BTreeMap::new()),
+            queries: None,
+            posture: StdMutex::new(None),
+            spec,
         }
+        .with_queries()
+    }
+
+    fn with_queries(mut self) -> Self {
+        self.queries = self.spec.tenderly.clone().map(|config| QueryRunner::new(&self.target, config));
+        self
     }
 
     /// One scrape under `deadline`. Fails as a whole only when `hello` or
@@ -177,7 +197,45 @@ impl MongoClient {
             .await;
         scrape.snapshot.profiler = profiles.unwrap_or_default();
         scrape.sections.push(run_profiler);
+        self.tenderly(&client, &node, deadline, &mut scrape).await;
         Ok(scrape)
+    }
+
+    /// Tenderly queries (where the role holds the data set) and posture.
+    async fn tenderly(&self, client: &Client, node: &NodeInfo, deadline: Instant, scrape: &mut MongoScrape) {
+        if let Some(runner) = &self.queries {
+            let applies = self.spec.tenderly.as_ref().is_some_and(|c| c.applies_to(node.role));
+            if applies {
+                let started = Instant::now();
+                let all_ok = runner.run(client, deadline).await;
+                runner.encode(&mut scrape.tenderly);
+                scrape.sections.push(SectionRun {
+                    collector: "tenderly_queries",
+                    outcome: if all_ok {
+                        SectionOutcome::Ok
+                    } else {
+                        SectionOutcome::Failed("one or more queries failed (see tenderly_query_success)".into())
+                    },
+                    duration: started.elapsed(),
+                });
+            } else {
+                // A stepped-down primary must not count audit events twice later.
+                runner.standby();
+            }
+        }
+        let posture_wanted = self.spec.tenderly.as_ref().is_none_or(|c| c.posture);
+        if posture_wanted {
+            let cached = self.posture.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let posture = match cached {
+                Some((at, posture)) if at.elapsed() < POSTURE_INTERVAL => posture,
+                _ => {
+                    let posture = mongo_posture::check(client, deadline).await;
+                    *self.posture.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), posture.clone()));
+                    posture
+                }
+            };
+            posture.encode(&self.target, &mut scrape.tenderly);
+        }
     }
 
     /// Runs one optional collector, timing it and turning its error into an outcome.
