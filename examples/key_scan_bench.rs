@@ -57,6 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         password: password.clone().map(Secret::new),
         tls: RedisTls::default(),
         collectors: RedisCollectors::default(),
+        key_families: None,
+        posture: None,
     };
 
     let mut info_conn = {

@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
-# One-command demo of tenderly-exporter on a fresh machine.
+# One-command demo of tenderly-exporter on a fresh machine: Redis, MongoDB, the
+# exporter, Prometheus with the shipped alert rules, and Alertmanager.
 #
 #   scripts/demo.sh [--port 9879] [--no-build]
 #
 # What it does:
-#   1. installs redis-server/redis-tools with apt-get if they are missing (only as root);
-#   2. builds the exporter (cargo build --release) unless --no-build;
+#   1. installs the missing Debian packages (redis-server, redis-tools, prometheus,
+#      prometheus-alertmanager) with apt-get when run as root; otherwise prints the
+#      exact apt-get command and stops;
+#   2. builds the exporter and the MongoDB replay server (cargo build --release
+#      --bin tenderly-exporter --example mongo_replay) unless --no-build;
 #   3. starts a private redis-server on 127.0.0.1:16379 in ${TMPDIR:-/tmp}/tenderly-demo,
 #      configured like the DBA guide's redis.conf (requirepass from a generated password
 #      kept in a 0600 file, maxmemory 64mb allkeys-lru, latency-monitor-threshold 1);
 #   4. loads ~2000 Tenderly-shaped keys (fake values) with redis-cli --pipe and keeps a
 #      trickle of application-like traffic going so rates move;
-#   5. starts the exporter with --redis.password-file, waits for /-/ready and prints
-#      where to look;
-#   6. stays in the foreground until Ctrl-C, then stops everything it started and
-#      removes the demo directory (it holds the password).
+#   5. starts MongoDB on 127.0.0.1:27117: a real mongod if one is on PATH (a
+#      single-node replica set when mongosh is there to initiate it), otherwise the
+#      wire-protocol replay server (examples/mongo_replay.rs, scenario "primary":
+#      a replica set whose secondaries lag, so MongodbReplicationLagHigh fires);
+#   6. starts the exporter with --redis.password-file and --mongodb.uri, waits for /-/ready;
+#   7. starts Prometheus on 127.0.0.1:19090 (deploy/prometheus.yml with local addresses,
+#      5 s scrapes, the rules in alerts/) and Alertmanager on 127.0.0.1:19093
+#      (deploy/alertmanager.yml's routes and inhibitions, receivers that deliver nowhere),
+#      waits until every scrape target is up and prints the URLs;
+#   8. stays in the foreground until Ctrl-C, then stops everything it started and
+#      removes the demo directory (it holds the password and Prometheus' data).
 #
 # Running it again is safe: leftovers of a previous run that was killed hard are
 # stopped first; a demo that is still running is reported instead of disturbed.
 set -euo pipefail
 
 REDIS_PORT=16379
+MONGO_PORT=27117
+PROMETHEUS_PORT=19090
+ALERTMANAGER_PORT=19093
 SAMPLE_KEYS=2000
 EXPORTER_PORT=9879
 BUILD=1
 
 usage() {
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
@@ -58,14 +72,17 @@ if ! [[ "$EXPORTER_PORT" =~ ^[0-9]+$ ]] || ((EXPORTER_PORT < 1 || EXPORTER_PORT 
     echo "demo: --port must be a TCP port number, got '$EXPORTER_PORT'" >&2
     exit 2
 fi
-if ((EXPORTER_PORT == REDIS_PORT)); then
-    echo "demo: --port $EXPORTER_PORT is the demo Redis port; pick another" >&2
-    exit 2
-fi
+for taken in "$REDIS_PORT:Redis" "$MONGO_PORT:MongoDB" "$PROMETHEUS_PORT:Prometheus" "$ALERTMANAGER_PORT:Alertmanager"; do
+    if ((EXPORTER_PORT == ${taken%%:*})); then
+        echo "demo: --port $EXPORTER_PORT is the demo ${taken#*:} port; pick another" >&2
+        exit 2
+    fi
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO_DIR="${TMPDIR:-/tmp}/tenderly-demo"
 EXPORTER_BIN="$ROOT/target/release/tenderly-exporter"
+REPLAY_BIN="$ROOT/target/release/examples/mongo_replay"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -76,6 +93,9 @@ die() {
 # --- processes we own, stopped by the trap -------------------------------------------
 REDIS_PID=""
 EXPORTER_PID=""
+MONGO_PID=""
+PROMETHEUS_PID=""
+ALERTMANAGER_PID=""
 TRAFFIC_PID=""
 KEEP_DIR=0
 
@@ -96,16 +116,19 @@ stop_pid() { # pid
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [[ -n "$EXPORTER_PID$REDIS_PID$TRAFFIC_PID" ]]; then
+    if [[ -n "$EXPORTER_PID$REDIS_PID$TRAFFIC_PID$MONGO_PID$PROMETHEUS_PID$ALERTMANAGER_PID" ]]; then
         log "stopping the demo"
     fi
+    stop_pid "$PROMETHEUS_PID"
+    stop_pid "$ALERTMANAGER_PID"
     stop_pid "$TRAFFIC_PID"
     stop_pid "$EXPORTER_PID"
+    stop_pid "$MONGO_PID"
     stop_pid "$REDIS_PID"
     # Show our logs when something failed, not after a plain Ctrl-C (130) or kill (143),
     # and never those of another demo's directory (KEEP_DIR).
     if ((status != 0 && status != 130 && status != 143 && KEEP_DIR == 0)) && [[ -d "$DEMO_DIR" ]]; then
-        for f in exporter.log redis.log; do
+        for f in exporter.log redis.log mongodb.log prometheus.log alertmanager.log; do
             if [[ -s "$DEMO_DIR/$f" ]]; then
                 printf -- '--- last lines of %s ---\n' "$f" >&2
                 tail -n 20 "$DEMO_DIR/$f" >&2
@@ -153,24 +176,43 @@ http_status() { # port path -> prints the HTTP status code
     ) 2>/dev/null || true
 }
 
-# --- 1. redis-server --------------------------------------------------------------
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+# --- 1. Debian packages --------------------------------------------------------------
+# Debian names the Alertmanager binary prometheus-alertmanager; upstream tarballs alertmanager.
+alertmanager_bin() {
+    command -v prometheus-alertmanager 2>/dev/null || command -v alertmanager 2>/dev/null || true
+}
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+[[ -n "$(alertmanager_bin)" ]] || missing+=(prometheus-alertmanager)
+if ((${#missing[@]})); then
     if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        log "installing redis-server and redis-tools with apt-get"
+        log "installing ${missing[*]} with apt-get"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        die "redis-server/redis-cli not found; install them with: sudo apt-get install redis-server redis-tools"
+        die "missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}"
     fi
 fi
+ALERTMANAGER_BIN="$(alertmanager_bin)"
+MONGOD_BIN="$(command -v mongod 2>/dev/null || true)"
 
 # --- 2. build -----------------------------------------------------------------------
 if ((BUILD)); then
     command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (https://rustup.rs) or pass --no-build with a prebuilt binary"
-    log "building the exporter (cargo build --release)"
-    (cd "$ROOT" && cargo build --release)
+    if [[ -n "$MONGOD_BIN" ]]; then
+        log "building the exporter (cargo build --release)"
+        (cd "$ROOT" && cargo build --release --bin tenderly-exporter)
+    else
+        log "building the exporter and the MongoDB replay server (cargo build --release)"
+        (cd "$ROOT" && cargo build --release --bin tenderly-exporter --example mongo_replay)
+    fi
 fi
 [[ -x "$EXPORTER_BIN" ]] || die "$EXPORTER_BIN does not exist; run without --no-build"
+if [[ -z "$MONGOD_BIN" && ! -x "$REPLAY_BIN" ]]; then
+    die "no mongod on PATH and $REPLAY_BIN does not exist; run without --no-build"
+fi
 
 # --- 3. previous runs, ports, directory ---------------------------------------------
 # One demo at a time. The lock lives next to the demo directory (which is removed on
@@ -187,7 +229,8 @@ if pid="$(stale_pid "$DEMO_DIR/demo.pid" demo.sh)" && [[ "$pid" != "$$" ]]; then
     KEEP_DIR=1
     die "another demo is running (pid $pid); stop it with Ctrl-C first"
 fi
-for leftover in "redis.pid:redis-server" "exporter.pid:tenderly-exporter"; do
+for leftover in "redis.pid:redis-server" "exporter.pid:tenderly-exporter" "mongodb.pid:mongo" \
+    "prometheus.pid:prometheus" "alertmanager.pid:alertmanager"; do
     if pid="$(stale_pid "$DEMO_DIR/${leftover%%:*}" "${leftover#*:}")"; then
         log "stopping ${leftover#*:} (pid $pid) left over from an earlier demo"
         kill -TERM "$pid" 2>/dev/null || true
@@ -206,6 +249,12 @@ if port_in_use "$EXPORTER_PORT"; then
     KEEP_DIR=1
     die "127.0.0.1:$EXPORTER_PORT is already in use; pick another exporter port with --port"
 fi
+for taken in "$MONGO_PORT:MongoDB" "$PROMETHEUS_PORT:Prometheus" "$ALERTMANAGER_PORT:Alertmanager"; do
+    if port_in_use "${taken%%:*}"; then
+        KEEP_DIR=1
+        die "127.0.0.1:${taken%%:*} is already in use by another program; the demo needs it for its ${taken#*:}"
+    fi
+done
 
 rm -rf "$DEMO_DIR"
 mkdir -m 700 "$DEMO_DIR"
@@ -343,12 +392,51 @@ DEMO_PID=$$
 ) &
 TRAFFIC_PID=$!
 
-# --- 6. the exporter ----------------------------------------------------------------
+# --- 6. MongoDB ------------------------------------------------------------------------
+MONGO_KIND=""
+if [[ -n "$MONGOD_BIN" ]]; then
+    mkdir -m 700 "$DEMO_DIR/mongodb"
+    mongod_args=(--dbpath "$DEMO_DIR/mongodb" --bind_ip 127.0.0.1 --port "$MONGO_PORT"
+        --oplogSize 64 --wiredTigerCacheSizeGB 0.25)
+    MONGOSH_BIN="$(command -v mongosh 2>/dev/null || true)"
+    # A replica set needs replSetInitiate; without mongosh run a standalone server.
+    [[ -n "$MONGOSH_BIN" ]] && mongod_args+=(--replSet tenderly-demo)
+    log "starting mongod on 127.0.0.1:$MONGO_PORT (data in $DEMO_DIR/mongodb)"
+    "$MONGOD_BIN" "${mongod_args[@]}" </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
+    MONGO_PID=$!
+    MONGO_KIND="mongod $("$MONGOD_BIN" --version 2>/dev/null | head -n 1 | sed 's/^db version //')"
+else
+    log "no mongod on PATH: starting the MongoDB replay server on 127.0.0.1:$MONGO_PORT (scenario primary)"
+    "$REPLAY_BIN" --scenario primary --listen "127.0.0.1:$MONGO_PORT" \
+        </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
+    MONGO_PID=$!
+    MONGO_KIND="replay server (examples/mongo_replay.rs, scenario primary: secondaries lag 1151 s)"
+fi
+echo "$MONGO_PID" >"$DEMO_DIR/mongodb.pid"
+ready=0
+for _ in $(seq 1 300); do
+    kill -0 "$MONGO_PID" 2>/dev/null || die "MongoDB exited during startup"
+    if port_in_use "$MONGO_PORT"; then
+        ready=1
+        break
+    fi
+    sleep 0.1
+done
+((ready)) || die "MongoDB did not accept connections on 127.0.0.1:$MONGO_PORT within 30 s"
+if [[ -n "$MONGOD_BIN" && -n "${MONGOSH_BIN:-}" ]]; then
+    "$MONGOSH_BIN" --quiet --port "$MONGO_PORT" --eval \
+        "rs.initiate({_id: 'tenderly-demo', members: [{_id: 0, host: '127.0.0.1:$MONGO_PORT'}]})" \
+        >>"$DEMO_DIR/mongodb.log" 2>&1 || die "rs.initiate failed"
+fi
+MONGO_URI="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
+
+# --- 7. the exporter ----------------------------------------------------------------
 log "starting tenderly-exporter on 127.0.0.1:$EXPORTER_PORT"
 "$EXPORTER_BIN" \
     --web.listen-address "127.0.0.1:$EXPORTER_PORT" \
     --redis.addr "redis://127.0.0.1:$REDIS_PORT" \
     --redis.password-file "$PASSWORD_FILE" \
+    --mongodb.uri "$MONGO_URI" \
     </dev/null >>"$DEMO_DIR/exporter.log" 2>&1 9>&- &
 EXPORTER_PID=$!
 echo "$EXPORTER_PID" >"$DEMO_DIR/exporter.pid"
@@ -364,6 +452,85 @@ for _ in $(seq 1 100); do
 done
 ((ready)) || die "tenderly-exporter did not report /-/ready within 10 s"
 
+# --- 8. Alertmanager and Prometheus ----------------------------------------------------------
+# deploy/alertmanager.yml's routes and inhibitions; its receivers (PagerDuty, Slack)
+# need secrets, so the demo's receivers of the same names deliver nowhere. See the
+# firing alerts in the Alertmanager UI.
+{
+    sed '/^receivers:/,$d' "$ROOT/deploy/alertmanager.yml"
+    printf 'receivers:\n  - name: pager\n  - name: chat\n'
+} >"$DEMO_DIR/alertmanager.yml"
+mkdir -m 700 "$DEMO_DIR/alertmanager-data"
+log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
+"$ALERTMANAGER_BIN" \
+    --config.file="$DEMO_DIR/alertmanager.yml" \
+    --storage.path="$DEMO_DIR/alertmanager-data" \
+    --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" \
+    --cluster.listen-address= \
+    </dev/null >>"$DEMO_DIR/alertmanager.log" 2>&1 9>&- &
+ALERTMANAGER_PID=$!
+echo "$ALERTMANAGER_PID" >"$DEMO_DIR/alertmanager.pid"
+
+# deploy/prometheus.yml pointed at this machine: the exporter's /metrics (the
+# default targets "redis" and "mongodb" plus self-metrics) and the /probe jobs
+# for the same two targets, whose `instance` is the database address.
+sed -e "s#tenderly-exporter\.example\.internal:9879#127.0.0.1:$EXPORTER_PORT#g" \
+    -e "s#alertmanager\.example\.internal:9093#127.0.0.1:$ALERTMANAGER_PORT#g" \
+    -e "s#redis-sessions\.example\.internal:6379#127.0.0.1:$REDIS_PORT#g" \
+    -e "s#mongodb-1\.example\.internal:27017#127.0.0.1:$MONGO_PORT#g" \
+    -e "s#__param_target: sessions-redis#__param_target: redis#" \
+    -e "s#__param_target: tenderly-mongodb#__param_target: mongodb#" \
+    -e "s#\.\./alerts/\*\.rules\.yml#$ROOT/alerts/*.rules.yml#" \
+    -e "s#scrape_interval: 15s#scrape_interval: 5s#" \
+    -e "s#scrape_timeout: 10s#scrape_timeout: 4s#" \
+    -e "s#evaluation_interval: 15s#evaluation_interval: 5s#" \
+    "$ROOT/deploy/prometheus.yml" >"$DEMO_DIR/prometheus.yml"
+if command -v promtool >/dev/null 2>&1; then
+    promtool check config "$DEMO_DIR/prometheus.yml" >>"$DEMO_DIR/prometheus.log" 2>&1 ||
+        die "promtool rejects the generated $DEMO_DIR/prometheus.yml"
+fi
+mkdir -m 700 "$DEMO_DIR/prometheus-data"
+log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT with the rules in alerts/"
+prometheus \
+    --config.file="$DEMO_DIR/prometheus.yml" \
+    --storage.tsdb.path="$DEMO_DIR/prometheus-data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    </dev/null >>"$DEMO_DIR/prometheus.log" 2>&1 9>&- &
+PROMETHEUS_PID=$!
+echo "$PROMETHEUS_PID" >"$DEMO_DIR/prometheus.pid"
+
+for svc in "ALERTMANAGER:Alertmanager" "PROMETHEUS:Prometheus"; do
+    pid_var="${svc%%:*}_PID"
+    port_var="${svc%%:*}_PORT"
+    ready=0
+    for _ in $(seq 1 300); do
+        kill -0 "${!pid_var}" 2>/dev/null || die "${svc#*:} exited during startup"
+        if [[ "$(http_status "${!port_var}" /-/ready)" == "200" ]]; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    ((ready)) || die "${svc#*:} did not report /-/ready within 30 s"
+done
+
+# Every scrape target up (three jobs); the first scrapes land within one interval.
+targets_up() {
+    command -v curl >/dev/null 2>&1 || return 0
+    local body
+    body="$(curl -s -m 2 "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets?state=active" || true)"
+    [[ "$(grep -o '"health":"up"' <<<"$body" | wc -l)" -ge 3 ]] && ! grep -q '"health":"\(down\|unknown\)"' <<<"$body"
+}
+ready=0
+for _ in $(seq 1 60); do
+    if targets_up; then
+        ready=1
+        break
+    fi
+    sleep 0.5
+done
+((ready)) || log "warning: not every Prometheus target is up yet; see http://127.0.0.1:$PROMETHEUS_PORT/targets"
+
 cat <<EOF
 
 Tenderly exporter demo is running.
@@ -371,22 +538,32 @@ Tenderly exporter demo is running.
   metrics      http://127.0.0.1:$EXPORTER_PORT/metrics
   landing page http://127.0.0.1:$EXPORTER_PORT/
   health       http://127.0.0.1:$EXPORTER_PORT/-/healthy  and  /-/ready
+  Prometheus   http://127.0.0.1:$PROMETHEUS_PORT/  (targets: /targets, alerts: /alerts)
+  Alertmanager http://127.0.0.1:$ALERTMANAGER_PORT/
 
   Try:
-    curl -s localhost:$EXPORTER_PORT/metrics | grep ^redis_up
+    curl -s localhost:$EXPORTER_PORT/metrics | grep -E '^(redis|mongodb)_up'
     curl -s localhost:$EXPORTER_PORT/metrics | grep -E '^redis_(db_keys|memory_used_bytes|commands_total)'
+    curl -s 'localhost:$PROMETHEUS_PORT/api/v1/query?query=mongodb_replset_member_replication_lag_seconds'
 
   Redis:        127.0.0.1:$REDIS_PORT, password in $PASSWORD_FILE
                 REDISCLI_AUTH="\$(cat $PASSWORD_FILE)" redis-cli -p $REDIS_PORT info keyspace
-  Logs:         $DEMO_DIR/exporter.log, $DEMO_DIR/redis.log
+  MongoDB:      $MONGO_URI
+                $MONGO_KIND
+  Dashboards:   import dashboards/*.json into Grafana 10+ with a Prometheus datasource
+                pointing at http://127.0.0.1:$PROMETHEUS_PORT (see deploy/grafana/)
+  Logs:         $DEMO_DIR/{exporter,redis,mongodb,prometheus,alertmanager}.log
 
 Press Ctrl-C to stop the demo (this removes $DEMO_DIR).
 EOF
 
-# Foreground until Ctrl-C, or until the exporter or Redis dies.
-while kill -0 "$EXPORTER_PID" 2>/dev/null && kill -0 "$REDIS_PID" 2>/dev/null; do
+# Foreground until Ctrl-C, or until one of the processes dies.
+while true; do
+    for svc in "REDIS:redis-server" "MONGO:MongoDB" "EXPORTER:tenderly-exporter" \
+        "PROMETHEUS:Prometheus" "ALERTMANAGER:Alertmanager"; do
+        pid_var="${svc%%:*}_PID"
+        kill -0 "${!pid_var}" 2>/dev/null || die "${svc#*:} stopped unexpectedly"
+    done
     sleep 1 &
     wait $! || true
 done
-kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server stopped unexpectedly"
-die "tenderly-exporter stopped unexpectedly"

@@ -117,6 +117,20 @@ pub struct Cli {
     #[arg(long = "tenderly.app-database", env = "TENDERLY_APP_DATABASE")]
     pub tenderly_app_database: Option<String>,
 
+    /// Enable the Tenderly key-family scan on the default Redis target (incremental SCAN, 50 ms budget per scrape).
+    #[arg(long = "collector.tenderly.keys", overrides_with = "no_tenderly_keys")]
+    pub tenderly_keys: bool,
+    /// Disable the key-family scan.
+    #[arg(long = "no-collector.tenderly.keys")]
+    pub no_tenderly_keys: bool,
+
+    /// Enable security-posture checks on the default targets (every 5 minutes).
+    #[arg(long = "collector.tenderly.posture", overrides_with = "no_tenderly_posture")]
+    pub tenderly_posture: bool,
+    /// Disable security-posture checks.
+    #[arg(long = "no-collector.tenderly.posture")]
+    pub no_tenderly_posture: bool,
+
     /// Enable replSetGetStatus/replSetGetConfig on replica-set members.
     #[arg(long = "collector.mongodb.replset", overrides_with = "no_mongodb_replset")]
     pub mongodb_replset: bool,

@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat, LogLevel};
 use crate::collectors::tenderly::backups::BackupsConfig;
+use crate::collectors::tenderly::keys::KeyFamiliesConfig;
 use crate::collectors::tenderly::queries::QueriesConfig;
+use crate::collectors::tenderly::redis_posture::RedisPostureConfig;
 
 /// A credential. Its contents never reach `Debug`, `Display` or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -100,6 +102,8 @@ impl TargetKind {
 /// Which MongoDB collectors run (hello and serverStatus always do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MongoCollectors {
+    /// Security posture from getCmdLineOpts (every 5 minutes).
+    pub posture: bool,
     pub replset: bool,
     pub oplog: bool,
     pub currentop: bool,
@@ -109,7 +113,7 @@ pub struct MongoCollectors {
 
 impl Default for MongoCollectors {
     fn default() -> Self {
-        MongoCollectors { replset: true, oplog: true, currentop: true, dbstats: true, profiler: true }
+        MongoCollectors { posture: true, replset: true, oplog: true, currentop: true, dbstats: true, profiler: true }
     }
 }
 
@@ -189,6 +193,10 @@ pub struct RedisTarget {
     pub password: Option<Secret>,
     pub tls: RedisTls,
     pub collectors: RedisCollectors,
+    /// Tenderly key families (incremental SCAN); `None` when disabled.
+    pub key_families: Option<KeyFamiliesConfig>,
+    /// Security posture checks (every 5 minutes); `None` when disabled.
+    pub posture: Option<RedisPostureConfig>,
 }
 
 impl fmt::Debug for RedisTarget {
@@ -199,6 +207,8 @@ impl fmt::Debug for RedisTarget {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("collectors", &self.collectors)
+            .field("key_families", &self.key_families.is_some())
+            .field("posture", &self.posture)
             .finish()
     }
 }
@@ -307,6 +317,10 @@ struct FileTarget {
     profiler_max_docs: Option<u32>,
     #[serde(default)]
     tenderly: Option<QueriesConfig>,
+    #[serde(default)]
+    key_families: Option<KeyFamiliesConfig>,
+    #[serde(default)]
+    posture_options: Option<RedisPostureConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,6 +354,10 @@ struct FileCollectors {
     dbstats: Option<bool>,
     #[serde(default)]
     profiler: Option<bool>,
+    #[serde(default)]
+    keys: Option<bool>,
+    #[serde(default)]
+    posture: Option<bool>,
 }
 
 /// Where the process environment comes from (injectable for tests).
@@ -401,6 +419,10 @@ impl Config {
                     password: password.or(url_password),
                     tls,
                     collectors,
+                    key_families: Cli::switch(cli.tenderly_keys, cli.no_tenderly_keys, true)
+                        .then(KeyFamiliesConfig::default),
+                    posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true)
+                        .then(RedisPostureConfig::default),
                 }),
                 timeout: None,
                 default: true,
@@ -462,6 +484,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         ));
     }
     let collectors = MongoCollectors {
+        posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true),
         replset: Cli::switch(cli.mongodb_replset, cli.no_mongodb_replset, true),
         oplog: Cli::switch(cli.mongodb_oplog, cli.no_mongodb_oplog, true),
         currentop: Cli::switch(cli.mongodb_currentop, cli.no_mongodb_currentop, true),
@@ -559,6 +582,22 @@ pub fn parse_file_full(
                 ];
                 reject_foreign_keys(&mongo_only, "redis", &at)?;
                 reject_foreign_keys(&[("tenderly", t.tenderly.is_some())], "redis", &at)?;
+                let keys_on = t.collectors.as_ref().and_then(|c| c.keys).unwrap_or(true);
+                let posture_on = t.collectors.as_ref().and_then(|c| c.posture).unwrap_or(true);
+                let key_families = if keys_on {
+                    let cfg = t.key_families.clone().unwrap_or_default();
+                    cfg.validate().map_err(|e| invalid(at("key_families"), e, "see README \"Tenderly signals\""))?;
+                    Some(cfg)
+                } else {
+                    None
+                };
+                let posture = if posture_on {
+                    let cfg = t.posture_options.clone().unwrap_or_default();
+                    cfg.validate().map_err(|e| invalid(at("posture_options"), e, "see README \"Tenderly signals\""))?;
+                    Some(cfg)
+                } else {
+                    None
+                };
                 let (url, url_user, url_password) = normalize_redis_address(&t.address, &at("address"))?;
                 let tls = t
                     .tls
@@ -590,10 +629,21 @@ pub fn parse_file_full(
                     password: file_password.or(url_password),
                     tls,
                     collectors,
+                    key_families,
+                    posture,
                 })
             }
             TargetKind::Mongodb => {
-                reject_foreign_keys(&[("tls", t.tls.is_some())], "mongodb", &at)?;
+                reject_foreign_keys(
+                    &[
+                        ("tls", t.tls.is_some()),
+                        ("key_families", t.key_families.is_some()),
+                        ("posture_options", t.posture_options.is_some()),
+                        ("collectors.keys", t.collectors.as_ref().is_some_and(|c| c.keys.is_some())),
+                    ],
+                    "mongodb",
+                    &at,
+                )?;
                 let display = validate_mongodb_uri(&t.address, &at("address"))?;
                 let defaults = MongoCollectors::default();
                 let collectors = match t.collectors {
@@ -606,6 +656,7 @@ pub fn parse_file_full(
                         ];
                         reject_foreign_keys(&foreign, "mongodb", &at)?;
                         MongoCollectors {
+                            posture: c.posture.unwrap_or(defaults.posture),
                             replset: c.replset.unwrap_or(defaults.replset),
                             oplog: c.oplog.unwrap_or(defaults.oplog),
                             currentop: c.currentop.unwrap_or(defaults.currentop),

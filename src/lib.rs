@@ -19,6 +19,10 @@ pub mod web_config;
 pub fn all_descriptors() -> Vec<&'static metrics::Desc> {
     let mut all = collectors::redis::encode::descriptors();
     all.extend(collectors::mongodb::encode::descriptors());
+    all.extend(collectors::tenderly::keys::KeyScanner::descriptors());
+    all.extend(collectors::tenderly::redis_posture::descriptors());
+    all.extend(collectors::tenderly::queries::descriptors());
+    all.extend(collectors::tenderly::backups::descriptors());
     all.extend(scrape::descriptors());
     all.extend(process::descriptors());
     all

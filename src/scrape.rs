@@ -23,6 +23,8 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
+use crate::collectors::tenderly::keys::KeyScanner;
+use crate::collectors::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
 use crate::config::{Config, Target, TargetSpec};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 
@@ -92,9 +94,22 @@ pub struct Collection {
 type Flight = watch::Receiver<Option<Arc<Collection>>>;
 
 enum Backend {
-    Redis(RedisClient),
-    Mongodb(MongoClient),
+    Redis(Box<RedisBackend>),
+    Mongodb(Box<MongoClient>),
 }
+
+/// A Redis target: the INFO collector plus the Tenderly signals that need
+/// their own state between scrapes.
+struct RedisBackend {
+    client: RedisClient,
+    keys: Option<KeyScanner>,
+    posture: Option<(RedisPostureConfig, Mutex<Option<(Instant, RedisPosture)>>)>,
+}
+
+/// How often the Redis posture checks run: each costs the server one NOAUTH
+/// error reply (the unauthenticated probe), and the answers change only with
+/// the server's configuration.
+const REDIS_POSTURE_INTERVAL: Duration = Duration::from_secs(300);
 
 impl Backend {
     /// The kind's `*_up` series.
@@ -142,8 +157,14 @@ impl Scraper {
             .iter()
             .map(|t| {
                 let backend = match &t.spec {
-                    TargetSpec::Redis(spec) => Backend::Redis(RedisClient::new(t.name.clone(), spec.clone())),
-                    TargetSpec::Mongodb(spec) => Backend::Mongodb(MongoClient::new(t.name.clone(), spec.clone())),
+                    TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend {
+                        client: RedisClient::new(t.name.clone(), spec.clone()),
+                        keys: spec.key_families.clone().map(|cfg| KeyScanner::new(&t.name, spec.clone(), cfg)),
+                        posture: spec.posture.clone().map(|cfg| (cfg, Mutex::new(None))),
+                    })),
+                    TargetSpec::Mongodb(spec) => {
+                        Backend::Mongodb(Box::new(MongoClient::new(t.name.clone(), spec.clone())))
+                    }
                 };
                 (
                     t.name.clone(),
@@ -352,12 +373,33 @@ impl TargetRunner {
         let mut exposition = Exposition::new();
         let mut runs = Vec::new();
         match &self.backend {
-            Backend::Redis(client) => {
-                // The client bounds every await by the deadline; the outer timeout is a backstop.
-                let result = match timeout_at(deadline, client.scrape(deadline)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(crate::collectors::redis::client::RedisError::Timeout("scrape")),
+            Backend::Redis(redis) => {
+                let client = &redis.client;
+                // The key scan uses its own connection, so it runs alongside the INFO round trip.
+                let keys = async {
+                    let Some(scanner) = &redis.keys else { return None };
+                    let started = Instant::now();
+                    let result = timeout_at(deadline, scanner.advance(deadline)).await;
+                    let ok = match result {
+                        Ok(Ok(())) => true,
+                        Ok(Err(e)) => {
+                            tracing::debug!(target_name = %self.target.name, collector = "tenderly_keys", error = %e, "key scan step failed");
+                            false
+                        }
+                        Err(_) => false,
+                    };
+                    Some(CollectorRun { collector: "tenderly_keys", success: ok, duration: started.elapsed() })
                 };
+                // The client bounds every await by the deadline; the outer timeout is a backstop.
+                let (result, keys_run) = tokio::join!(
+                    async {
+                        match timeout_at(deadline, client.scrape(deadline)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(crate::collectors::redis::client::RedisError::Timeout("scrape")),
+                        }
+                    },
+                    keys
+                );
                 let success = match result {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
@@ -372,6 +414,31 @@ impl TargetRunner {
                     }
                 };
                 runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed() });
+                if let Some(scanner) = &redis.keys {
+                    scanner.encode(&mut exposition);
+                }
+                runs.extend(keys_run);
+                if success {
+                    if let Some((options, cache)) = &redis.posture {
+                        let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        let posture = match cached {
+                            Some((at, posture)) if at.elapsed() < REDIS_POSTURE_INTERVAL => posture,
+                            _ => {
+                                let posture = redis_posture::check_with(
+                                    &self.target.name,
+                                    redis.client.spec(),
+                                    options,
+                                    deadline,
+                                )
+                                .await;
+                                *cache.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some((Instant::now(), posture.clone()));
+                                posture
+                            }
+                        };
+                        posture.encode(&self.target.name, &mut exposition);
+                    }
+                }
             }
             Backend::Mongodb(client) => {
                 let result = match timeout_at(deadline, client.scrape(deadline)).await {

@@ -3,7 +3,9 @@
 
 mod alert_rules;
 mod config_cli;
+mod dashboards;
 mod doctor;
+mod e2e;
 mod harness;
 mod http;
 mod mongo_live;

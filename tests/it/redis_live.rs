@@ -10,7 +10,7 @@ use crate::support::{populate_tenderly, wait_until, RedisOptions, RedisServer};
 
 /// The least-privilege ACL rule documented in the README (keep them in sync).
 pub const EXPORTER_ACL: &str = "on >exporter-pw -@all +info +ping +config|get +slowlog|len +slowlog|get \
-     +latency|latest +cluster|info +client|setname +command|info";
+     +latency|latest +cluster|info +client|setname +command|info +scan +pttl +memory|usage +cluster|nodes %R~*";
 
 fn info_number(server: &RedisServer, section: &str, field: &str) -> f64 {
     server
@@ -36,10 +36,19 @@ fn calls_in(commandstats: &str, command: &str) -> u64 {
 }
 
 fn start_exporter_for(server: &RedisServer) -> TestExporter {
+    start_exporter_with(server, &[])
+}
+
+fn start_exporter_with(server: &RedisServer, extra: &[&str]) -> TestExporter {
     let addr = server.addr();
     let password = server.password().unwrap_or_default().to_string();
-    TestExporter::start(&["--redis.addr", &addr], &[("REDIS_PASSWORD", &password)])
+    let mut args = vec!["--redis.addr", addr.as_str()];
+    args.extend_from_slice(extra);
+    TestExporter::start(&args, &[("REDIS_PASSWORD", &password)])
 }
+
+/// The Redis collector alone: no key scan, no posture probe.
+const REDIS_ONLY: &[&str] = &["--no-collector.tenderly.keys", "--no-collector.tenderly.posture"];
 
 #[test]
 fn master_metrics_match_what_the_server_reports() {
@@ -86,7 +95,7 @@ fn master_metrics_match_what_the_server_reports() {
 #[test]
 fn one_round_trip_per_scrape_and_never_config_get_star() {
     let server = RedisServer::start(RedisOptions::with_password("rt-pw"));
-    let exporter = start_exporter_for(&server);
+    let exporter = start_exporter_with(&server, REDIS_ONLY);
     exporter.scrape("/metrics"); // connect and detect features
     let before = server.cli(&["INFO", "commandstats"]);
     for _ in 0..5 {
@@ -149,8 +158,10 @@ fn least_privilege_acl_user_scrapes_without_errors() {
         acl_lines: vec![format!("user exporter {EXPORTER_ACL}")],
         ..RedisOptions::default()
     });
+    populate_tenderly(&server, 310);
+    // Posture is off here: its unauthenticated probe costs one NOAUTH by design (next test).
     let exporter = TestExporter::start(
-        &["--redis.addr", &server.addr(), "--redis.user", "exporter"],
+        &["--redis.addr", &server.addr(), "--redis.user", "exporter", "--no-collector.tenderly.posture"],
         &[("REDIS_PASSWORD", "exporter-pw")],
     );
     let errors_before = info_number(&server, "stats", "total_error_replies");
@@ -159,7 +170,16 @@ fn least_privilege_acl_user_scrapes_without_errors() {
         assert_eq!(m.expect("redis_up", &[]), 1.0);
         assert!(m.value("redis_config_maxclients", &[]).is_some());
         assert!(m.value("redis_slowlog_length", &[]).is_some());
+        assert_eq!(
+            m.expect("tenderly_exporter_collector_success", &[("collector", "tenderly_keys")]),
+            1.0,
+            "{}",
+            m.text
+        );
     }
+    // The key scan completed its pass over the small keyspace with the same user.
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("tenderly_redis_keys", &[("family", "session")]), 200.0, "{}", m.text);
     assert_eq!(info_number(&server, "stats", "total_error_replies"), errors_before, "NOPERM or other errors");
     // Redis 7.2+ counts ACL denials in INFO stats; 7.0 has only the error counters checked above.
     let denied = server.info_field("stats", "acl_access_denied_cmd").unwrap_or_else(|| "0".into());
@@ -263,4 +283,17 @@ fn hung_server_is_down_within_the_deadline_then_recovers() {
     wait_until(Duration::from_secs(10), "exporter sees Redis again", || {
         exporter.scrape("/metrics").value("redis_up", &[]) == Some(1.0)
     });
+}
+
+#[test]
+fn posture_checks_cost_one_noauth_per_interval_not_per_scrape() {
+    let server = RedisServer::start(RedisOptions::with_password("posture-pw"));
+    let exporter = start_exporter_for(&server);
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("tenderly_security_check", &[("target", "redis"), ("check", "redis_auth_required")]), 1.0);
+    for _ in 0..3 {
+        exporter.scrape("/metrics");
+    }
+    let noauth = server.info_field("errorstats", "errorstat_NOAUTH").unwrap_or_default();
+    assert_eq!(noauth, "count=1", "the unauthenticated probe runs once per 5 minutes");
 }

@@ -35,6 +35,8 @@ fn target(server: &RedisServer, user: Option<(&str, &str)>) -> RedisTarget {
         password,
         tls: RedisTls::default(),
         collectors: RedisCollectors::default(),
+        key_families: None,
+        posture: None,
     }
 }
 
@@ -497,6 +499,8 @@ fn posture_of_an_unreachable_server_is_not_evaluated() {
         password: None,
         tls: RedisTls::default(),
         collectors: RedisCollectors::default(),
+        key_families: None,
+        posture: None,
     };
     let rt = runtime();
     let p = rt.block_on(redis_posture::check("gone", &spec, Instant::now() + Duration::from_secs(2)));

@@ -223,7 +223,7 @@ impl MongoClient {
                 runner.standby();
             }
         }
-        let posture_wanted = self.spec.tenderly.as_ref().is_none_or(|c| c.posture);
+        let posture_wanted = self.spec.collectors.posture && self.spec.tenderly.as_ref().is_none_or(|c| c.posture);
         if posture_wanted {
             let cached = self.posture.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let posture = match cached {

@@ -18,7 +18,7 @@ use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
@@ -152,44 +152,10 @@ impl RedisClient {
     }
 
     async fn connect(&self, deadline: Instant) -> Result<Live, RedisError> {
-        let client = self.build_client().await?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let config = AsyncConnectionConfig::new().set_connection_timeout(Some(remaining)).set_response_timeout(None);
-        let mut conn = timeout_at(deadline, client.get_multiplexed_async_connection_with_config(&config))
-            .await
-            .map_err(|_| RedisError::Timeout("connect"))?
-            .map_err(|e| classify_connect_error(&e))?;
+        let mut conn = open_connection(&self.spec, None, true, deadline).await?;
         let features = self.detect(&mut conn, deadline).await?;
         tracing::debug!(target_name = %self.target, ?features, "redis connected");
         Ok(Live { conn, features })
-    }
-
-    async fn build_client(&self) -> Result<Client, RedisError> {
-        let mut info = self.spec.url.as_str().into_connection_info().map_err(|e| RedisError::Connect(describe(&e)))?;
-        let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
-        if let Some(user) = &self.spec.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &self.spec.password {
-            settings = settings.set_password(password.expose());
-        }
-        info = info.set_redis_settings(settings);
-        let tls = &self.spec.tls;
-        if tls.ca_file.is_none() && tls.cert_file.is_none() {
-            return Client::open(info).map_err(|e| RedisError::Connect(describe(&e)));
-        }
-        let root_cert = match &tls.ca_file {
-            Some(path) => Some(read_file(path).await?),
-            None => None,
-        };
-        let client_tls = match (&tls.cert_file, &tls.key_file) {
-            (Some(cert), Some(key)) => {
-                Some(redis::ClientTlsConfig { client_cert: read_file(cert).await?, client_key: read_file(key).await? })
-            }
-            _ => None,
-        };
-        Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-            .map_err(|e| RedisError::Connect(describe(&e)))
     }
 
     /// Learns which commands exist, and names the connection, in one round trip.
@@ -207,7 +173,7 @@ impl RedisClient {
             .map_err(|e| classify_connect_error(&e))?;
         let server_info = match replies.first() {
             Some(Value::ServerError(e)) => return Err(server_error("INFO", e)),
-            Some(v) => info::parse_info(&bytes_of(v).ok_or(RedisError::Protocol("INFO server"))?),
+            Some(v) => info::parse_info(bytes_of(v).ok_or(RedisError::Protocol("INFO server"))?),
             None => return Err(RedisError::Protocol("INFO server")),
         };
         let cluster = server_info.get("redis_mode") == Some("cluster");
@@ -291,7 +257,7 @@ impl RedisClient {
         let mut snapshot = RedisSnapshot::default();
         match next("INFO ALL")? {
             Value::ServerError(e) => return Err(server_error("INFO", &e)),
-            v => snapshot.info = info::parse_info(&bytes_of(&v).ok_or(RedisError::Protocol("INFO ALL"))?),
+            v => snapshot.info = info::parse_info(bytes_of(&v).ok_or(RedisError::Protocol("INFO ALL"))?),
         }
         let config_replies = match config_get {
             ConfigGet::Multi => 1,
@@ -321,10 +287,15 @@ impl RedisClient {
         if cluster {
             match next("CLUSTER INFO")? {
                 Value::ServerError(e) => self.refuse("CLUSTER INFO", &e),
-                v => snapshot.cluster_info = bytes_of(&v).map(|b| info::parse_info(&b)),
+                v => snapshot.cluster_info = bytes_of(&v).map(info::parse_info),
             }
         }
         Ok(snapshot)
+    }
+
+    /// The target's connection settings.
+    pub fn spec(&self) -> &RedisTarget {
+        &self.spec
     }
 
     /// Commands this server has refused so far (for `doctor`).
@@ -371,6 +342,74 @@ pub fn acl_grant_for(command: &str) -> &'static str {
     }
 }
 
+/// Opens a multiplexed connection to the target (or to `addr`, another server of
+/// the same deployment: a replica, a cluster master) with the target's TLS
+/// material, authenticated only when `credentials` is set. Shared by the Redis
+/// collector, the key-family scanner and the posture probe.
+pub(crate) async fn open_connection(
+    spec: &RedisTarget,
+    addr: Option<&(String, u16)>,
+    credentials: bool,
+    deadline: Instant,
+) -> Result<MultiplexedConnection, RedisError> {
+    let client = build_client(spec, addr, credentials).await?;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let config = AsyncConnectionConfig::new().set_connection_timeout(Some(remaining)).set_response_timeout(None);
+    timeout_at(deadline, client.get_multiplexed_async_connection_with_config(&config))
+        .await
+        .map_err(|_| RedisError::Timeout("connect"))?
+        .map_err(|e| classify_connect_error(&e))
+}
+
+async fn build_client(
+    spec: &RedisTarget,
+    addr: Option<&(String, u16)>,
+    credentials: bool,
+) -> Result<Client, RedisError> {
+    let mut info: ConnectionInfo =
+        spec.url.as_str().into_connection_info().map_err(|e| RedisError::Connect(describe(&e)))?;
+    // No CLIENT SETINFO handshake: Redis before 7.2 answers it with an error.
+    let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
+    if credentials {
+        if let Some(user) = &spec.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &spec.password {
+            settings = settings.set_password(password.expose());
+        }
+    }
+    if let Some((host, port)) = addr {
+        // Another server of the same deployment: same scheme, database 0 (clusters have no other).
+        let tls = match info.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
+            _ => spec.url.starts_with("rediss://").then_some(false),
+        };
+        let new_addr = match tls {
+            Some(insecure) => ConnectionAddr::TcpTls { host: host.clone(), port: *port, insecure, tls_params: None },
+            None => ConnectionAddr::Tcp(host.clone(), *port),
+        };
+        info = info.set_addr(new_addr);
+        settings = settings.set_db(0);
+    }
+    info = info.set_redis_settings(settings);
+    let tls = &spec.tls;
+    if tls.ca_file.is_none() && tls.cert_file.is_none() {
+        return Client::open(info).map_err(|e| RedisError::Connect(describe(&e)));
+    }
+    let root_cert = match &tls.ca_file {
+        Some(path) => Some(read_file(path).await?),
+        None => None,
+    };
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            Some(redis::ClientTlsConfig { client_cert: read_file(cert).await?, client_key: read_file(key).await? })
+        }
+        _ => None,
+    };
+    Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
+        .map_err(|e| RedisError::Connect(describe(&e)))
+}
+
 async fn read_file(path: &std::path::Path) -> Result<Vec<u8>, RedisError> {
     tokio::fs::read(path).await.map_err(|e| RedisError::TlsFile { path: path.display().to_string(), kind: e.kind() })
 }
@@ -399,11 +438,12 @@ fn config_get_mode(command_info: &Value) -> ConfigGet {
     ConfigGet::Unavailable
 }
 
-fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+/// The bytes of a string-like reply, borrowed (INFO replies are several KiB).
+pub(crate) fn bytes_of(value: &Value) -> Option<&[u8]> {
     match value {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.as_bytes().to_vec()),
-        Value::VerbatimString { text, .. } => Some(text.as_bytes().to_vec()),
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
         _ => None,
     }
 }
@@ -411,13 +451,13 @@ fn bytes_of(value: &Value) -> Option<Vec<u8>> {
 fn int_of(value: &Value) -> Option<i64> {
     match value {
         Value::Int(i) => Some(*i),
-        other => bytes_of(other).and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok()),
+        other => bytes_of(other).and_then(|b| std::str::from_utf8(b).ok()?.trim().parse().ok()),
     }
 }
 
 /// `CONFIG GET` reply: a flat array (RESP2) or a map (RESP3).
 fn pairs_of(value: Value) -> Vec<(String, String)> {
-    let text = |v: &Value| bytes_of(v).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let text = |v: &Value| bytes_of(v).map(|b| String::from_utf8_lossy(b).into_owned());
     match value {
         Value::Array(items) => items.chunks_exact(2).filter_map(|kv| Some((text(&kv[0])?, text(&kv[1])?))).collect(),
         Value::Map(items) => items.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect(),
@@ -447,7 +487,7 @@ fn parse_latency_latest(value: &Value) -> Vec<LatencyEvent> {
     rows.iter()
         .filter_map(|row| {
             let Value::Array(f) = row else { return None };
-            let event = String::from_utf8_lossy(&bytes_of(f.first()?)?).into_owned();
+            let event = String::from_utf8_lossy(bytes_of(f.first()?)?).into_owned();
             // Event names are a small fixed set; refuse anything that is not a plain identifier.
             if event.is_empty()
                 || event.len() > 64
@@ -469,9 +509,10 @@ fn server_error(command: &'static str, e: &redis::ServerError) -> RedisError {
     RedisError::Command { command, reason: e.code().to_string() }
 }
 
-fn classify_connect_error(e: &redis::RedisError) -> RedisError {
+pub(crate) fn classify_connect_error(e: &redis::RedisError) -> RedisError {
     match e.code() {
-        Some(code @ ("WRONGPASS" | "NOAUTH" | "NOPERM")) => RedisError::Auth(code.to_string()),
+        // DENIED: protected mode refusing a connection from outside loopback.
+        Some(code @ ("WRONGPASS" | "NOAUTH" | "NOPERM" | "DENIED")) => RedisError::Auth(code.to_string()),
         _ if e.kind() == redis::ErrorKind::AuthenticationFailed => RedisError::Auth("authentication rejected".into()),
         _ => RedisError::Connect(describe(e)),
     }

@@ -31,12 +31,13 @@
 //! Key names are held in memory for one round trip and never logged or
 //! exported.
 
+use crate::collectors::redis::client;
 use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+use redis::{ConnectionAddr, IntoConnectionInfo, Value};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
@@ -261,112 +262,32 @@ pub enum KeyScanError {
 
 // ---- connections -------------------------------------------------------------
 
-/// Opens a multiplexed connection to `addr` (or the target itself when `None`)
-/// with the target's TLS material, authenticated only when `credentials` is set.
-/// Mirrors `collectors::redis::client::RedisClient::build_client` (TODO(lead): dedupe).
+/// Connections use the Redis collector's code (same auth, TLS, handshake rules).
 pub(crate) async fn open_connection(
     spec: &RedisTarget,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
 ) -> Result<MultiplexedConnection, KeyScanError> {
-    let client = build_client(spec, addr, credentials).await?;
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let config = AsyncConnectionConfig::new().set_connection_timeout(Some(remaining)).set_response_timeout(None);
-    timeout_at(deadline, client.get_multiplexed_async_connection_with_config(&config))
-        .await
-        .map_err(|_| KeyScanError::Timeout("connect"))?
-        .map_err(|e| classify_connect_error(&e))
+    client::open_connection(spec, addr, credentials, deadline).await.map_err(KeyScanError::from)
 }
 
-async fn build_client(
-    spec: &RedisTarget,
-    addr: Option<&(String, u16)>,
-    credentials: bool,
-) -> Result<Client, KeyScanError> {
-    let mut info: ConnectionInfo =
-        spec.url.as_str().into_connection_info().map_err(|e| KeyScanError::Connect(describe(&e)))?;
-    let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
-    if credentials {
-        if let Some(user) = &spec.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &spec.password {
-            settings = settings.set_password(password.expose());
+impl From<client::RedisError> for KeyScanError {
+    fn from(e: client::RedisError) -> Self {
+        use client::RedisError as R;
+        match e {
+            R::Backoff { failures, wait_ms } => KeyScanError::Backoff { failures, wait_ms },
+            R::Connect(reason) => KeyScanError::Connect(reason),
+            R::Auth(code) => KeyScanError::Auth(code),
+            R::Timeout(what) => KeyScanError::Timeout(what),
+            R::Protocol(what) => KeyScanError::Protocol(what),
+            R::TlsFile { path, kind } => KeyScanError::TlsFile { path, kind },
+            R::Command { command, reason } => KeyScanError::Connect(format!("{command}: {reason}")),
         }
     }
-    if let Some((host, port)) = addr {
-        // Another server of the same deployment: same scheme, database 0 (clusters have no other).
-        let tls = match info.addr() {
-            ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
-            _ => spec.url.starts_with("rediss://").then_some(false),
-        };
-        let new_addr = match tls {
-            Some(insecure) => ConnectionAddr::TcpTls { host: host.clone(), port: *port, insecure, tls_params: None },
-            None => ConnectionAddr::Tcp(host.clone(), *port),
-        };
-        info = info.set_addr(new_addr);
-        settings = settings.set_db(0);
-    }
-    info = info.set_redis_settings(settings);
-    let tls = &spec.tls;
-    if tls.ca_file.is_none() && tls.cert_file.is_none() {
-        return Client::open(info).map_err(|e| KeyScanError::Connect(describe(&e)));
-    }
-    let root_cert = match &tls.ca_file {
-        Some(path) => Some(read_file(path).await?),
-        None => None,
-    };
-    let client_tls = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            Some(redis::ClientTlsConfig { client_cert: read_file(cert).await?, client_key: read_file(key).await? })
-        }
-        _ => None,
-    };
-    Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-        .map_err(|e| KeyScanError::Connect(describe(&e)))
 }
 
-async fn read_file(path: &std::path::Path) -> Result<Vec<u8>, KeyScanError> {
-    tokio::fs::read(path).await.map_err(|e| KeyScanError::TlsFile { path: path.display().to_string(), kind: e.kind() })
-}
-
-pub(crate) fn classify_connect_error(e: &redis::RedisError) -> KeyScanError {
-    match e.code() {
-        Some(code @ ("WRONGPASS" | "NOAUTH" | "NOPERM" | "DENIED")) => KeyScanError::Auth(code.to_string()),
-        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => KeyScanError::Auth("authentication rejected".into()),
-        _ => KeyScanError::Connect(describe(e)),
-    }
-}
-
-/// A short description without server-echoed details (which can contain arguments).
-pub(crate) fn describe(e: &redis::RedisError) -> String {
-    if let Some(code) = e.code() {
-        return format!("server replied {code}");
-    }
-    if e.is_timeout() {
-        return "timed out".to_string();
-    }
-    if e.is_io_error() {
-        if let Some(io) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
-            return format!("I/O error: {}", io.kind());
-        }
-        return "I/O error".to_string();
-    }
-    if e.is_connection_dropped() {
-        return "connection closed by server".to_string();
-    }
-    format!("{:?}", e.kind())
-}
-
-pub(crate) fn bytes_of(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
-        _ => None,
-    }
-}
+pub(crate) use client::bytes_of;
 
 // ---- classification ----------------------------------------------------------
 
@@ -813,7 +734,7 @@ impl KeyScanner {
                 }
                 self.disable(command, code)
             }
-            _ => classify_connect_error(e),
+            _ => client::classify_connect_error(e).into(),
         }
     }
 
@@ -881,7 +802,7 @@ impl KeyScanner {
                 timeout_at(deadline, pipe.query_async(conn))
                     .await
                     .map_err(|_| KeyScanError::Timeout("key scan round trip"))?
-                    .map_err(|e| classify_connect_error(&e))?
+                    .map_err(|e| KeyScanError::from(client::classify_connect_error(&e)))?
             };
             last_rtt = sent_at.elapsed();
             if replies.len() != expects.len() {
