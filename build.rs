@@ -8,6 +8,9 @@ fn main() {
     });
     println!("cargo:rustc-env=TENDERLY_EXPORTER_REVISION={}", revision.unwrap_or_else(|| "unknown".into()));
     println!("cargo:rerun-if-env-changed=TENDERLY_EXPORTER_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Only in a git checkout: a missing path would make cargo rebuild every time.
+    if std::path::Path::new(".git/HEAD").exists() {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+        println!("cargo:rerun-if-changed=.git/refs/heads");
+    }
 }

@@ -766,11 +766,22 @@ fn validate_targets(targets: &[Target]) -> Result<(), ConfigError> {
 fn read_secret_file(path: &Path, field: &str) -> Result<Secret, ConfigError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
-    if meta.len() > 64 * 1024 {
+    // A FIFO would block startup and /dev/zero never ends: only regular files
+    // (Kubernetes secret symlinks resolve to one).
+    if !meta.is_file() {
+        return Err(invalid(field, format!("{} is not a regular file", path.display()), "point it at a file"));
+    }
+    const CAP: u64 = 64 * 1024;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, CAP + 1), &mut bytes))
+        .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
+    // The length in the metadata can lie (procfs reports 0): the cap is on what was read.
+    if bytes.len() as u64 > CAP {
         return Err(invalid(field, format!("{} is larger than 64 KiB", path.display()), "store only the secret"));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| invalid(field, format!("{} is not UTF-8 text", path.display()), "store the secret as text"))?;
     // Secret files conventionally end with a newline that is not part of the secret.
     let secret = text.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {

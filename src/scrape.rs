@@ -25,6 +25,7 @@ use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
 use crate::collectors::tenderly::keys::KeyScanner;
 use crate::collectors::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
+use crate::collectors::tenderly::{Cached, POSTURE_INTERVAL};
 use crate::config::{Config, Target, TargetSpec};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 
@@ -103,13 +104,9 @@ enum Backend {
 struct RedisBackend {
     client: RedisClient,
     keys: Option<KeyScanner>,
-    posture: Option<(RedisPostureConfig, Mutex<Option<(Instant, RedisPosture)>>)>,
+    /// Posture options and the last reading (each run costs the server one NOAUTH error reply).
+    posture: Option<(RedisPostureConfig, Cached<RedisPosture>)>,
 }
-
-/// How often the Redis posture checks run: each costs the server one NOAUTH
-/// error reply (the unauthenticated probe), and the answers change only with
-/// the server's configuration.
-const REDIS_POSTURE_INTERVAL: Duration = Duration::from_secs(300);
 
 impl Backend {
     /// The kind's `*_up` series.
@@ -160,7 +157,7 @@ impl Scraper {
                     TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend {
                         client: RedisClient::new(t.name.clone(), spec.clone()),
                         keys: spec.key_families.clone().map(|cfg| KeyScanner::new(&t.name, spec.clone(), cfg)),
-                        posture: spec.posture.clone().map(|cfg| (cfg, Mutex::new(None))),
+                        posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
                     })),
                     TargetSpec::Mongodb(spec) => {
                         Backend::Mongodb(Box::new(MongoClient::new(t.name.clone(), spec.clone())))
@@ -420,22 +417,11 @@ impl TargetRunner {
                 runs.extend(keys_run);
                 if success {
                     if let Some((options, cache)) = &redis.posture {
-                        let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                        let posture = match cached {
-                            Some((at, posture)) if at.elapsed() < REDIS_POSTURE_INTERVAL => posture,
-                            _ => {
-                                let posture = redis_posture::check_with(
-                                    &self.target.name,
-                                    redis.client.spec(),
-                                    options,
-                                    deadline,
-                                )
-                                .await;
-                                *cache.lock().unwrap_or_else(|p| p.into_inner()) =
-                                    Some((Instant::now(), posture.clone()));
-                                posture
-                            }
-                        };
+                        let posture = cache
+                            .get_or_refresh(|| {
+                                redis_posture::check_with(&self.target.name, redis.client.spec(), options, deadline)
+                            })
+                            .await;
                         posture.encode(&self.target.name, &mut exposition);
                     }
                 }

@@ -728,14 +728,9 @@ fn write_fuzz_seed_corpus() {
 // Reproducers (found by reading `read_secret_file` while writing the targets
 // above; fixes belong to the config module)
 
-/// `read_secret_file` caps secrets at 64 KiB by checking `metadata().len()`,
-/// then calls `read_to_string` with no bound. A FIFO (or `/dev/zero`, or most
-/// of `/proc`) reports length 0, so `password_file: /dev/zero` grows memory
-/// until the process is killed. Here a FIFO delivers 128 KiB, which the cap
-/// should refuse. Fix: read through `Read::take(cap + 1)` and check the length
-/// read.
+/// Secret files without a meaningful length: a FIFO (would block startup, or
+/// stream without end) and `/dev/zero` are refused; the cap holds on what is read.
 #[test]
-#[ignore = "reproducer for the password_file size cap bypassed by files without a length (FIFO, /dev/zero)"]
 fn password_file_cap_holds_for_files_without_a_length() {
     let dir = crate::support::private_temp_dir("fifo-secret");
     let fifo = dir.join("secret");
@@ -754,4 +749,7 @@ fn password_file_cap_holds_for_files_without_a_length() {
     let result = parse_file(&text, Path::new("fifo.yml"), &FixedEnv);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(result.is_err(), "a 128 KiB secret was accepted past the 64 KiB cap");
+    let text = "targets:\n  - name: a\n    kind: redis\n    address: localhost:6379\n    password_file: /dev/zero\n";
+    let err = parse_file(text, Path::new("zero.yml"), &FixedEnv).expect_err("/dev/zero refused").to_string();
+    assert!(err.contains("not a regular file"), "{err}");
 }

@@ -26,12 +26,9 @@ use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
 use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot, NodeInfo, Role};
-use crate::collectors::tenderly::{mongo_posture, queries::QueryRunner};
+use crate::collectors::tenderly::{mongo_posture, queries::QueryRunner, Cached, POSTURE_INTERVAL};
 use crate::config::MongoTarget;
 use crate::metrics::Exposition;
-
-/// How often the security posture (`getCmdLineOpts`) is re-read: it changes only on restart.
-const POSTURE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How long a refused command is left alone before it is tried again (privileges
 /// can be granted while the exporter runs).
@@ -101,7 +98,7 @@ pub struct MongoClient {
     /// Tenderly queries and audit counters, when the target has a `tenderly:` section.
     queries: Option<QueryRunner>,
     /// The last posture reading and when it was taken.
-    posture: StdMutex<Option<(Instant, mongo_posture::MongoPosture)>>,
+    posture: Cached<mongo_posture::MongoPosture>,
 }
 
 impl std::fmt::Debug for MongoClient {
@@ -118,7 +115,7 @@ impl MongoClient {
             profiles: StdMutex::new(BTreeMap::new()),
             refused: StdMutex::new(BTreeMap::new()),
             queries: None,
-            posture: StdMutex::new(None),
+            posture: Cached::new(POSTURE_INTERVAL),
             spec,
         }
         .with_queries()
@@ -225,15 +222,7 @@ impl MongoClient {
         }
         let posture_wanted = self.spec.collectors.posture && self.spec.tenderly.as_ref().is_none_or(|c| c.posture);
         if posture_wanted {
-            let cached = self.posture.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let posture = match cached {
-                Some((at, posture)) if at.elapsed() < POSTURE_INTERVAL => posture,
-                _ => {
-                    let posture = mongo_posture::check(client, deadline).await;
-                    *self.posture.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), posture.clone()));
-                    posture
-                }
-            };
+            let posture = self.posture.get_or_refresh(|| mongo_posture::check(client, deadline)).await;
             posture.encode(&self.target, &mut scrape.tenderly);
         }
     }
