@@ -6,7 +6,7 @@ use std::process::Command;
 
 use clap::CommandFactory;
 use tenderly_exporter::cli::Cli;
-use tenderly_exporter::config::{parse_file, Env};
+use tenderly_exporter::config::{parse_file_full, Env};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -23,7 +23,7 @@ fn exporter() -> Command {
 struct NoEnv;
 impl Env for NoEnv {
     fn var(&self, name: &str) -> Option<String> {
-        (name == "REDIS_REPLICA_PASSWORD").then(|| "replica-secret".to_string())
+        matches!(name, "REDIS_REPLICA_PASSWORD" | "MONGODB_EXPORTER_PASSWORD").then(|| "replica-secret".to_string())
     }
 }
 
@@ -38,9 +38,11 @@ fn shipped_example_config_is_valid() {
     let text = text
         .replace("/run/secrets/redis-exporter-password", secret.to_str().expect("utf-8"))
         .replace("/etc/tenderly-exporter/redis-ca.pem", ca.to_str().expect("utf-8"));
-    let targets = parse_file(&text, &root().join("examples/targets.yml"), &NoEnv).expect("example parses");
+    let (targets, backups) =
+        parse_file_full(&text, &root().join("examples/targets.yml"), &NoEnv).expect("example parses");
+    assert_eq!(backups.map(|b| b.sources.len()), Some(2));
     let names: Vec<_> = targets.iter().map(|t| (t.name.as_str(), t.default)).collect();
-    assert_eq!(names, [("sessions-redis", true), ("sessions-redis-replica", false)]);
+    assert_eq!(names, [("sessions-redis", true), ("sessions-redis-replica", false), ("tenderly-mongo-1", true)]);
     let _ = std::fs::remove_dir_all(dir);
 }
 

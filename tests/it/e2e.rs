@@ -216,11 +216,12 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
     // Queries naming a PENDING family are not required to return data yet;
     // report them so whoever empties PENDING knows what the e2e will demand.
     let pending: Vec<_> = all_queries().into_iter().filter(|q| names_pending_metric(&q.expr)).collect();
-    let pending_without_data: Vec<String> = pending
+    let mut pending_without_data: Vec<String> = pending
         .iter()
         .filter(|q| query(prom, &substitute_variables(&q.expr, ".+", ".+", RATE_INTERVAL)).is_empty())
         .map(|q| format!("{} / {}", q.dashboard, q.panel))
         .collect();
+    pending_without_data.dedup();
     eprintln!("e2e: {} queries name PENDING families; without data here: {pending_without_data:?}", pending.len());
 
     // --- the lagging secondary fires MongodbReplicationLagHigh (warning -> chat) ----------------
