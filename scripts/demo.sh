@@ -404,7 +404,8 @@ if [[ -n "$MONGOD_BIN" ]]; then
     log "starting mongod on 127.0.0.1:$MONGO_PORT (data in $DEMO_DIR/mongodb)"
     "$MONGOD_BIN" "${mongod_args[@]}" </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
     MONGO_PID=$!
-    MONGO_KIND="mongod $("$MONGOD_BIN" --version 2>/dev/null | head -n 1 | sed 's/^db version //')"
+    # sed reads all of it (no SIGPIPE under pipefail); a failing --version is not fatal.
+    MONGO_KIND="mongod $({ "$MONGOD_BIN" --version 2>/dev/null || true; } | sed -n '1s/^db version //p')"
 else
     log "no mongod on PATH: starting the MongoDB replay server on 127.0.0.1:$MONGO_PORT (scenario primary)"
     "$REPLAY_BIN" --scenario primary --listen "127.0.0.1:$MONGO_PORT" \

@@ -23,6 +23,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
+use crate::collectors::tenderly::backups::{self, BackupsConfig};
 use crate::collectors::tenderly::keys::KeyScanner;
 use crate::collectors::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
 use crate::collectors::tenderly::{Cached, POSTURE_INTERVAL};
@@ -144,6 +145,8 @@ struct SelfStats {
 pub struct Scraper {
     targets: BTreeMap<String, Arc<TargetRunner>>,
     defaults: Vec<String>,
+    /// Backup files whose freshness `/metrics` reports (on the exporter's host).
+    backups: Option<BackupsConfig>,
     stats: Arc<Mutex<SelfStats>>,
 }
 
@@ -177,6 +180,7 @@ impl Scraper {
         Scraper {
             targets,
             defaults: config.default_targets().map(|t| t.name.clone()).collect(),
+            backups: config.backups.clone(),
             stats: Arc::new(Mutex::new(SelfStats::default())),
         }
     }
@@ -203,7 +207,16 @@ impl Scraper {
 
     /// `/metrics`: the default targets plus the exporter's own metrics.
     pub async fn scrape_defaults(&self, deadline: Instant) -> Exposition {
-        let mut out = self.collect_targets(&self.defaults, deadline).await;
+        let backups = async {
+            match &self.backups {
+                Some(config) => backups::scan_with_deadline(config, deadline).await,
+                None => None,
+            }
+        };
+        let (mut out, backups) = tokio::join!(self.collect_targets(&self.defaults, deadline), backups);
+        if let Some(snapshot) = backups {
+            snapshot.encode(&mut out);
+        }
         self.encode_self(&mut out);
         crate::process::encode(&mut out);
         out

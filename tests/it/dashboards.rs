@@ -15,27 +15,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Families that dashboards and alerts may name before the exporter emits them.
-/// The Tenderly application collectors are being implemented now and will be
-/// appended to `all_descriptors()`; the lead empties this list when they land.
-/// The end-to-end test skips dashboard queries that name one of these.
-pub const PENDING: &[&str] = &[
-    "tenderly_redis_keys",
-    "tenderly_redis_keys_without_ttl",
-    "tenderly_redis_key_memory_bytes",
-    "tenderly_users",
-    "tenderly_users_locked",
-    "tenderly_users_with_failed_logins",
-    "tenderly_users_pending_mfa_setup",
-    "tenderly_users_multiple_active_sessions",
-    "tenderly_pii_plaintext_documents",
-    "tenderly_audit_events_total",
-    "tenderly_audit_logs_pending_archive",
-    "tenderly_audit_logs_past_retention",
-    "tenderly_backup_last_success_timestamp_seconds",
-    "tenderly_security_check",
-    "tenderly_security_check_evaluated",
-];
+/// Families that dashboards and alerts may name before the exporter emits them
+/// (none now). The end-to-end test skips dashboard queries that name one of these.
+pub const PENDING: &[&str] = &[];
 
 /// Series Prometheus itself adds to every scrape or evaluation.
 const PROMETHEUS_BUILTINS: &[&str] = &["up", "scrape_duration_seconds", "scrape_samples_scraped"];
@@ -446,6 +428,61 @@ fn rates_use_rate_interval_and_selectors_use_job_and_instance() {
             );
         }
     }
+}
+
+/// The function whose argument list encloses byte offset `at` of `expr` (`rate` in
+/// `sum(rate(x[5m]))` for the offset of `x`), if any.
+fn enclosing_function(expr: &str, at: usize) -> Option<&str> {
+    let bytes = expr.as_bytes();
+    let mut depth = 0usize;
+    let mut i = at;
+    while i > 0 {
+        i -= 1;
+        match bytes[i] {
+            b')' => depth += 1,
+            b'(' if depth == 0 => {
+                let head = expr[..i].trim_end();
+                let start = head.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |p| p + 1);
+                return Some(&head[start..]);
+            }
+            b'(' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// dashboard-linter's target-counter-agg-rule: a counter is only shown through
+/// rate(), irate() or increase(), never as its raw ever-growing value.
+#[test]
+fn counters_are_shown_as_rates() {
+    let counters: Vec<&str> = tenderly_exporter::all_descriptors()
+        .iter()
+        .filter(|d| d.kind == tenderly_exporter::metrics::Kind::Counter)
+        .map(|d| d.name)
+        .collect();
+    for q in all_queries() {
+        for (at, _) in q.expr.match_indices(|c: char| c.is_ascii_lowercase()) {
+            let starts_word = at == 0 || !q.expr[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+            if !starts_word {
+                continue;
+            }
+            let rest = &q.expr[at..];
+            let word = &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())];
+            if counters.contains(&word) {
+                let f = enclosing_function(&q.expr, at);
+                assert!(
+                    matches!(f, Some("rate" | "irate" | "increase")),
+                    "{} / {:?}: counter {word} must be inside rate()/irate()/increase(), is in {f:?}: {}",
+                    q.dashboard,
+                    q.panel,
+                    q.expr
+                );
+            }
+        }
+    }
+    assert_eq!(enclosing_function("sum by (x) (rate(a_total[1m]))", 17), Some("rate"));
+    assert_eq!(enclosing_function("a_total", 0), None);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! deployment files, scraping the exporter, which watches real `redis-server`
 //! processes (master with a password and maxmemory, a replica, a single-node
 //! cluster) and the MongoDB replay server (`primary` scenario: both
-//! secondaries lag 1151 s).
+//! secondaries lag 1151 s), with the Tenderly queries and a backup source
+//! configured so the application panels have data too.
 //!
 //! Prometheus' and Alertmanager's configs are generated from
 //! `deploy/prometheus.yml` and `deploy/alertmanager.yml`: same jobs, relabeling,
@@ -79,6 +80,10 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
     // --- the exporter: named targets, probed through /probe ----------------------------
     let password_file = dir.path().join("redis-password");
     fs::write(&password_file, password).expect("write the password file");
+    // A fresh backup file, so the backup-freshness panels have data.
+    let backup_dir = dir.path().join("backups");
+    fs::create_dir_all(&backup_dir).expect("backup dir");
+    fs::write(backup_dir.join("backup_demo.tar.gz"), [0u8; 64]).expect("write a backup file");
     let redis_targets = [
         ("sessions-redis", master.addr()),
         ("sessions-redis-replica", replica.addr()),
@@ -90,12 +95,16 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
          \x20 - {{name: sessions-redis, kind: redis, address: 'redis://{}', password_file: '{}'}}\n\
          \x20 - {{name: sessions-redis-replica, kind: redis, address: 'redis://{}'}}\n\
          \x20 - {{name: cache-redis-cluster, kind: redis, address: 'redis://{}'}}\n\
-         \x20 - {{name: tenderly-mongodb, kind: mongodb, address: '{}'}}\n",
+         \x20 - {{name: tenderly-mongodb, kind: mongodb, address: '{}', tenderly: {{app_database: tenderly}}}}\n\
+         backups:\n\
+         \x20 sources:\n\
+         \x20   - {{kind: full, glob: '{}/backup_*.tar.gz', min_size_bytes: 16}}\n",
         master.addr(),
         password_file.display(),
         replica.addr(),
         cluster.addr(),
         mongo.uri(),
+        backup_dir.display(),
     );
     let targets_file = dir.path().join("targets.yml");
     fs::write(&targets_file, targets_yml).expect("write targets.yml");

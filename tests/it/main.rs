@@ -20,3 +20,5 @@ mod support;
 mod tenderly_keys;
 mod tenderly_queries;
 mod web_security;
+mod fault_matrix;
+mod secrets;
