@@ -166,6 +166,31 @@ pub struct Cli {
     #[arg(long = "no-collector.mongodb.profiler")]
     pub no_mongodb_profiler: bool,
 
+    /// At most this many collections get $collStats/$indexStats/top series per scrape.
+    #[arg(long = "mongodb.max-collections", default_value_t = 50)]
+    pub mongodb_max_collections: usize,
+
+    /// Enable $collStats per collection (opt-in; off by default).
+    #[arg(long = "collector.mongodb.collstats", overrides_with = "no_mongodb_collstats")]
+    pub mongodb_collstats: bool,
+    /// Disable $collStats.
+    #[arg(long = "no-collector.mongodb.collstats")]
+    pub no_mongodb_collstats: bool,
+
+    /// Enable $indexStats per collection (opt-in; off by default).
+    #[arg(long = "collector.mongodb.indexstats", overrides_with = "no_mongodb_indexstats")]
+    pub mongodb_indexstats: bool,
+    /// Disable $indexStats.
+    #[arg(long = "no-collector.mongodb.indexstats")]
+    pub no_mongodb_indexstats: bool,
+
+    /// Enable the top command's per-collection time and counts (opt-in; off by default).
+    #[arg(long = "collector.mongodb.top", overrides_with = "no_mongodb_top")]
+    pub mongodb_top: bool,
+    /// Disable top.
+    #[arg(long = "no-collector.mongodb.top")]
+    pub no_mongodb_top: bool,
+
     /// YAML file with named targets (served on /probe?target=NAME).
     #[arg(long = "config.file", env = "TENDERLY_EXPORTER_CONFIG")]
     pub config_file: Option<PathBuf>,

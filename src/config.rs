@@ -109,11 +109,27 @@ pub struct MongoCollectors {
     pub currentop: bool,
     pub dbstats: bool,
     pub profiler: bool,
+    /// Opt-in: `$collStats` per collection (capped by `MongoLimits::max_collections`).
+    pub collstats: bool,
+    /// Opt-in: `$indexStats` per collection (same cap).
+    pub indexstats: bool,
+    /// Opt-in: the `top` command (per-collection time and counts, same cap).
+    pub top: bool,
 }
 
 impl Default for MongoCollectors {
     fn default() -> Self {
-        MongoCollectors { posture: true, replset: true, oplog: true, currentop: true, dbstats: true, profiler: true }
+        MongoCollectors {
+            posture: true,
+            replset: true,
+            oplog: true,
+            currentop: true,
+            dbstats: true,
+            profiler: true,
+            collstats: false,
+            indexstats: false,
+            top: false,
+        }
     }
 }
 
@@ -126,11 +142,18 @@ pub struct MongoLimits {
     pub max_databases: usize,
     /// At most this many profiler documents are read per database per scrape.
     pub profiler_max_docs: u32,
+    /// At most this many collections get `$collStats`/`$indexStats`/`top` series per scrape.
+    pub max_collections: usize,
 }
 
 impl Default for MongoLimits {
     fn default() -> Self {
-        MongoLimits { currentop_threshold: Duration::from_secs(1), max_databases: 100, profiler_max_docs: 1000 }
+        MongoLimits {
+            currentop_threshold: Duration::from_secs(1),
+            max_databases: 100,
+            profiler_max_docs: 1000,
+            max_collections: 50,
+        }
     }
 }
 
@@ -316,6 +339,8 @@ struct FileTarget {
     #[serde(default)]
     profiler_max_docs: Option<u32>,
     #[serde(default)]
+    max_collections: Option<usize>,
+    #[serde(default)]
     tenderly: Option<QueriesConfig>,
     #[serde(default)]
     key_families: Option<KeyFamiliesConfig>,
@@ -358,6 +383,12 @@ struct FileCollectors {
     keys: Option<bool>,
     #[serde(default)]
     posture: Option<bool>,
+    #[serde(default)]
+    collstats: Option<bool>,
+    #[serde(default)]
+    indexstats: Option<bool>,
+    #[serde(default)]
+    top: Option<bool>,
 }
 
 /// Where the process environment comes from (injectable for tests).
@@ -490,11 +521,15 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         currentop: Cli::switch(cli.mongodb_currentop, cli.no_mongodb_currentop, true),
         dbstats: Cli::switch(cli.mongodb_dbstats, cli.no_mongodb_dbstats, true),
         profiler: Cli::switch(cli.mongodb_profiler, cli.no_mongodb_profiler, true),
+        collstats: Cli::switch(cli.mongodb_collstats, cli.no_mongodb_collstats, false),
+        indexstats: Cli::switch(cli.mongodb_indexstats, cli.no_mongodb_indexstats, false),
+        top: Cli::switch(cli.mongodb_top, cli.no_mongodb_top, false),
     };
     let limits = MongoLimits {
         currentop_threshold: cli.mongodb_currentop_threshold,
         max_databases: check_range(cli.mongodb_max_databases, 1, 10_000, "--mongodb.max-databases")?,
         profiler_max_docs: check_range(cli.mongodb_profiler_max_docs, 1, 100_000, "--mongodb.profiler-max-docs")?,
+        max_collections: check_range(cli.mongodb_max_collections, 1, 10_000, "--mongodb.max-collections")?,
     };
     Ok(Some(Target {
         name: "mongodb".to_string(),
@@ -579,6 +614,7 @@ pub fn parse_file_full(
                     ("currentop_threshold", t.currentop_threshold.is_some()),
                     ("max_databases", t.max_databases.is_some()),
                     ("profiler_max_docs", t.profiler_max_docs.is_some()),
+                    ("max_collections", t.max_collections.is_some()),
                 ];
                 reject_foreign_keys(&mongo_only, "redis", &at)?;
                 reject_foreign_keys(&[("tenderly", t.tenderly.is_some())], "redis", &at)?;
@@ -614,6 +650,9 @@ pub fn parse_file_full(
                             ("collectors.currentop", c.currentop.is_some()),
                             ("collectors.dbstats", c.dbstats.is_some()),
                             ("collectors.profiler", c.profiler.is_some()),
+                            ("collectors.collstats", c.collstats.is_some()),
+                            ("collectors.indexstats", c.indexstats.is_some()),
+                            ("collectors.top", c.top.is_some()),
                         ];
                         reject_foreign_keys(&foreign, "redis", &at)?;
                         RedisCollectors {
@@ -662,6 +701,9 @@ pub fn parse_file_full(
                             currentop: c.currentop.unwrap_or(defaults.currentop),
                             dbstats: c.dbstats.unwrap_or(defaults.dbstats),
                             profiler: c.profiler.unwrap_or(defaults.profiler),
+                            collstats: c.collstats.unwrap_or(defaults.collstats),
+                            indexstats: c.indexstats.unwrap_or(defaults.indexstats),
+                            top: c.top.unwrap_or(defaults.top),
                         }
                     }
                 };
@@ -675,6 +717,9 @@ pub fn parse_file_full(
                 }
                 if let Some(n) = t.profiler_max_docs {
                     limits.profiler_max_docs = check_range(n, 1, 100_000, &at("profiler_max_docs"))?;
+                }
+                if let Some(n) = t.max_collections {
+                    limits.max_collections = check_range(n, 1, 10_000, &at("max_collections"))?;
                 }
                 if let Some(q) = &t.tenderly {
                     q.validate().map_err(|e| invalid(at(&format!("tenderly.{}", e.field)), e.problem, e.fix))?;
