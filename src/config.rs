@@ -583,7 +583,11 @@ pub fn parse_file_full(
                 return Err(invalid(at("password_env"), "both password_env and password_file are set", "keep one"))
             }
             (Some(var), None) => Some(env.var(var).map(Secret::new).ok_or_else(|| {
-                invalid(at("password_env"), format!("environment variable {var} is not set or empty"), "export it")
+                invalid(
+                    at("password_env"),
+                    format!("environment variable {} is not set or empty", env_name(var)),
+                    "export it",
+                )
             })?),
             (None, Some(file)) => Some(read_secret_file(file, &at("password_file"))?),
             (None, None) => None,
@@ -594,7 +598,11 @@ pub fn parse_file_full(
             }
             (Some(u), None) => Some(u.clone()),
             (None, Some(var)) => Some(env.var(var).ok_or_else(|| {
-                invalid(at("username_env"), format!("environment variable {var} is not set or empty"), "export it")
+                invalid(
+                    at("username_env"),
+                    format!("environment variable {} is not set or empty", env_name(var)),
+                    "export it",
+                )
             })?),
             (None, None) => None,
         };
@@ -808,29 +816,55 @@ fn validate_targets(targets: &[Target]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// An environment variable's name for an error message, or a placeholder when
+/// the value cannot be a name (someone pasted the secret itself into the field).
+fn env_name(var: &str) -> String {
+    let plausible = var.len() <= 128
+        && var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plausible {
+        var.to_string()
+    } else {
+        "(not a valid variable name; the value is not shown in case it is a secret)".to_string()
+    }
+}
+
+/// A secret file's path for an error message: only something that looks like a
+/// path (absolute or explicitly relative) is shown, in case a secret was pasted
+/// into the field.
+fn shown_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    let looks_like_path = path.is_absolute() || text.starts_with("./") || text.starts_with("../");
+    if looks_like_path && text.len() <= 512 && !text.contains(char::is_whitespace) {
+        text
+    } else {
+        "(the configured file; the value is not shown in case it is a secret)".to_string()
+    }
+}
+
 fn read_secret_file(path: &Path, field: &str) -> Result<Secret, ConfigError> {
     let meta = std::fs::metadata(path)
-        .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
+        .map_err(|e| invalid(field, format!("cannot read {}: {}", shown_path(path), e.kind()), "check the path"))?;
     // A FIFO would block startup and /dev/zero never ends: only regular files
     // (Kubernetes secret symlinks resolve to one).
     if !meta.is_file() {
-        return Err(invalid(field, format!("{} is not a regular file", path.display()), "point it at a file"));
+        return Err(invalid(field, format!("{} is not a regular file", shown_path(path)), "point it at a file"));
     }
     const CAP: u64 = 64 * 1024;
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, CAP + 1), &mut bytes))
-        .map_err(|e| invalid(field, format!("cannot read {}: {}", path.display(), e.kind()), "check the path"))?;
+        .map_err(|e| invalid(field, format!("cannot read {}: {}", shown_path(path), e.kind()), "check the path"))?;
     // The length in the metadata can lie (procfs reports 0): the cap is on what was read.
     if bytes.len() as u64 > CAP {
-        return Err(invalid(field, format!("{} is larger than 64 KiB", path.display()), "store only the secret"));
+        return Err(invalid(field, format!("{} is larger than 64 KiB", shown_path(path)), "store only the secret"));
     }
     let text = String::from_utf8(bytes)
-        .map_err(|_| invalid(field, format!("{} is not UTF-8 text", path.display()), "store the secret as text"))?;
+        .map_err(|_| invalid(field, format!("{} is not UTF-8 text", shown_path(path)), "store the secret as text"))?;
     // Secret files conventionally end with a newline that is not part of the secret.
     let secret = text.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {
-        return Err(invalid(field, format!("{} is empty", path.display()), "write the password into it"));
+        return Err(invalid(field, format!("{} is empty", shown_path(path)), "write the password into it"));
     }
     Ok(Secret::new(secret))
 }

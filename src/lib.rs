@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod discovery;
 pub mod doctor;
 pub mod logging;
 pub mod metrics;

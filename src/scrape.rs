@@ -28,6 +28,7 @@ use crate::collectors::tenderly::keys::KeyScanner;
 use crate::collectors::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
 use crate::collectors::tenderly::{Cached, POSTURE_INTERVAL};
 use crate::config::{Config, Target, TargetSpec};
+use crate::discovery::{self, DiscoveryError, Topology, DISCOVERY_DEADLINE};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 
 pub const BUILD_INFO: Desc = Desc::gauge(
@@ -148,6 +149,26 @@ pub struct Scraper {
     /// Backup files whose freshness `/metrics` reports (on the exporter's host).
     backups: Option<BackupsConfig>,
     stats: Arc<Mutex<SelfStats>>,
+    /// Per target: the members its last discovery found, and the clients of
+    /// the members probed since (`/probe?target=NAME&member=HOST:PORT`).
+    members: Mutex<BTreeMap<String, MemberSet>>,
+}
+
+/// The last discovery of one target and its members' runners (a subset of the members).
+struct MemberSet {
+    topology: Topology,
+    runners: BTreeMap<String, Arc<TargetRunner>>,
+}
+
+/// Why `/probe?target=NAME&member=HOST:PORT` scraped nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// Not in the target's last discovered member list: nothing is contacted.
+    #[error("not a discovered member of the target")]
+    NotAMember,
+    /// No member list yet, and discovering one failed.
+    #[error("discovery failed: {0}")]
+    Discovery(#[from] DiscoveryError),
 }
 
 impl Scraper {
@@ -182,7 +203,68 @@ impl Scraper {
             defaults: config.default_targets().map(|t| t.name.clone()).collect(),
             backups: config.backups.clone(),
             stats: Arc::new(Mutex::new(SelfStats::default())),
+            members: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// `/discover?target=NAME`: asks the configured target for its members
+    /// (bounded by [`DISCOVERY_DEADLINE`] and [`discovery::MAX_MEMBERS`]) and
+    /// remembers them as the only members `/probe` may scrape for it. Clients
+    /// of members that disappeared are dropped.
+    pub async fn discover(&self, name: &str, deadline: Instant) -> Result<Topology, DiscoveryError> {
+        let Some(runner) = self.targets.get(name) else {
+            return Err(DiscoveryError::UnknownTarget);
+        };
+        let deadline = deadline.min(Instant::now() + DISCOVERY_DEADLINE);
+        let found = match &runner.backend {
+            Backend::Redis(redis) => timeout_at(deadline, discovery::redis(redis.client.spec(), deadline)).await,
+            Backend::Mongodb(client) => {
+                timeout_at(deadline, discovery::mongodb(client, runner.target.display_address(), deadline)).await
+            }
+        };
+        let topology = found.map_err(|_| DiscoveryError::Timeout)??;
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let set = members
+            .entry(name.to_string())
+            .or_insert_with(|| MemberSet { topology: Topology::default(), runners: BTreeMap::new() });
+        set.runners.retain(|member, _| topology.members.contains(member));
+        set.topology = topology.clone();
+        Ok(topology)
+    }
+
+    /// `/probe?target=NAME&member=HOST:PORT`: scrapes `member` with the
+    /// target's credentials, TLS and collector settings, only if the target's
+    /// last discovery listed it (discovering first if it never ran). Anything
+    /// else is [`MemberError::NotAMember`] and no connection is made.
+    pub async fn scrape_member(&self, name: &str, member: &str, deadline: Instant) -> Result<Exposition, MemberError> {
+        let Some(seed) = self.targets.get(name) else {
+            return Err(MemberError::NotAMember);
+        };
+        let known = self.members.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name);
+        if !known {
+            self.discover(name, deadline).await?;
+        }
+        let runner = {
+            let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(set) = members.get_mut(name) else {
+                return Err(MemberError::NotAMember);
+            };
+            if !set.topology.members.iter().any(|m| m == member) {
+                return Err(MemberError::NotAMember);
+            }
+            match set.runners.get(member) {
+                Some(runner) => Arc::clone(runner),
+                None => {
+                    if set.runners.len() >= discovery::MAX_MEMBERS {
+                        return Err(MemberError::NotAMember);
+                    }
+                    let runner = Arc::new(member_runner(&seed.target, member).ok_or(MemberError::NotAMember)?);
+                    set.runners.insert(member.to_string(), Arc::clone(&runner));
+                    runner
+                }
+            }
+        };
+        Ok(self.collect_runners(vec![runner], deadline).await)
     }
 
     /// Whether `/probe?target=NAME` may scrape `name`: only configured targets.
@@ -236,8 +318,12 @@ impl Scraper {
     }
 
     async fn collect_targets(&self, names: &[String], deadline: Instant) -> Exposition {
-        let waits = names.iter().filter_map(|n| self.targets.get(n)).map(|runner| {
-            let runner = Arc::clone(runner);
+        let runners = names.iter().filter_map(|n| self.targets.get(n)).cloned().collect();
+        self.collect_runners(runners, deadline).await
+    }
+
+    async fn collect_runners(&self, runners: Vec<Arc<TargetRunner>>, deadline: Instant) -> Exposition {
+        let waits = runners.into_iter().map(|runner| {
             let stats = Arc::clone(&self.stats);
             async move {
                 let started = Instant::now();
@@ -286,6 +372,35 @@ impl Scraper {
             out.add(&HTTP_REQUESTS, vec![("handler", (*handler).into()), ("code", code.to_string().into())], *n);
         }
     }
+}
+
+/// A synthetic target `NAME@HOST:PORT` for one discovered member: the
+/// configured target's settings with the member's address. Key families are
+/// left out (they describe the whole deployment and the seed target scans them).
+fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
+    let (host, port) = discovery::parse_member(member)?;
+    let name = format!("{}@{member}", seed.name);
+    let (spec, backend) = match &seed.spec {
+        TargetSpec::Redis(spec) => {
+            let spec = discovery::redis_member_spec(spec, &host, port)?;
+            let backend = Backend::Redis(Box::new(RedisBackend {
+                client: RedisClient::new(name.clone(), spec.clone()),
+                keys: None,
+                posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
+            }));
+            (TargetSpec::Redis(spec), backend)
+        }
+        TargetSpec::Mongodb(spec) => (
+            TargetSpec::Mongodb(spec.clone()),
+            Backend::Mongodb(Box::new(MongoClient::for_member(name.clone(), spec.clone(), host, port))),
+        ),
+    };
+    Some(TargetRunner {
+        target: Target { name, spec, timeout: seed.timeout, default: false },
+        backend,
+        flight: Mutex::new(None),
+        last_error: Mutex::new(None),
+    })
 }
 
 fn add_run(out: &mut Exposition, target: &str, collector: &'static str, success: bool, duration: Duration) {

@@ -1,4 +1,4 @@
-//! HTTP surface: `/metrics`, `/probe`, `/`, `/-/healthy`, `/-/ready`.
+//! HTTP surface: `/metrics`, `/probe`, `/discover`, `/`, `/-/healthy`, `/-/ready`.
 //!
 //! `serve(listener, state, shutdown)` takes a bound listener so tests can bind
 //! port 0. Limits: a semaphore caps concurrent scrapes (503 beyond, so a
@@ -7,6 +7,9 @@
 //! only GET/HEAD are served. `/probe` only scrapes configured target names: an
 //! unknown name is a 400 and no connection is attempted, so the exporter is
 //! never a proxy into the network (redis_exporter's `/scrape` SSRF).
+//! `/discover?target=NAME` lists a configured target's replica-set members or
+//! cluster nodes as `http_sd` JSON; `/probe?target=NAME&member=HOST:PORT`
+//! scrapes a member only if that list holds it ([`crate::discovery`]).
 //!
 //! `--web.config.file` ([`crate::web_config`]) adds TLS (optionally mutual)
 //! and basic auth. The TLS handshake runs in the connection's task under
@@ -36,7 +39,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
@@ -46,8 +51,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{WebConfig, MAX_DEADLINE, MIN_DEADLINE};
+use crate::discovery;
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
-use crate::scrape::Scraper;
+use crate::scrape::{MemberError, Scraper};
 use crate::web_config::{AuthOutcome, ReloadReason, WebConfigError, WebSecurityStore, WWW_AUTHENTICATE_CHALLENGE};
 
 /// How long a client may take to send its request headers.
@@ -344,6 +350,7 @@ async fn route(state: &AppState, security: &crate::web_config::WebSecurity, req:
     } else {
         match path {
             "/probe" => ("probe", probe(state, &req).await),
+            "/discover" => ("discover", discover(state, &req).await),
             "/" => ("landing", landing(state)),
             "/-/healthy" => ("healthy", text(StatusCode::OK, "OK\n")),
             "/-/ready" => (
@@ -368,6 +375,7 @@ fn handler_name(state: &AppState, path: &str) -> &'static str {
     }
     match path {
         "/probe" => "probe",
+        "/discover" => "discover",
         "/" => "landing",
         "/-/healthy" => "healthy",
         "/-/ready" => "ready",
@@ -408,7 +416,60 @@ async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes, see --web.max-requests\n");
     };
     let deadline = Instant::now() + deadline_for(req.headers(), &state.web);
+    let query = req.uri().query().unwrap_or("");
+    if query.split('&').any(|pair| pair == "member" || pair.starts_with("member=")) {
+        let Some(member) = query_param(query, "member") else {
+            return text(StatusCode::BAD_REQUEST, "invalid 'member' parameter\n");
+        };
+        return match state.scraper.scrape_member(&name, &member, deadline).await {
+            Ok(exposition) => encode_response(exposition),
+            // Never echo the member either: only addresses /discover listed are scraped.
+            Err(MemberError::NotAMember) => text(
+                StatusCode::BAD_REQUEST,
+                "unknown member: /probe only scrapes members listed by /discover?target=NAME\n",
+            ),
+            Err(MemberError::Discovery(e)) => {
+                tracing::warn!(target_name = %name, error = %e, "member discovery failed");
+                text(StatusCode::SERVICE_UNAVAILABLE, "discovery failed, see the exporter's log\n")
+            }
+        };
+    }
     encode_response(state.scraper.scrape_one(&name, deadline).await)
+}
+
+/// `/discover?target=NAME`: the target's members as Prometheus `http_sd` JSON,
+/// each pointing at this exporter (the request's `Host` if it is a plain
+/// `host[:port]`, else the listen address).
+async fn discover(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
+    let Some(name) = query_param(req.uri().query().unwrap_or(""), "target") else {
+        return text(StatusCode::BAD_REQUEST, "missing 'target' parameter: /discover?target=NAME\n");
+    };
+    if !state.scraper.has_target(&name) {
+        return text(StatusCode::BAD_REQUEST, "unknown target: /discover only asks targets named in --config.file\n");
+    }
+    let Ok(_slot) = state.scrape_slots.try_acquire() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes, see --web.max-requests\n");
+    };
+    let exporter = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| discovery::valid_host_header(h))
+        .unwrap_or(&state.web.listen_address)
+        .to_string();
+    match state.scraper.discover(&name, Instant::now() + discovery::DISCOVERY_DEADLINE).await {
+        Ok(topology) => {
+            let body = discovery::http_sd_json(&exporter, &name, &topology);
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => {
+            tracing::warn!(target_name = %name, error = %e, "discovery failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, "discovery failed, see the exporter's log\n")
+        }
+    }
 }
 
 fn encode_response(exposition: crate::metrics::Exposition) -> Response<Body> {
@@ -466,6 +527,7 @@ fn landing(state: &AppState) -> Response<Body> {
         } else {
             format!("<a href=\"/probe?target={0}\">/probe?target={0}</a>", html(&name))
         };
+        let link = format!("{link} &middot; <a href=\"/discover?target={0}\">/discover?target={0}</a>", html(&name));
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             html(&name),

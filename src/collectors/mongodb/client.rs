@@ -25,6 +25,7 @@ use mongodb::Client;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use super::collstats::{self, CollectionStats, Namespace};
 use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot, NodeInfo, Role};
 use crate::collectors::tenderly::{mongo_posture, queries::QueryRunner, Cached, POSTURE_INTERVAL};
 use crate::config::MongoTarget;
@@ -99,6 +100,9 @@ pub struct MongoClient {
     queries: Option<QueryRunner>,
     /// The last posture reading and when it was taken.
     posture: Cached<mongo_posture::MongoPosture>,
+    /// A replica-set member discovered from this target (`/probe?member=`):
+    /// the target's options, this host, `directConnection=true`.
+    member: Option<(String, u16)>,
 }
 
 impl std::fmt::Debug for MongoClient {
@@ -116,9 +120,24 @@ impl MongoClient {
             refused: StdMutex::new(BTreeMap::new()),
             queries: None,
             posture: Cached::new(POSTURE_INTERVAL),
+            member: None,
             spec,
         }
         .with_queries()
+    }
+
+    /// A client for one member of the target's deployment: the same connection
+    /// options and credentials, but only `host:port`, connected directly.
+    pub fn for_member(target: impl Into<String>, spec: MongoTarget, host: String, port: u16) -> Self {
+        let mut client = MongoClient::new(target, spec);
+        client.member = Some((host, port));
+        client
+    }
+
+    /// The node's `hello` reply (no privileges needed), under `deadline`.
+    pub async fn hello(&self, deadline: Instant) -> Result<Document, MongoError> {
+        let client = self.client(deadline).await?;
+        run(&client.database("admin"), doc! {"hello": 1}, deadline, "hello").await
     }
 
     fn with_queries(mut self) -> Self {
@@ -156,8 +175,13 @@ impl MongoClient {
             self.section("mongodb_currentop", c.currentop, node.role != Role::Arbiter, "arbiter", || {
                 self.current_op(&client, deadline)
             }),
-            self.section("mongodb_dbstats", c.dbstats || c.profiler, node.role != Role::Arbiter, "arbiter", || self
-                .databases(&client, deadline)),
+            self.section(
+                "mongodb_dbstats",
+                c.dbstats || c.profiler || c.collstats || c.indexstats,
+                node.role != Role::Arbiter,
+                "arbiter",
+                || self.databases(&client, deadline)
+            ),
         );
         let (run_replset, replset) = replset;
         if let Some((status, config)) = replset {
@@ -170,6 +194,8 @@ impl MongoClient {
         scrape.snapshot.current_op = ops;
         let (mut run_dbs, dbs) = dbs;
         scrape.sections.extend([run_replset, run_oplog, run_currentop]);
+        // Why the database list is missing, for the per-collection collectors.
+        let dbs_missing = dbs.is_none().then(|| run_dbs.outcome.clone());
         let dbs = dbs.unwrap_or_default();
 
         if c.dbstats {
@@ -194,8 +220,193 @@ impl MongoClient {
             .await;
         scrape.snapshot.profiler = profiles.unwrap_or_default();
         scrape.sections.push(run_profiler);
+        let dbs = match dbs_missing {
+            None => Ok(dbs.as_slice()),
+            Some(outcome) => Err(outcome),
+        };
+        self.collections(&client, &node, dbs, deadline, &mut scrape).await;
         self.tenderly(&client, &node, deadline, &mut scrape).await;
         Ok(scrape)
+    }
+
+    /// `top`, `$collStats` and `$indexStats` (each opt-in) for at most
+    /// `max_collections` collections (see `collstats::select`).
+    async fn collections(
+        &self,
+        client: &Client,
+        node: &NodeInfo,
+        dbs: Result<&[String], SectionOutcome>,
+        deadline: Instant,
+        scrape: &mut MongoScrape,
+    ) {
+        let c = self.spec.collectors;
+        if !(c.top || c.collstats || c.indexstats) {
+            return;
+        }
+        let (run_top, top) = self
+            .section(
+                "mongodb_top",
+                c.top,
+                node.role != Role::Arbiter && node.role != Role::Mongos,
+                "no top on this role",
+                || self.top(client, deadline),
+            )
+            .await;
+        scrape.sections.push(run_top);
+        let per_collection = (c.collstats || c.indexstats) && node.role != Role::Arbiter;
+        let listed = match dbs {
+            Ok(dbs) if per_collection => self.list_collections(client, dbs, deadline).await,
+            Ok(_) => Err(SectionOutcome::Skipped("arbiter")),
+            Err(outcome) => Err(outcome),
+        };
+        let chosen = collstats::select(
+            listed.as_ref().ok().map(Vec::as_slice),
+            top.as_deref(),
+            self.spec.limits.max_collections,
+        );
+        let mut stats = CollectionStats::default();
+        if let Some(mut entries) = top {
+            let keep: std::collections::BTreeSet<&Namespace> = chosen.iter().collect();
+            entries.retain(|e| keep.contains(&e.ns));
+            stats.top = entries;
+        }
+        let listed = listed.map(|_| ());
+        let applies = node.role != Role::Arbiter;
+        let (collstats_run, indexstats_run) = tokio::join!(
+            self.section("mongodb_collstats", c.collstats, applies, "arbiter", || async {
+                listed.clone()?;
+                self.coll_stats(client, &chosen, deadline).await
+            }),
+            self.section("mongodb_indexstats", c.indexstats, applies, "arbiter", || async {
+                listed.clone()?;
+                self.index_stats(client, &chosen, deadline).await
+            }),
+        );
+        let (run_collstats, colls) = collstats_run;
+        let (run_indexstats, indexes) = indexstats_run;
+        stats.collections = colls.unwrap_or_default();
+        stats.indexes = indexes.unwrap_or_default();
+        scrape.sections.extend([run_collstats, run_indexstats]);
+        scrape.snapshot.collections = Some(stats);
+    }
+
+    async fn top(&self, client: &Client, deadline: Instant) -> Result<Vec<collstats::TopEntry>, SectionOutcome> {
+        let reply = self.command(&client.database("admin"), doc! {"top": 1}, deadline, "top").await?;
+        Ok(collstats::parse_top(&reply))
+    }
+
+    /// User collections of `dbs` (not views), one `listCollections` per database,
+    /// at most [`LIST_COLLECTIONS_BATCH`] per database. Fails only if every database failed.
+    async fn list_collections(
+        &self,
+        client: &Client,
+        dbs: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<Namespace>, SectionOutcome> {
+        let calls = dbs.iter().filter(|db| collstats::wanted_db(db)).map(|name| async move {
+            let db = client.database(name);
+            let reply = self
+                .command(
+                    &db,
+                    doc! {"listCollections": 1, "nameOnly": true, "authorizedCollections": true,
+                    "filter": {"type": "collection"}, "cursor": {"batchSize": LIST_COLLECTIONS_BATCH}},
+                    deadline,
+                    "listCollections",
+                )
+                .await;
+            if let Ok(reply) = &reply {
+                kill_cursor(&db, reply, "$cmd.listCollections", deadline).await;
+            }
+            (name, reply)
+        });
+        let mut names = Vec::new();
+        let mut failure = None;
+        let mut answered = false;
+        for (db, reply) in futures_util::future::join_all(calls).await {
+            match reply {
+                Ok(reply) => {
+                    answered = true;
+                    names.extend(collstats::parse_list_collections(db, &reply));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) if !answered => Err(e),
+            _ => Ok(names),
+        }
+    }
+
+    /// `$collStats: {storageStats: {}}` per chosen collection. Fails only if every call failed.
+    async fn coll_stats(
+        &self,
+        client: &Client,
+        chosen: &[Namespace],
+        deadline: Instant,
+    ) -> Result<Vec<collstats::CollStats>, SectionOutcome> {
+        let replies =
+            self.per_collection(client, chosen, doc! {"$collStats": {"storageStats": {}}}, "$collStats", deadline);
+        let (replies, failure) = replies.await;
+        let stats = replies.iter().filter_map(|(ns, docs)| collstats::parse_coll_stats(ns, docs)).collect();
+        match failure {
+            Some(e) if replies.is_empty() => Err(e),
+            _ => Ok(stats),
+        }
+    }
+
+    /// `$indexStats` per chosen collection. Fails only if every call failed.
+    async fn index_stats(
+        &self,
+        client: &Client,
+        chosen: &[Namespace],
+        deadline: Instant,
+    ) -> Result<Vec<collstats::IndexStats>, SectionOutcome> {
+        let (replies, failure) =
+            self.per_collection(client, chosen, doc! {"$indexStats": {}}, "$indexStats", deadline).await;
+        let stats = replies.iter().flat_map(|(ns, docs)| collstats::parse_index_stats(ns, docs)).collect();
+        match failure {
+            Some(e) if replies.is_empty() => Err(e),
+            _ => Ok(stats),
+        }
+    }
+
+    /// One single-stage `aggregate` per collection; the answered ones and the last failure.
+    async fn per_collection(
+        &self,
+        client: &Client,
+        chosen: &[Namespace],
+        stage: Document,
+        name: &'static str,
+        deadline: Instant,
+    ) -> (Vec<(Namespace, Vec<Document>)>, Option<SectionOutcome>) {
+        let calls = chosen.iter().map(|ns| {
+            let stage = stage.clone();
+            async move {
+                let db = client.database(&ns.db);
+                let reply = self
+                    .command(
+                        &db,
+                        doc! {"aggregate": &ns.collection, "pipeline": [stage],
+                        "cursor": {"batchSize": PER_COLLECTION_BATCH}, "maxTimeMS": max_time_ms(deadline)},
+                        deadline,
+                        name,
+                    )
+                    .await;
+                if let Ok(reply) = &reply {
+                    kill_cursor(&db, reply, &ns.collection, deadline).await;
+                }
+                (ns, reply)
+            }
+        });
+        let mut answered = Vec::new();
+        let mut failure = None;
+        for (ns, reply) in futures_util::future::join_all(calls).await {
+            match reply {
+                Ok(reply) => answered.push((ns.clone(), first_batch(&reply))),
+                Err(e) => failure = Some(e),
+            }
+        }
+        (answered, failure)
     }
 
     /// Tenderly queries (where the role holds the data set) and posture.
@@ -462,6 +673,11 @@ impl MongoClient {
             // The driver's message may quote the URI (and its credentials): keep only the kind.
             .map_err(|e| MongoError::Options(format!("{:?}", e.kind).chars().take(40).collect()))?;
         apply_defaults(&mut options, &self.spec);
+        if let Some((host, port)) = &self.member {
+            options.hosts = vec![mongodb::options::ServerAddress::Tcp { host: host.clone(), port: Some(*port) }];
+            options.direct_connection = Some(true);
+            options.srv_max_hosts = None;
+        }
         let client = Client::with_options(options).map_err(|e| MongoError::Options(describe(&e)))?;
         *slot = Some(client.clone());
         Ok(client)
@@ -537,6 +753,19 @@ pub fn node_info(hello: &Document) -> NodeInfo {
     }
 }
 
+/// `listCollections` batch size: more collections than this in one database are not looked at.
+const LIST_COLLECTIONS_BATCH: i32 = 1_000;
+/// `$collStats`/`$indexStats` batch size (one document per shard, one per index).
+const PER_COLLECTION_BATCH: i32 = 10_000;
+
+/// Closes the cursor a reply left open (more than one batch), best effort, under the deadline.
+async fn kill_cursor(db: &mongodb::Database, reply: &Document, collection: &str, deadline: Instant) {
+    let id = reply.get_document("cursor").ok().and_then(|c| c.get_i64("id").ok()).unwrap_or(0);
+    if id != 0 {
+        let _ = timeout_at(deadline, db.run_command(doc! {"killCursors": collection, "cursors": [id]})).await;
+    }
+}
+
 /// `cursor.firstBatch` of a `find`/`aggregate` reply.
 pub fn first_batch(reply: &Document) -> Vec<Document> {
     reply
@@ -587,6 +816,9 @@ pub fn grant_for(command: &str) -> &'static str {
         }
         "find local.oplog.rs" | "collStats local.oplog.rs" => {
             r#"db.getSiblingDB("admin").grantRolesToUser("tenderly-exporter", [{role: "read", db: "local"}])"#
+        }
+        "listCollections" | "$collStats" | "$indexStats" => {
+            r#"db.getSiblingDB("admin").grantRolesToUser("tenderly-exporter", [{role: "read", db: "<database>"}]) (clusterMonitor also allows $collStats and $indexStats)"#
         }
         "profile" | "find system.profile" => {
             r#"db.getSiblingDB("admin").grantRolesToUser("tenderly-exporter", [{role: "dbAdmin", db: "<database>"}]) (or a role with find on <database>.system.profile)"#

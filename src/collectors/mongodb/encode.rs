@@ -26,6 +26,9 @@ pub fn encode(snapshot: &MongoSnapshot, out: &mut Exposition) {
     }
     super::dbstats::encode(&snapshot.dbstats, out);
     super::profile::encode(&snapshot.profiler, out);
+    if let Some(collections) = &snapshot.collections {
+        super::collstats::encode(collections, out);
+    }
 }
 
 /// Every descriptor the MongoDB collector can emit.
@@ -37,5 +40,6 @@ pub fn descriptors() -> Vec<&'static Desc> {
     all.extend(super::current_op::descriptors());
     all.extend(super::dbstats::descriptors());
     all.extend(super::profile::descriptors());
+    all.extend(super::collstats::descriptors());
     all
 }

@@ -6,6 +6,7 @@
 
 pub mod bson_num;
 pub mod client;
+pub mod collstats;
 pub mod current_op;
 pub mod dbstats;
 pub mod encode;
@@ -69,4 +70,6 @@ pub struct MongoSnapshot {
     pub dbstats: Vec<dbstats::DbStats>,
     /// Per-database profiler counters (cumulative, from the client's high-water marks).
     pub profiler: Vec<profile::DbProfile>,
+    /// Opt-in `top`/`$collStats`/`$indexStats` figures (`None` when all three are off).
+    pub collections: Option<collstats::CollectionStats>,
 }

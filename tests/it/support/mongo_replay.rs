@@ -50,7 +50,11 @@
 //! `replSetGetConfig` (admin; replica-set members only: a standalone answers
 //! `NoReplicationEnabled` (76), mongos `CommandNotFound` (59)), `find`,
 //! `aggregate`, `collStats`, `dbStats`, `listDatabases` (admin), `profile`,
-//! `listCollections` (always empty), `getMore` (`CursorNotFound`: every cursor
+//! `listCollections` (the [`APP_COLLECTIONS`] of `tenderly` plus one view,
+//! empty elsewhere), `top` (admin, mongod only: the recorded
+//! `top-shardsvr-unknown.json` plus [`APP_TOP`]), `aggregate` with a first
+//! stage `$collStats` / `$indexStats` on a `tenderly` collection
+//! ([`APP_COLLECTIONS`], [`app_indexes`]), `getMore` (`CursorNotFound`: every cursor
 //! id is 0) and `killCursors`. `saslStart`/`saslContinue`/`authenticate` always
 //! fail with `AuthenticationFailed` (18): the replay server has no users, so a
 //! URI with credentials can only be used to test the failure path. Anything
@@ -267,6 +271,7 @@ const FIXTURES: &[(&str, &str)] = &[
         include_str!("../../fixtures/mongodb/collStats-local.oplog.rs-shardsvr-primary-8.0.8.json"),
     ),
     ("system.profile-mongod-unknown.json", include_str!("../../fixtures/mongodb/system.profile-mongod-unknown.json")),
+    ("top-shardsvr-unknown.json", include_str!("../../fixtures/mongodb/top-shardsvr-unknown.json")),
 ];
 
 /// Parses an embedded fixture (Extended JSON v2, canonical or relaxed) into BSON.
@@ -1159,7 +1164,10 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         "find" => find_command(shared, cmd, db),
         "aggregate" => aggregate_command(shared, cmd, db),
         "listCollections" if data.role == Role::Arbiter => not_primary_or_secondary(),
-        "listCollections" => cursor_reply(&format!("{db}.$cmd.listCollections"), Vec::new()),
+        "listCollections" => list_collections(cmd, db),
+        "top" if data.role == Role::Mongos => command_not_found(name),
+        "top" if db != "admin" => admin_only(name),
+        "top" => top_reply(),
         "getMore" => error_reply(43, "CursorNotFound", "cursor id not found: every replay cursor is exhausted"),
         "killCursors" => {
             let ids = cmd.get_array("cursors").cloned().unwrap_or_default();
@@ -1263,9 +1271,18 @@ fn aggregate_command(shared: &Shared, cmd: &Document, db: &str) -> Document {
     }
     let first = stages.first().and_then(|s| s.iter().next());
     match (cmd.get("aggregate"), first) {
+        (Some(Bson::String(coll)), Some((stage, _))) if stage == "$indexStats" => {
+            if shared.data.role == Role::Arbiter {
+                return not_primary_or_secondary();
+            }
+            apply_stages(app_indexes(db, coll), &stages[1..], &format!("{db}.{coll}"))
+        }
         (Some(Bson::String(coll)), Some((stage, spec))) if stage == "$collStats" => {
             if shared.data.role == Role::Arbiter {
                 return not_primary_or_secondary();
+            }
+            if let Some(doc) = app_coll_stats(db, coll) {
+                return apply_stages(vec![doc], &stages[1..], &format!("{db}.{coll}"));
             }
             match shared.data.oplog_coll_stats_stage(db, coll, spec) {
                 Ok(doc) => apply_stages(vec![doc], &stages[1..], &format!("{db}.{coll}")),
@@ -2158,4 +2175,107 @@ pub fn synthesized_db_stats(db: &str) -> Document {
         "fsTotalSize": 107_374_182_400.0,
         "ok": 1.0,
     }
+}
+
+/// Synthesized collections of `tenderly`: (name, count, size, storageSize,
+/// totalIndexSize, nindexes), served by `listCollections` and `$collStats`.
+pub const APP_COLLECTIONS: [(&str, i64, i64, i64, i64, i32); 3] = [
+    ("appointments", 120_000, 64_000_000, 20_480_000, 6_144_000, 3),
+    ("clinics", 40, 20_000, 36_864, 36_864, 1),
+    ("patients", 80_000, 48_000_000, 16_384_000, 4_096_000, 2),
+];
+
+/// Synthesized `top` entries merged into the recorded reply:
+/// (namespace, queries µs, queries count, insert µs, insert count).
+/// `total` = queries + insert; `readLock` = queries, `writeLock` = insert.
+pub const APP_TOP: [(&str, i64, i64, i64, i64); 2] =
+    [("tenderly.appointments", 3_000_000, 1_200, 2_000_000, 300), ("tenderly.patients", 500_000, 100, 250_000, 50)];
+
+fn list_collections(cmd: &Document, db: &str) -> Document {
+    let mut docs = Vec::new();
+    if db == APP_DB {
+        for (name, ..) in APP_COLLECTIONS {
+            docs.push(doc! { "name": name, "type": "collection" });
+        }
+        docs.push(doc! { "name": "upcoming", "type": "view" });
+    }
+    let name_only = cmd.get("nameOnly").is_some_and(truthy);
+    let filter = cmd.get_document("filter").ok();
+    let docs = docs
+        .into_iter()
+        .filter(|d| filter.is_none_or(|f| matches_filter(d, f)))
+        .map(|mut d| {
+            if !name_only {
+                d.insert("options", Document::new());
+                d.insert("info", doc! { "readOnly": false });
+            }
+            d
+        })
+        .collect();
+    cursor_reply(&format!("{db}.$cmd.listCollections"), docs)
+}
+
+fn top_pair(time: i64, count: i64) -> Document {
+    doc! { "time": time, "count": count }
+}
+
+fn top_reply() -> Document {
+    let mut reply = match fixture_doc("top-shardsvr-unknown.json") {
+        Ok(doc) => doc,
+        Err(e) => return error_reply(8000, "FixtureError", e.to_string()),
+    };
+    if let Ok(totals) = reply.get_document_mut("totals") {
+        for (ns, qt, qc, it, ic) in APP_TOP {
+            totals.insert(
+                ns,
+                doc! {
+                    "total": top_pair(qt + it, qc + ic),
+                    "readLock": top_pair(qt, qc),
+                    "writeLock": top_pair(it, ic),
+                    "queries": top_pair(qt, qc),
+                    "getmore": top_pair(0, 0),
+                    "insert": top_pair(it, ic),
+                    "update": top_pair(0, 0),
+                    "remove": top_pair(0, 0),
+                    "commands": top_pair(0, 0),
+                },
+            );
+        }
+    }
+    reply
+}
+
+fn app_coll_stats(db: &str, coll: &str) -> Option<Document> {
+    if db != APP_DB {
+        return None;
+    }
+    let (_, count, size, storage, index_size, nindexes) = APP_COLLECTIONS.iter().find(|c| c.0 == coll)?;
+    Some(doc! {
+        "ns": format!("{db}.{coll}"),
+        "host": "replay:27017",
+        "localTime": mongodb::bson::DateTime::now(),
+        "storageStats": {
+            "size": *size, "count": *count, "avgObjSize": *size / (*count).max(1),
+            "numOrphanDocs": 0, "storageSize": *storage, "freeStorageSize": 0,
+            "capped": false, "nindexes": *nindexes, "totalIndexSize": *index_size,
+            "totalSize": *storage + *index_size, "indexSizes": {}, "scaleFactor": 1,
+        },
+    })
+}
+
+/// `$indexStats` of a synthesized collection: `_id_` plus `field_<i>_1`;
+/// index `i` (0-based, by that order) has `accesses.ops` = 10 × (i + 1).
+pub fn app_indexes(db: &str, coll: &str) -> Vec<Document> {
+    let Some((.., nindexes)) = APP_COLLECTIONS.iter().find(|c| db == APP_DB && c.0 == coll) else {
+        return Vec::new();
+    };
+    (0..*nindexes)
+        .map(|i| {
+            let name = if i == 0 { "_id_".to_owned() } else { format!("field{i}_1") };
+            doc! {
+                "name": name, "key": { "_id": 1 }, "host": "replay:27017",
+                "accesses": { "ops": i64::from(10 * (i + 1)), "since": mongodb::bson::DateTime::now() },
+            }
+        })
+        .collect()
 }

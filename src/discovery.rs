@@ -1,0 +1,345 @@
+//! Topology discovery for probe mode (`/discover?target=NAME`): the members of
+//! a configured replica set or Redis deployment, as Prometheus `http_sd` JSON
+//! that points back at this exporter's `/probe?target=NAME&member=HOST:PORT`.
+//!
+//! The exporter is never an open proxy: discovery only asks a configured
+//! target, and `/probe` only scrapes a member that the last discovery of that
+//! target listed (see [`crate::scrape::Scraper::scrape_member`]).
+//!
+//! - MongoDB: `hello` (no privileges needed) on the configured target:
+//!   `hosts` + `passives` + `arbiters`, plus the hosts of the connection string.
+//! - Redis cluster: every node of `CLUSTER NODES` (masters and replicas) except
+//!   `fail`, `handshake` and `noaddr` ones; a node with an empty IP (`myself`
+//!   before it has learnt it) is at the seed's host.
+//! - Redis without cluster: the seed and the replicas `INFO replication` lists.
+//!
+//! At most [`MAX_MEMBERS`] members, within [`DISCOVERY_DEADLINE`].
+
+use std::time::Duration;
+
+use mongodb::bson::{Bson, Document};
+use redis::{ConnectionAddr, IntoConnectionInfo, Value};
+use tokio::time::{timeout_at, Instant};
+
+use crate::collectors::mongodb::client::MongoClient;
+use crate::collectors::redis::client::{bytes_of, open_connection};
+use crate::collectors::redis::info;
+use crate::config::RedisTarget;
+
+/// Upper bound on the members one discovery returns (and on cached member clients).
+pub const MAX_MEMBERS: usize = 100;
+/// Upper bound on one discovery's duration.
+pub const DISCOVERY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What one discovery found: the set name (MongoDB) and members as `host:port`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    pub set: Option<String>,
+    pub members: Vec<String>,
+}
+
+impl Topology {
+    fn push(&mut self, member: String) {
+        if self.members.len() < MAX_MEMBERS && !self.members.contains(&member) {
+            self.members.push(member);
+        }
+    }
+}
+
+/// Why a discovery failed. Messages carry a kind, never server text or credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("not a configured target")]
+    UnknownTarget,
+    #[error("deadline exceeded during discovery")]
+    Timeout,
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("mongodb: {0}")]
+    Mongodb(String),
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub fn member_key(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Splits `host:port` (`[v6]:port`) into a host without brackets and a port.
+pub fn parse_member(member: &str) -> Option<(String, u16)> {
+    let (host, port) = member.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+/// The Redis target's settings with the address swapped for a member's
+/// (same scheme, so the same TLS; same database; same credentials).
+pub fn redis_member_spec(spec: &RedisTarget, host: &str, port: u16) -> Option<RedisTarget> {
+    let (scheme, rest) = spec.url.split_once("://")?;
+    if scheme != "redis" && scheme != "rediss" {
+        return None;
+    }
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let mut member = spec.clone();
+    member.url = format!("{scheme}://{}{path}", member_key(host, port));
+    Some(member)
+}
+
+/// The Redis target's own TCP address; `None` for a Unix socket.
+fn redis_seed(spec: &RedisTarget) -> Option<(String, u16)> {
+    let info = spec.url.as_str().into_connection_info().ok()?;
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            Some((host.trim_start_matches('[').trim_end_matches(']').to_string(), *port))
+        }
+        _ => None,
+    }
+}
+
+/// Discovers a Redis deployment through the configured target.
+pub async fn redis(spec: &RedisTarget, deadline: Instant) -> Result<Topology, DiscoveryError> {
+    let mut topology = Topology::default();
+    let Some((seed_host, seed_port)) = redis_seed(spec) else {
+        // A Unix socket has no host:port to probe a member at.
+        return Ok(topology);
+    };
+    topology.push(member_key(&seed_host, seed_port));
+    let mut conn =
+        open_connection(spec, None, true, deadline).await.map_err(|e| DiscoveryError::Redis(e.to_string()))?;
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    pipe.cmd("INFO").arg("server");
+    pipe.cmd("INFO").arg("replication");
+    pipe.cmd("CLUSTER").arg("NODES");
+    let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(&mut conn))
+        .await
+        .map_err(|_| DiscoveryError::Timeout)?
+        .map_err(|e| DiscoveryError::Redis(format!("{:?}", e.kind())))?;
+    let server = match replies.first().and_then(bytes_of) {
+        Some(raw) => info::parse_info(raw),
+        None => return Err(DiscoveryError::Redis("INFO server refused".into())),
+    };
+    if server.get("redis_mode") == Some("cluster") {
+        let Some(text) = replies.get(2).and_then(bytes_of) else {
+            return Err(DiscoveryError::Redis("CLUSTER NODES refused".into()));
+        };
+        for (host, port) in cluster_nodes(&String::from_utf8_lossy(text), &seed_host) {
+            topology.push(member_key(&host, port));
+        }
+    } else if let Some(raw) = replies.get(1).and_then(bytes_of) {
+        for (host, port) in replicas_from_info(&info::parse_info(raw)) {
+            topology.push(member_key(&host, port));
+        }
+    }
+    Ok(topology)
+}
+
+/// Every reachable node of `CLUSTER NODES`, masters and replicas, as `(host, port)`.
+pub fn cluster_nodes(text: &str, seed_host: &str) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 8 {
+            continue;
+        }
+        if fields[2].split(',').any(|f| matches!(f, "fail" | "handshake" | "noaddr")) {
+            continue;
+        }
+        // `ip:port@cport[,hostname]`
+        let (address, hostname) = match fields[1].split_once(',') {
+            Some((a, h)) => (a, Some(h).filter(|h| !h.is_empty())),
+            None => (fields[1], None),
+        };
+        let address = address.split('@').next().unwrap_or(address);
+        let Some((ip, port)) = address.rsplit_once(':') else { continue };
+        let Ok(port) = port.parse::<u16>() else { continue };
+        if port == 0 {
+            continue;
+        }
+        let host = match hostname {
+            Some(h) => h.to_string(),
+            None if ip.is_empty() => seed_host.to_string(),
+            None => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
+        };
+        if !out.contains(&(host.clone(), port)) && out.len() < MAX_MEMBERS {
+            out.push((host, port));
+        }
+    }
+    out
+}
+
+/// Replicas from `INFO replication` (`slaveN:ip=...,port=...,state=online,...`).
+pub fn replicas_from_info(replication: &info::Info) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for (key, value) in replication.fields() {
+        let Some(n) = key.strip_prefix("slave") else { continue };
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let mut ip = None;
+        let mut port = None;
+        for part in value.split(',') {
+            match part.split_once('=') {
+                Some(("ip", v)) => ip = Some(v),
+                Some(("port", v)) => port = v.parse::<u16>().ok(),
+                _ => {}
+            }
+        }
+        if let (Some(ip), Some(port)) = (ip, port) {
+            if !ip.is_empty() && port != 0 && out.len() < MAX_MEMBERS {
+                out.push((ip.to_string(), port));
+            }
+        }
+    }
+    out
+}
+
+/// Discovers a MongoDB deployment through the configured target's client.
+pub async fn mongodb(client: &MongoClient, display: &str, deadline: Instant) -> Result<Topology, DiscoveryError> {
+    let hello = timeout_at(deadline, client.hello(deadline))
+        .await
+        .map_err(|_| DiscoveryError::Timeout)?
+        .map_err(|e| DiscoveryError::Mongodb(e.to_string()))?;
+    Ok(mongo_from_hello(&hello, display))
+}
+
+/// Members from a `hello` reply plus the hosts of the connection string
+/// (`display` is `mongodb://h1:p1,h2:p2`; an SRV name adds nothing).
+pub fn mongo_from_hello(hello: &Document, display: &str) -> Topology {
+    let mut topology = Topology { set: hello.get_str("setName").ok().map(str::to_string), members: Vec::new() };
+    if let Some(hosts) = display.strip_prefix("mongodb://") {
+        for host in hosts.split(',') {
+            let host = if host.contains(':') { host.to_string() } else { format!("{host}:27017") };
+            if let Some((h, p)) = parse_member(&host) {
+                topology.push(member_key(&h, p));
+            }
+        }
+    }
+    for key in ["hosts", "passives", "arbiters"] {
+        if let Ok(list) = hello.get_array(key) {
+            for member in list.iter().filter_map(Bson::as_str) {
+                if let Some((h, p)) = parse_member(member) {
+                    topology.push(member_key(&h, p));
+                }
+            }
+        }
+    }
+    topology
+}
+
+/// Whether a `Host` header is a plain `host[:port]` (letters, digits, `.-:[]_`).
+pub fn valid_host_header(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
+}
+
+/// The `http_sd` document: one entry per member, each scraped through `exporter`.
+pub fn http_sd_json(exporter: &str, target: &str, topology: &Topology) -> String {
+    let mut out = String::from("[");
+    for (i, member) in topology.members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "{{\"targets\":[{}],\"labels\":{{\"__param_target\":{},\"__param_member\":{},\"member\":{}",
+            json_string(exporter),
+            json_string(target),
+            json_string(member),
+            json_string(member)
+        ));
+        if let Some(set) = &topology.set {
+            out.push_str(&format!(",\"set\":{}", json_string(set)));
+        }
+        out.push_str("}}");
+    }
+    out.push_str("]\n");
+    out
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    #[test]
+    fn members_round_trip() {
+        assert_eq!(member_key("::1", 7000), "[::1]:7000");
+        assert_eq!(parse_member("[::1]:7000"), Some(("::1".into(), 7000)));
+        assert_eq!(parse_member("mongo1:30001"), Some(("mongo1".into(), 30001)));
+        assert_eq!(parse_member("mongo1"), None);
+        assert_eq!(parse_member(":0"), None);
+    }
+
+    #[test]
+    fn cluster_nodes_lists_masters_and_replicas_but_not_failed() {
+        let text = "a 10.0.0.1:7000@17000 master - 0 0 1 connected 0-5460\n\
+                    b :7001@17001 myself,slave a 0 0 1 connected\n\
+                    c 10.0.0.3:7002@17002 master,fail - 0 0 2 disconnected\n\
+                    d 10.0.0.4:7003@17003,node-d.internal slave a 0 0 1 connected\n\
+                    e :0@0 noaddr,master - 0 0 3 disconnected\n";
+        assert_eq!(
+            cluster_nodes(text, "seed"),
+            vec![("10.0.0.1".into(), 7000), ("seed".into(), 7001), ("node-d.internal".into(), 7003)]
+        );
+    }
+
+    #[test]
+    fn replicas_from_info_replication() {
+        let raw = b"# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=10.0.0.2,port=6380,state=online,offset=1,lag=0\r\n\
+                    slave1:ip=10.0.0.3,port=6381,state=online,offset=1,lag=0\r\nslave_x:1\r\n";
+        let parsed = info::parse_info(raw);
+        assert_eq!(replicas_from_info(&parsed), vec![("10.0.0.2".into(), 6380), ("10.0.0.3".into(), 6381)]);
+    }
+
+    #[test]
+    fn mongo_members_from_hello_and_seed() {
+        let hello = doc! {"setName": "rs", "hosts": ["m1:1", "m2:2"], "passives": ["m3:3"], "arbiters": ["m4:4"]};
+        let t = mongo_from_hello(&hello, "mongodb://seed:27017");
+        assert_eq!(t.set.as_deref(), Some("rs"));
+        assert_eq!(t.members, vec!["seed:27017", "m1:1", "m2:2", "m3:3", "m4:4"]);
+        let t = mongo_from_hello(&doc! {}, "mongodb+srv://cluster.example");
+        assert!(t.members.is_empty());
+    }
+
+    #[test]
+    fn json_is_escaped_and_bounded() {
+        let t = Topology { set: Some("s\"et".into()), members: vec!["h:1".into()] };
+        assert_eq!(
+            http_sd_json("exp:9879", "t", &t),
+            "[{\"targets\":[\"exp:9879\"],\"labels\":{\"__param_target\":\"t\",\"__param_member\":\"h:1\",\"member\":\"h:1\",\"set\":\"s\\\"et\"}}]\n"
+        );
+        let mut big = Topology::default();
+        for i in 0..500 {
+            big.push(format!("h:{i}"));
+        }
+        assert_eq!(big.members.len(), MAX_MEMBERS);
+        assert!(valid_host_header("exporter.example:9879"));
+        assert!(valid_host_header("[::1]:9879"));
+        assert!(!valid_host_header("evil\"host"));
+        assert!(!valid_host_header("a/b"));
+    }
+}
