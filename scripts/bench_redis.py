@@ -380,7 +380,8 @@ latency-monitor-threshold 1
     ours_port, theirs_port = free_port(), free_port()
     ours = Exporter("ours", "tenderly-exporter",
                     [args.ours, "--web.listen-address", f"127.0.0.1:{ours_port}",
-                     "--redis.addr", f"redis://127.0.0.1:{redis_port}", "--log.level", "warn"],
+                     "--redis.addr", f"redis://127.0.0.1:{redis_port}", "--log.level", "warn"]
+                    + args.ours_arg,
                     ours_port, exporter_env, f"{workdir}/ours.log")
     theirs = Exporter("theirs", "redis_exporter",
                       [args.theirs, "-web.listen-address", f"127.0.0.1:{theirs_port}",
@@ -512,6 +513,8 @@ def main():
     parser.add_argument("--keys", type=int, default=100_000, help="keys to load (default 100000)")
     parser.add_argument("--out", default=None, help="also write the markdown report to this file")
     parser.add_argument("--ours", default=os.path.join(root, "target/release/tenderly-exporter"))
+    parser.add_argument("--ours-arg", action="append", default=[],
+                   help="extra flag for tenderly-exporter (repeatable), e.g. --ours-arg=--no-collector.tenderly.keys")
     parser.add_argument("--theirs", default=shutil.which("prometheus-redis-exporter")
                         or "/usr/bin/prometheus-redis-exporter")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")

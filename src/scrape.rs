@@ -85,6 +85,8 @@ pub struct CollectorRun {
     pub collector: &'static str,
     pub success: bool,
     pub duration: Duration,
+    /// Counted in the self-metrics when it ran (background work reported later).
+    pub counted: bool,
 }
 
 /// What one collection of one target produced.
@@ -101,6 +103,19 @@ enum Backend {
     Mongodb(Box<MongoClient>),
 }
 
+impl RedisBackend {
+    /// `scan_keys`: whether this target runs the key-family scan (members of a
+    /// discovered deployment do not: the seed target scans the whole keyspace).
+    fn new(name: &str, spec: &crate::config::RedisTarget, scan_keys: bool) -> Self {
+        RedisBackend {
+            client: RedisClient::new(name, spec.clone()),
+            keys: spec.key_families.clone().filter(|_| scan_keys).map(|cfg| KeyScanner::new(name, spec.clone(), cfg)),
+            posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
+            last_scan: Mutex::new(None),
+        }
+    }
+}
+
 /// A Redis target: the INFO collector plus the Tenderly signals that need
 /// their own state between scrapes.
 struct RedisBackend {
@@ -108,6 +123,8 @@ struct RedisBackend {
     keys: Option<KeyScanner>,
     /// Posture options and the last reading (each run costs the server one NOAUTH error reply).
     posture: Option<(RedisPostureConfig, Cached<RedisPosture>)>,
+    /// The outcome of the last key-scan step (it runs after the scrape has answered).
+    last_scan: Mutex<Option<CollectorRun>>,
 }
 
 impl Backend {
@@ -178,11 +195,7 @@ impl Scraper {
             .iter()
             .map(|t| {
                 let backend = match &t.spec {
-                    TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend {
-                        client: RedisClient::new(t.name.clone(), spec.clone()),
-                        keys: spec.key_families.clone().map(|cfg| KeyScanner::new(&t.name, spec.clone(), cfg)),
-                        posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
-                    })),
+                    TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend::new(&t.name, spec, true))),
                     TargetSpec::Mongodb(spec) => {
                         Backend::Mongodb(Box::new(MongoClient::new(t.name.clone(), spec.clone())))
                     }
@@ -383,11 +396,7 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
     let (spec, backend) = match &seed.spec {
         TargetSpec::Redis(spec) => {
             let spec = discovery::redis_member_spec(spec, &host, port)?;
-            let backend = Backend::Redis(Box::new(RedisBackend {
-                client: RedisClient::new(name.clone(), spec.clone()),
-                keys: None,
-                posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
-            }));
+            let backend = Backend::Redis(Box::new(RedisBackend::new(&name, &spec, false)));
             (TargetSpec::Redis(spec), backend)
         }
         TargetSpec::Mongodb(spec) => (
@@ -471,7 +480,7 @@ impl TargetRunner {
                 }
             };
             if let Ok(mut stats) = stats.lock() {
-                for run in &collection.runs {
+                for run in collection.runs.iter().filter(|r| !r.counted) {
                     let counts = stats.runs.entry((runner.target.name.clone(), run.collector)).or_default();
                     counts.runs += 1;
                     counts.errors += u64::from(!run.success);
@@ -479,8 +488,36 @@ impl TargetRunner {
             }
             // Receivers may all have given up; that is fine.
             let _ = tx.send(Some(Arc::new(collection)));
+            runner.background(&stats).await;
         });
         rx
+    }
+
+    /// Work that must not delay the scrape's answer: one bounded step of the
+    /// Redis key-family scan (its own budget, 50 ms by default; the metrics come
+    /// from the last complete pass anyway). Runs after the flight has landed; the
+    /// scanner itself refuses to step twice at once.
+    async fn background(&self, stats: &Mutex<SelfStats>) {
+        let Backend::Redis(redis) = &self.backend else { return };
+        let Some(scanner) = &redis.keys else { return };
+        let started = Instant::now();
+        // The scanner stops at its own budget; this is only a backstop.
+        let deadline = started + Duration::from_secs(15);
+        let success = match timeout_at(deadline, scanner.advance(deadline)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!(target_name = %self.target.name, collector = "tenderly_keys", error = %e, "key scan step failed");
+                false
+            }
+            Err(_) => false,
+        };
+        let run = CollectorRun { collector: "tenderly_keys", success, duration: started.elapsed(), counted: true };
+        if let Ok(mut stats) = stats.lock() {
+            let counts = stats.runs.entry((self.target.name.clone(), run.collector)).or_default();
+            counts.runs += 1;
+            counts.errors += u64::from(!success);
+        }
+        *redis.last_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(run);
     }
 
     /// What a collection that could not run at all reports.
@@ -489,7 +526,12 @@ impl TargetRunner {
         self.backend.encode_up(false, &mut exposition);
         Collection {
             exposition,
-            runs: vec![CollectorRun { collector: self.collector_name(), success: false, duration: Duration::ZERO }],
+            runs: vec![CollectorRun {
+                collector: self.collector_name(),
+                success: false,
+                duration: Duration::ZERO,
+                counted: false,
+            }],
         }
     }
 
@@ -500,31 +542,11 @@ impl TargetRunner {
         match &self.backend {
             Backend::Redis(redis) => {
                 let client = &redis.client;
-                // The key scan uses its own connection, so it runs alongside the INFO round trip.
-                let keys = async {
-                    let Some(scanner) = &redis.keys else { return None };
-                    let started = Instant::now();
-                    let result = timeout_at(deadline, scanner.advance(deadline)).await;
-                    let ok = match result {
-                        Ok(Ok(())) => true,
-                        Ok(Err(e)) => {
-                            tracing::debug!(target_name = %self.target.name, collector = "tenderly_keys", error = %e, "key scan step failed");
-                            false
-                        }
-                        Err(_) => false,
-                    };
-                    Some(CollectorRun { collector: "tenderly_keys", success: ok, duration: started.elapsed() })
-                };
                 // The client bounds every await by the deadline; the outer timeout is a backstop.
-                let (result, keys_run) = tokio::join!(
-                    async {
-                        match timeout_at(deadline, client.scrape(deadline)).await {
-                            Ok(r) => r,
-                            Err(_) => Err(crate::collectors::redis::client::RedisError::Timeout("scrape")),
-                        }
-                    },
-                    keys
-                );
+                let result = match timeout_at(deadline, client.scrape(deadline)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(crate::collectors::redis::client::RedisError::Timeout("scrape")),
+                };
                 let success = match result {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
@@ -538,11 +560,12 @@ impl TargetRunner {
                         false
                     }
                 };
-                runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed() });
+                runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed(), counted: false });
                 if let Some(scanner) = &redis.keys {
                     scanner.encode(&mut exposition);
                 }
-                runs.extend(keys_run);
+                // The key scan steps after the scrape has answered (see `background`).
+                runs.extend(redis.last_scan.lock().unwrap_or_else(|p| p.into_inner()).clone());
                 if success {
                     if let Some((options, cache)) = &redis.posture {
                         let posture = cache
@@ -575,13 +598,19 @@ impl TargetRunner {
                                 collector: section.collector,
                                 success: !section.outcome.is_failure(),
                                 duration: section.duration,
+                                counted: false,
                             });
                         }
                     }
                     Err(e) => {
                         self.note_failure("mongodb", &e.to_string());
                         mongo_encode::encode_up(false, &mut exposition);
-                        runs.push(CollectorRun { collector: "mongodb", success: false, duration: started.elapsed() });
+                        runs.push(CollectorRun {
+                            collector: "mongodb",
+                            success: false,
+                            duration: started.elapsed(),
+                            counted: false,
+                        });
                     }
                 }
             }
