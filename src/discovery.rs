@@ -141,15 +141,29 @@ pub async fn redis(spec: &RedisTarget, deadline: Instant) -> Result<Topology, Di
     Ok(topology)
 }
 
-/// Every reachable node of `CLUSTER NODES`, masters and replicas, as `(host, port)`.
-pub fn cluster_nodes(text: &str, seed_host: &str) -> Vec<(String, u16)> {
-    let mut out = Vec::new();
+/// One reachable node of a `CLUSTER NODES` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub host: String,
+    pub port: u16,
+    pub master: bool,
+    /// Whether the line lists slots (only those masters hold keys).
+    pub has_slots: bool,
+}
+
+/// The reachable nodes of a `CLUSTER NODES` reply, deduplicated, at most
+/// [`MAX_MEMBERS`]. A node that has not learnt its own IP (`:7000@17000
+/// myself,master`) is at `seed_host`; failed, handshaking and address-less nodes
+/// are skipped. Shared by discovery and the key-family scan.
+pub fn parse_cluster_nodes(text: &str, seed_host: &str) -> Vec<ClusterNode> {
+    let mut out: Vec<ClusterNode> = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 8 {
             continue;
         }
-        if fields[2].split(',').any(|f| matches!(f, "fail" | "handshake" | "noaddr")) {
+        let flags: Vec<&str> = fields[2].split(',').collect();
+        if flags.iter().any(|f| matches!(*f, "fail" | "handshake" | "noaddr")) {
             continue;
         }
         // `ip:port@cport[,hostname]`
@@ -168,11 +182,16 @@ pub fn cluster_nodes(text: &str, seed_host: &str) -> Vec<(String, u16)> {
             None if ip.is_empty() => seed_host.to_string(),
             None => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
         };
-        if !out.contains(&(host.clone(), port)) && out.len() < MAX_MEMBERS {
-            out.push((host, port));
+        if !out.iter().any(|n| n.host == host && n.port == port) && out.len() < MAX_MEMBERS {
+            out.push(ClusterNode { host, port, master: flags.contains(&"master"), has_slots: fields.len() >= 9 });
         }
     }
     out
+}
+
+/// Every reachable node of `CLUSTER NODES`, masters and replicas, as `(host, port)`.
+pub fn cluster_nodes(text: &str, seed_host: &str) -> Vec<(String, u16)> {
+    parse_cluster_nodes(text, seed_host).into_iter().map(|n| (n.host, n.port)).collect()
 }
 
 /// Replicas from `INFO replication` (`slaveN:ip=...,port=...,state=online,...`).

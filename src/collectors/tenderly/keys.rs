@@ -1010,40 +1010,11 @@ fn parse_scan(reply: Value) -> Option<(u64, Vec<Vec<u8>>)> {
 /// has not learnt its own IP (`:7000@17000 myself,master`) is at `seed_host`.
 /// Failed, handshaking and address-less nodes are skipped.
 pub fn cluster_masters(cluster_nodes: &str, seed_host: &str) -> Vec<(String, u16)> {
-    let mut out = Vec::new();
-    for line in cluster_nodes.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 8 {
-            continue;
-        }
-        let flags: Vec<&str> = fields[2].split(',').collect();
-        if !flags.contains(&"master") || flags.iter().any(|f| matches!(*f, "fail" | "handshake" | "noaddr")) {
-            continue;
-        }
-        if fields.len() < 9 {
-            continue; // no slots, so no keys
-        }
-        // `ip:port@cport[,hostname]`
-        let (address, hostname) = match fields[1].split_once(',') {
-            Some((a, h)) => (a, Some(h).filter(|h| !h.is_empty())),
-            None => (fields[1], None),
-        };
-        let address = address.split('@').next().unwrap_or(address);
-        let Some((ip, port)) = address.rsplit_once(':') else { continue };
-        let Ok(port) = port.parse::<u16>() else { continue };
-        if port == 0 {
-            continue;
-        }
-        let host = match hostname {
-            Some(h) => h.to_string(),
-            None if ip.is_empty() => seed_host.to_string(),
-            None => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
-        };
-        if !out.contains(&(host.clone(), port)) {
-            out.push((host, port));
-        }
-    }
-    out
+    crate::discovery::parse_cluster_nodes(cluster_nodes, seed_host)
+        .into_iter()
+        .filter(|n| n.master && n.has_slots)
+        .map(|n| (n.host, n.port))
+        .collect()
 }
 
 #[cfg(test)]
