@@ -191,8 +191,11 @@ fn refused_commands_are_learnt_once_not_retried_every_scrape() {
         acl_lines: vec!["user infoonly on >info-pw -@all +info +command|info".into()],
         ..RedisOptions::default()
     });
+    // The Redis collector alone: the key scan steps in the background after each
+    // answer and learns its own refusals once (tests/it/tenderly_keys.rs), which
+    // would race with this count.
     let exporter = TestExporter::start(
-        &["--redis.addr", &server.addr(), "--redis.user", "infoonly"],
+        &["--redis.addr", &server.addr(), "--redis.user", "infoonly", REDIS_ONLY[0], REDIS_ONLY[1]],
         &[("REDIS_PASSWORD", "info-pw")],
     );
     let first = exporter.scrape("/metrics");
@@ -230,7 +233,8 @@ fn password_file_is_read_with_trailing_newline_stripped() {
 #[test]
 fn concurrent_scrapes_share_one_collection() {
     let server = RedisServer::start(RedisOptions::with_password("sf-pw"));
-    let exporter = Arc::new(start_exporter_for(&server));
+    // The Redis collector alone, so every INFO counted is a collection.
+    let exporter = Arc::new(start_exporter_with(&server, REDIS_ONLY));
     exporter.scrape("/metrics"); // connect first
     let info_before = command_calls(&server, "info");
     // Hold the server still so every request arrives while the first collection is in flight.
