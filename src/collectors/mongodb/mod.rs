@@ -10,6 +10,7 @@ pub mod collstats;
 pub mod current_op;
 pub mod dbstats;
 pub mod encode;
+pub mod high_water;
 pub mod oplog;
 pub mod profile;
 pub mod replset;

@@ -64,15 +64,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use super::replset::bson_read::{date_millis, f64_of, i64_of};
+use super::high_water::HighWaterMark;
+use super::replset::bson_read::{f64_of, i64_of};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
 
 /// Default cap on profiler documents read per database per scrape.
 pub const DEFAULT_SCRAPE_LIMIT: usize = 1000;
-
-/// Most fingerprints kept for one millisecond; beyond it the mark moves on
-/// (memory stays bounded whatever the server sends).
-const MAX_SEEN_AT_MARK: usize = 100_000;
 
 /// `op` values of profiler documents that keep their name; anything else is
 /// counted as `other`.
@@ -247,60 +244,15 @@ impl DbProfile {
     /// come in any order (they are sorted here); documents already counted,
     /// or dated before the mark, are ignored.
     pub fn ingest(&mut self, docs: &[Document]) {
-        let mut entries: Vec<(i64, u64, &Document)> = Vec::with_capacity(docs.len());
-        for d in docs {
-            match date_millis(d.get("ts")) {
-                Some(ms) => entries.push((ms, fingerprint(d), d)),
-                None => self.malformed_docs += 1,
-            }
-        }
-        entries.sort_by_key(|(ms, fp, _)| (*ms, *fp));
+        let mut mark = HighWaterMark { mark_ms: self.mark_ms, seen_at_mark: std::mem::take(&mut self.seen_at_mark) };
+        let fold = mark.fold(docs, "ts", self.limit, fingerprint);
+        self.mark_ms = mark.mark_ms;
+        self.seen_at_mark = mark.seen_at_mark;
         self.started = true;
-
-        let mut counted = 0usize;
-        // Entries are grouped by (ms, fingerprint): a group of n copies at the
-        // mark counts only the copies beyond those counted before.
-        let mut i = 0;
-        while i < entries.len() {
-            let (ms, fp, d) = entries[i];
-            let copies = entries[i..].iter().take_while(|e| e.0 == ms && e.1 == fp).count();
-            i += copies;
-            let copies = u32::try_from(copies).unwrap_or(u32::MAX);
-            let already = match self.mark_ms {
-                Some(mark) if ms < mark => continue,
-                Some(mark) if ms == mark => self.seen_at_mark.get(&fp).copied().unwrap_or(0),
-                _ => 0,
-            };
-            for _ in already..copies {
-                self.count(d);
-                counted += 1;
-            }
-            if self.mark_ms.is_none_or(|mark| ms > mark) {
-                self.mark_ms = Some(ms);
-                self.seen_at_mark.clear();
-            }
-            let seen = self.seen_at_mark.entry(fp).or_insert(0);
-            *seen = (*seen).max(copies);
-        }
-
-        if docs.len() >= self.limit {
-            self.limit_reached += 1;
-            let one_ms_page =
-                entries.first().map(|e| e.0) == self.mark_ms && entries.last().map(|e| e.0) == self.mark_ms;
-            if counted == 0 && one_ms_page {
-                self.skip_rest_of_mark();
-            }
-        }
-        if self.seen_at_mark.len() > MAX_SEEN_AT_MARK {
-            self.skip_rest_of_mark();
-        }
-    }
-
-    /// Moves the mark past its millisecond (see the module docs: the lossy edge).
-    fn skip_rest_of_mark(&mut self) {
-        if let Some(mark) = self.mark_ms {
-            self.mark_ms = Some(mark.saturating_add(1));
-            self.seen_at_mark.clear();
+        self.malformed_docs += fold.malformed;
+        self.limit_reached += u64::from(fold.limit_reached);
+        for d in fold.new {
+            self.count(d);
         }
     }
 

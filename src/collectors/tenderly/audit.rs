@@ -41,14 +41,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use crate::collectors::mongodb::replset::bson_read::date_millis;
+use crate::collectors::mongodb::high_water::HighWaterMark;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 /// Default cap on audit documents read per run.
 pub const DEFAULT_LIMIT: usize = 1000;
-
-/// Most fingerprints kept for one millisecond (memory stays bounded).
-const MAX_SEEN_AT_MARK: usize = 100_000;
 
 /// Most categories that keep their own label value.
 pub const MAX_CATEGORIES: usize = 32;
@@ -186,55 +183,17 @@ impl AuditCounter {
     /// Folds newly read documents into the counters (any order; documents
     /// already counted or dated before the mark are ignored).
     pub fn ingest(&mut self, docs: &[Document]) {
-        let mut entries: Vec<(i64, u64, &Document)> = Vec::with_capacity(docs.len());
-        for d in docs {
-            match date_millis(d.get("timestamp")) {
-                Some(ms) => entries.push((ms, fingerprint(d), d)),
-                None => self.malformed_docs += 1,
-            }
-        }
-        entries.sort_by_key(|(ms, fp, _)| (*ms, *fp));
+        let mut mark =
+            HighWaterMark { mark_ms: Some(self.mark_ms), seen_at_mark: std::mem::take(&mut self.seen_at_mark) };
+        let fold = mark.fold(docs, "timestamp", self.limit, fingerprint);
+        self.mark_ms = mark.mark_ms.unwrap_or(self.mark_ms);
+        self.seen_at_mark = mark.seen_at_mark;
         self.started = true;
-
-        let mut counted = 0usize;
-        let mut i = 0;
-        while i < entries.len() {
-            let (ms, fp, d) = entries[i];
-            let copies = entries[i..].iter().take_while(|e| e.0 == ms && e.1 == fp).count();
-            i += copies;
-            if ms < self.mark_ms {
-                continue;
-            }
-            let copies = u32::try_from(copies).unwrap_or(u32::MAX);
-            let already = if ms == self.mark_ms { self.seen_at_mark.get(&fp).copied().unwrap_or(0) } else { 0 };
-            for _ in already..copies {
-                self.count(d);
-                counted += 1;
-            }
-            if ms > self.mark_ms {
-                self.mark_ms = ms;
-                self.seen_at_mark.clear();
-            }
-            let seen = self.seen_at_mark.entry(fp).or_insert(0);
-            *seen = (*seen).max(copies);
+        self.malformed_docs += fold.malformed;
+        self.limit_reached += u64::from(fold.limit_reached);
+        for d in fold.new {
+            self.count(d);
         }
-
-        if docs.len() >= self.limit {
-            self.limit_reached += 1;
-            let one_ms_page =
-                entries.first().map(|e| e.0) == Some(self.mark_ms) && entries.last().map(|e| e.0) == Some(self.mark_ms);
-            if counted == 0 && one_ms_page {
-                self.skip_rest_of_mark();
-            }
-        }
-        if self.seen_at_mark.len() > MAX_SEEN_AT_MARK {
-            self.skip_rest_of_mark();
-        }
-    }
-
-    fn skip_rest_of_mark(&mut self) {
-        self.mark_ms = self.mark_ms.saturating_add(1);
-        self.seen_at_mark.clear();
     }
 
     fn count(&mut self, d: &Document) {
