@@ -3,41 +3,11 @@
 //! only members the last discovery listed: never an open proxy.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::exporter::{Exposition, TestExporter};
 use crate::support::mongo_replay::{ReplayServer, Scenario};
-use crate::support::{private_temp_dir, wait_until, RedisOptions, RedisServer};
-
-/// A listener that counts connections: proof that nothing was contacted.
-struct Canary {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl Canary {
-    fn start() -> Canary {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming().flatten() {
-                counter.fetch_add(1, Ordering::SeqCst);
-                held.push(stream);
-            }
-        });
-        Canary { port, accepted }
-    }
-
-    fn assert_untouched(&self) {
-        std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(self.accepted.load(Ordering::SeqCst), 0, "the exporter connected to an address it was not given");
-    }
-}
+use crate::support::{private_temp_dir, wait_until, BlackHole, RedisOptions, RedisServer};
 
 /// An exporter whose `--config.file` holds `targets_yaml` (the `targets:` list items).
 fn exporter_with(targets_yaml: &str) -> TestExporter {
@@ -76,7 +46,7 @@ fn members(entries: &[(Vec<String>, serde_json::Map<String, serde_json::Value>)]
 
 #[test]
 fn discover_with_unknown_or_missing_target_is_400_and_connects_nowhere() {
-    let canary = Canary::start();
+    let canary = BlackHole::start();
     let exporter = exporter_with(&format!("  - {{name: known, kind: redis, address: 'redis://127.0.0.1:{}'}}\n", 1));
     for path in [
         format!("/discover?target=127.0.0.1:{}", canary.port),
@@ -109,7 +79,7 @@ fn discovery_failure_is_503_without_details() {
 #[test]
 fn mongo_discover_lists_hello_members_and_probe_scrapes_only_listed_ones() {
     let replay = ReplayServer::start(Scenario::Primary).expect("replay server");
-    let canary = Canary::start();
+    let canary = BlackHole::start();
     let exporter = exporter_with(&format!("  - {{name: rs, kind: mongodb, address: '{}'}}\n", replay.uri()));
     let seed = format!("127.0.0.1:{}", replay.port());
 
@@ -153,7 +123,7 @@ fn mongo_discover_lists_hello_members_and_probe_scrapes_only_listed_ones() {
 #[test]
 fn redis_cluster_discover_lists_nodes_and_probes_them() {
     let node = RedisServer::start(RedisOptions { cluster: true, ..RedisOptions::default() });
-    let canary = Canary::start();
+    let canary = BlackHole::start();
     let exporter = exporter_with(&format!("  - {{name: cache, kind: redis, address: 'redis://{}'}}\n", node.addr()));
     let seed = format!("127.0.0.1:{}", node.port());
     let entries = discover(&exporter, "cache");

@@ -4,34 +4,12 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::exporter::{http_request, TestExporter};
-
-/// A TCP listener that accepts connections and never answers: a hung server.
-struct BlackHole {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl BlackHole {
-    fn start() -> BlackHole {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming().flatten() {
-                counter.fetch_add(1, Ordering::SeqCst);
-                held.push(stream); // keep it open, read nothing
-            }
-        });
-        BlackHole { port, accepted }
-    }
-}
+use crate::support::BlackHole;
 
 /// A loopback port with nothing listening.
 fn closed_port() -> u16 {

@@ -63,3 +63,37 @@ pub fn private_temp_dir(tag: &str) -> std::path::PathBuf {
     }
     panic!("could not create a unique temp dir under {}", std::env::temp_dir().display());
 }
+
+/// A TCP listener that accepts connections and never answers: a hung server,
+/// and a canary (`accepted` proves whether anything connected).
+pub struct BlackHole {
+    pub port: u16,
+    pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream); // keep it open, read nothing
+            }
+        });
+        BlackHole { port, accepted }
+    }
+
+    /// Asserts (after a short grace period) that nothing ever connected.
+    pub fn assert_untouched(&self) {
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            self.accepted.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the exporter connected to an address it was not given"
+        );
+    }
+}
