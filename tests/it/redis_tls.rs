@@ -14,11 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::exporter::TestExporter;
+use crate::support::pki::CertDir;
 
 /// The password of the TLS server's `default` user.
 const PASSWORD: &str = "tls-test-pw-6c1f0e";
-/// How long one `openssl` invocation may take.
-const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a started server may take to accept TCP connections on its TLS port.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts to find a port that is still free when the server binds it.
@@ -65,103 +64,15 @@ impl TlsRedis {
         self.dir.join(name).display().to_string()
     }
 
-    fn openssl(&self, args: &[&str]) {
-        let log = self.dir.join("openssl.log");
-        let stderr = File::create(&log).expect("creating openssl.log");
-        let mut child = Command::new("openssl")
-            .args(args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("TLS tests need the openssl CLI (apt-get install openssl); spawning it failed: {e}")
-            });
-        let deadline = Instant::now() + OPENSSL_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for openssl") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("openssl {args:?} did not finish within {OPENSSL_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        if !status.success() {
-            panic!("openssl {args:?} failed ({status}):\n{}", fs::read_to_string(&log).unwrap_or_default());
-        }
-    }
-
-    /// A self-signed CA: `<name>.pem` and `<name>.key`.
-    fn make_ca(&self, name: &str, cn: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-    }
-
-    /// A leaf `<name>.pem`/`<name>.key` signed by `ca`, with the extensions in `ext`.
-    fn make_leaf(&self, ca: &str, name: &str, cn: &str, ext: &str, serial: &str) {
-        fs::write(self.dir.join(format!("{name}.ext")), ext).expect("writing extension file");
-        self.openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            serial,
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]);
+    /// The PKI lives in the server's own directory.
+    fn certs(&self) -> CertDir {
+        CertDir { dir: self.dir.clone() }
     }
 
     fn make_pki(&self) {
-        self.make_ca("ca", "tenderly-exporter test CA");
-        self.make_ca("other-ca", "unrelated test CA");
-        self.make_leaf(
+        self.certs().make_ca("ca", "tenderly-exporter test CA");
+        self.certs().make_ca("other-ca", "unrelated test CA");
+        self.certs().make_leaf(
             "ca",
             "server",
             "localhost",
@@ -169,7 +80,7 @@ impl TlsRedis {
              extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
             "0x1001",
         );
-        self.make_leaf(
+        self.certs().make_leaf(
             "ca",
             "client",
             "tenderly-exporter",

@@ -18,6 +18,7 @@ use tenderly_exporter::server::WEB_CONFIG_POLL_INTERVAL;
 use tenderly_exporter::web_config::WebSecurity;
 
 use crate::support::exporter::TestExporter;
+use crate::support::pki::CertDir;
 use crate::support::wait_until;
 
 /// How long one `openssl` or `curl` run may take.
@@ -70,11 +71,13 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Run {
 /// certificate from nobody, and an unrelated key.
 struct Pki {
     dir: PathBuf,
+    certs: CertDir,
 }
 
 impl Pki {
     fn new() -> Pki {
-        let pki = Pki { dir: crate::support::private_temp_dir("web") };
+        let certs = CertDir::new("web");
+        let pki = Pki { dir: certs.dir.clone(), certs };
         pki.make_ca("ca", "tenderly-exporter web test CA");
         pki.make_leaf("server", "localhost", SERVER_EXT, "0x2001");
         pki.make_leaf("client", "prometheus", CLIENT_EXT, "0x2002");
@@ -104,70 +107,16 @@ impl Pki {
     }
 
     fn openssl(&self, args: &[&str]) {
-        let r = run(&self.dir, "openssl", args);
-        assert!(r.success, "openssl {args:?} failed:\n{}", r.stderr);
+        self.certs.openssl(args);
     }
 
     fn make_ca(&self, name: &str, cn: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
+        self.certs.make_ca(name, cn);
     }
 
     /// `<name>.pem`/`<name>.key` signed by `ca`.
     fn make_leaf(&self, name: &str, cn: &str, ext: &str, serial: &str) {
-        fs::write(self.dir.join(format!("{name}.ext")), ext).expect("extension file");
-        self.openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            serial,
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ]);
+        self.certs.make_leaf("ca", name, cn, ext, serial);
     }
 
     /// Writes `web.yml` atomically (write, then rename, as deploy tools do)

@@ -15,6 +15,7 @@
 pub mod exporter;
 pub mod mongo_fixtures;
 pub mod mongo_replay;
+pub mod pki;
 pub mod redis_server;
 
 use std::time::{Duration, Instant};
