@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let addr = arg(&args, "--addr", "127.0.0.1:6379");
     let passes: u64 = arg(&args, "--passes", "3").parse()?;
-    let interval = tenderly_exporter::config::parse_duration(&arg(&args, "--interval", "0ms"))?;
+    let interval = tenderly_exporter::duration::parse(&arg(&args, "--interval", "0ms"))?;
     let password = std::env::var("REDIS_PASSWORD").ok().filter(|p| !p.is_empty());
     let config = KeyFamiliesConfig {
         budget: arg(&args, "--budget", "50ms"),

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{Cli, LogFormat, LogLevel};
+use crate::cli::{self, Cli};
 use crate::collectors::tenderly::backups::BackupsConfig;
 use crate::collectors::tenderly::keys::KeyFamiliesConfig;
 use crate::collectors::tenderly::queries::QueriesConfig;
 use crate::collectors::tenderly::redis_posture::RedisPostureConfig;
+use crate::logging::{LogFormat, LogLevel};
 
 /// A credential. Its contents never reach `Debug`, `Display` or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,26 +62,19 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>, fix: impl Into<
     ConfigError::Invalid { field: field.into(), problem: problem.into(), fix: fix.into() }
 }
 
-/// Parses Prometheus-style durations: `500ms`, `1.5s`, `2m`, `1h`, or plain seconds (`10`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = text.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 =
-        number.trim().parse().map_err(|_| format!("'{text}' is not a duration (examples: 500ms, 1.5s, 2m)"))?;
-    if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
-        return Err(format!("'{text}' is out of range (0 to 24h)"));
+/// A duration in the one syntax ([`crate::duration`]), at most 24 hours (every
+/// duration the configuration holds is a timeout, a threshold or an interval).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = crate::duration::parse(text)?;
+    if d > Duration::from_secs(86_400) {
+        return Err(format!("'{}' is out of range (0 to 24h)", text.trim()));
     }
-    Ok(Duration::from_secs_f64(value * scale))
+    Ok(d)
+}
+
+/// A duration flag, with the flag's name in the error.
+fn duration_flag(text: &str, flag: &str, example: &str) -> Result<Duration, ConfigError> {
+    parse_duration(text).map_err(|e| invalid(flag, e, format!("use e.g. {flag} {example}")))
 }
 
 /// The kinds of target the exporter can scrape.
@@ -419,8 +413,9 @@ impl Config {
                 }
                 n => n,
             },
-            timeout_offset: cli.timeout_offset,
-            default_timeout: cli.default_timeout.clamp(MIN_DEADLINE, MAX_DEADLINE),
+            timeout_offset: duration_flag(&cli.timeout_offset, "--web.timeout-offset", "0.5s")?,
+            default_timeout: duration_flag(&cli.default_timeout, "--web.default-timeout", "9.5s")?
+                .clamp(MIN_DEADLINE, MAX_DEADLINE),
         };
 
         let mut targets = Vec::new();
@@ -474,7 +469,17 @@ impl Config {
         }
 
         validate_targets(&targets)?;
-        Ok(Config { web, targets, backups, log_level: cli.log_level, log_format: cli.log_format })
+        let log_level = match cli.log_level {
+            cli::LogLevel::Debug => LogLevel::Debug,
+            cli::LogLevel::Info => LogLevel::Info,
+            cli::LogLevel::Warn => LogLevel::Warn,
+            cli::LogLevel::Error => LogLevel::Error,
+        };
+        let log_format = match cli.log_format {
+            cli::LogFormat::Logfmt => LogFormat::Logfmt,
+            cli::LogFormat::Json => LogFormat::Json,
+        };
+        Ok(Config { web, targets, backups, log_level, log_format })
     }
 
     /// Targets scraped by `/metrics`.
@@ -526,7 +531,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         top: Cli::switch(cli.mongodb_top, cli.no_mongodb_top, false),
     };
     let limits = MongoLimits {
-        currentop_threshold: cli.mongodb_currentop_threshold,
+        currentop_threshold: duration_flag(&cli.mongodb_currentop_threshold, "--mongodb.currentop-threshold", "1s")?,
         max_databases: check_range(cli.mongodb_max_databases, 1, 10_000, "--mongodb.max-databases")?,
         profiler_max_docs: check_range(cli.mongodb_profiler_max_docs, 1, 100_000, "--mongodb.profiler-max-docs")?,
         max_collections: check_range(cli.mongodb_max_collections, 1, 10_000, "--mongodb.max-collections")?,
@@ -1103,8 +1108,9 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration("10").unwrap_err().contains("no unit"), "a bare number is ambiguous");
         assert!(parse_duration("-1s").is_err() && parse_duration("abc").is_err() && parse_duration("NaN").is_err());
+        assert!(parse_duration("1d").is_ok() && parse_duration("2d").is_err(), "configuration durations stop at 24h");
     }
 
     #[test]

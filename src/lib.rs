@@ -3,11 +3,13 @@
 //! integration tests drive the same code paths (server on port 0, collectors
 //! against live servers) without spawning processes.
 
+pub mod build_info;
 pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod discovery;
 pub mod doctor;
+pub mod duration;
 pub mod logging;
 pub mod metrics;
 pub mod process;

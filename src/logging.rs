@@ -3,7 +3,8 @@
 //! tracing-subscriber has no logfmt formatter, so a small one lives here:
 //! `ts=... level=warn msg="scrape failed" target_name=redis error="..."`.
 //! Values are quoted when needed; nothing here ever formats a secret because
-//! secrets are only held in [`crate::config::Secret`], which prints redacted.
+//! secrets are only held in `Secret` (see the config module), which prints redacted.
+//! Timestamps are RFC 3339 in UTC with milliseconds, as the Go exporters write them.
 
 use std::fmt::{self, Write as _};
 
@@ -13,7 +14,21 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::cli::{LogFormat, LogLevel};
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
 /// Installs the global subscriber. Idempotent failures (already set) are ignored.
 pub fn init(level: LogLevel, format: LogFormat) {
@@ -51,13 +66,7 @@ where
 {
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        write!(
-            writer,
-            "ts={}.{:03} level={}",
-            now.as_secs(),
-            now.subsec_millis(),
-            event.metadata().level().as_str().to_ascii_lowercase()
-        )?;
+        write!(writer, "ts={} level={}", rfc3339_millis(now), event.metadata().level().as_str().to_ascii_lowercase())?;
         let mut visitor = LogfmtVisitor { out: String::new(), message: None };
         event.record(&mut visitor);
         if let Some(msg) = visitor.message {
@@ -91,6 +100,29 @@ impl Visit for LogfmtVisitor {
     }
 }
 
+/// `2026-11-30T12:34:56.789Z` for a time since the Unix epoch (UTC).
+pub fn rfc3339_millis(since_epoch: std::time::Duration) -> String {
+    let secs = since_epoch.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, on days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
 /// Quotes a logfmt value when it contains spaces, quotes, `=` or control characters.
 pub fn quote(value: &str) -> String {
     let plain = !value.is_empty() && value.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
@@ -103,7 +135,16 @@ pub fn quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{quote, rfc3339_millis};
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_millis() {
+        assert_eq!(rfc3339_millis(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(Duration::from_millis(951_782_400_123)), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339_millis(Duration::from_secs(1_796_037_445)), "2026-11-30T11:17:25.000Z");
+        assert_eq!(rfc3339_millis(Duration::from_secs(4_107_542_399)), "2100-02-28T23:59:59.000Z");
+    }
 
     #[test]
     fn logfmt_quotes_only_when_needed() {

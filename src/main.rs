@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 
-use tenderly_exporter::cli::Cli;
+use tenderly_exporter::cli::{Cli, Command};
 use tenderly_exporter::config::{Config, ProcessEnv};
 use tenderly_exporter::{logging, scrape, server};
 
@@ -22,15 +22,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    // `doctor` is a subcommand that takes the same flags; strip it before clap.
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let doctor = args.get(1).is_some_and(|a| a == "doctor");
-    if doctor {
-        args.remove(1);
-    }
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse();
     let config = Config::from_cli(&cli, &ProcessEnv).context("invalid configuration")?;
-    if doctor {
+    if cli.command == Some(Command::Doctor) {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
         let (report, ok) = runtime.block_on(tenderly_exporter::doctor::run(&config));
@@ -71,7 +65,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(target_name = %name, kind, address = %address, default, "target configured");
     }
     let state = Arc::new(server::AppState::new(config.web.clone(), scraper).context("invalid --web.config.file")?);
-    tracing::info!(address = %local, version = scrape::version(), "listening");
+    tracing::info!(address = %local, version = tenderly_exporter::build_info::version(), "listening");
     server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -21,6 +21,7 @@ use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
+use crate::build_info;
 use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
 use crate::collectors::tenderly::backups::{self, BackupsConfig};
@@ -68,15 +69,6 @@ pub fn descriptors() -> Vec<&'static Desc> {
         &HTTP_REQUESTS,
         &TARGETS,
     ]
-}
-
-/// Version and revision baked in at build time.
-pub fn version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
-}
-
-pub fn revision() -> &'static str {
-    option_env!("TENDERLY_EXPORTER_REVISION").unwrap_or("unknown")
 }
 
 /// Outcome of one collector run for one target.
@@ -366,7 +358,11 @@ impl Scraper {
     }
 
     fn encode_self(&self, out: &mut Exposition) {
-        out.add(&BUILD_INFO, vec![("version", version().into()), ("revision", revision().into())], 1i64);
+        out.add(
+            &BUILD_INFO,
+            vec![("version", build_info::version().into()), ("revision", build_info::revision().into())],
+            1i64,
+        );
         let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
         for runner in self.targets.values() {
             *kinds.entry(runner.target.kind().as_str()).or_default() += 1;

@@ -544,8 +544,8 @@ fn landing(state: &AppState) -> Response<Body> {
          <body>\n<h1>tenderly-exporter</h1>\n<p>Version {} (revision {})</p>\n\
          <p><a href=\"{}\">Metrics</a> &middot; <a href=\"/-/healthy\">Health</a> &middot; <a href=\"/-/ready\">Readiness</a></p>\n\
          <h2>Targets</h2>\n<table>\n<tr><th>name</th><th>kind</th><th>address</th><th>scrape</th></tr>\n{}</table>\n</body></html>\n",
-        html(crate::scrape::version()),
-        html(crate::scrape::revision()),
+        html(crate::build_info::version()),
+        html(crate::build_info::revision()),
         html(&state.web.telemetry_path),
         rows
     );

@@ -96,3 +96,33 @@ fn readme_lists_every_metric_and_flag() {
         }
     }
 }
+
+#[test]
+fn durations_need_a_unit_in_flags_and_in_the_config_file() {
+    let out = exporter().args(["--check-config", "--web.timeout-offset", "5"]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bare number must be refused: {err}");
+    assert!(err.contains("--web.timeout-offset") && err.contains("no unit"), "{err}");
+
+    let dir = crate::support::private_temp_dir("duration-unit");
+    let file = dir.join("targets.yml");
+    std::fs::write(
+        &file,
+        "targets:\n  - name: cache\n    kind: redis\n    address: redis://127.0.0.1:6379\n    timeout: 5\n",
+    )
+    .expect("write");
+    let out =
+        exporter().args(["--check-config", "--config.file", file.to_str().expect("utf-8")]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "timeout: 5 must be refused: {err}");
+    assert!(err.contains("timeout") && err.contains("no unit"), "{err}");
+    // The same syntax is accepted everywhere, compound values included.
+    std::fs::write(
+        &file,
+        "targets:\n  - name: cache\n    kind: redis\n    address: redis://127.0.0.1:6379\n    timeout: 1m30s\n",
+    )
+    .expect("write");
+    let out =
+        exporter().args(["--check-config", "--config.file", file.to_str().expect("utf-8")]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -56,3 +56,22 @@ fn doctor_fails_for_an_unreachable_target() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("FAIL redis: connect failed"), "{text}");
 }
+
+#[test]
+fn doctor_help_describes_doctor_and_flags_work_on_either_side() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter")).args(["doctor", "--help"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("Check every target"), "doctor --help must describe doctor, got: {text}");
+    assert!(text.contains("Usage: tenderly-exporter doctor"), "{text}");
+    // Flags before the subcommand reach it too.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let out = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
+        .args(["--redis.addr", &format!("127.0.0.1:{port}"), "doctor"])
+        .env_remove("REDIS_PASSWORD")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "doctor must check the flag's target: {text}");
+}

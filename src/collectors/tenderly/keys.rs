@@ -42,7 +42,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
-use crate::config::{parse_duration, RedisTarget};
+use crate::config::RedisTarget;
+use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Value as MetricValue};
 
 /// Family label for keys under the namespace that match no configured prefix.

@@ -44,6 +44,7 @@ use super::audit::{self, AuditCounter};
 use crate::collectors::mongodb::bson_num::{self, Num};
 use crate::collectors::mongodb::client::{describe, first_batch, UNAUTHORIZED};
 use crate::collectors::mongodb::Role;
+use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
 
 /// Most queries (shipped + custom) per target.
@@ -629,22 +630,6 @@ fn ago_duration(doc: &Document) -> Option<Duration> {
         Bson::String(text) => parse_duration(text).ok().filter(|d| *d <= MAX_AGO),
         _ => None,
     }
-}
-
-/// `500ms`, `30s`, `5m`, `24h`, `365d`, `2w`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86_400.0), ("w", 604_800.0)]
-        .iter()
-        .find_map(|(suffix, scale)| t.strip_suffix(suffix).map(|n| (n, *scale)))
-        .unwrap_or((t, 1.0));
-    let value: f64 =
-        number.trim().parse().map_err(|_| format!("'{t}' is not a duration (examples: 30s, 5m, 24h, 365d)"))?;
-    let secs = value * scale;
-    if !secs.is_finite() || !(0.0..=1e10).contains(&secs) {
-        return Err(format!("'{t}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A copy of `doc` with every `{$ago: d}` replaced by the Date `now - d`.
