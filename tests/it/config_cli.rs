@@ -1,5 +1,6 @@
 //! The binary edge: `--check-config`, startup errors that name the field, the
-//! shipped example config, and the README tables kept true against the code.
+//! shipped example config, and the metric and flag tables in docs/ kept true
+//! against the code.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -84,15 +85,16 @@ fn bad_config_fails_at_startup_naming_the_field_without_secrets() {
 }
 
 #[test]
-fn readme_lists_every_metric_and_flag() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+fn docs_list_every_metric_and_flag() {
+    let metrics = std::fs::read_to_string(root().join("docs/metrics.md")).expect("docs/metrics.md");
     for d in tenderly_exporter::all_descriptors() {
         assert!(d.is_well_formed(), "{} is not well formed", d.name);
-        assert!(readme.contains(&format!("| `{}` |", d.name)), "README has no metric row for {}", d.name);
+        assert!(metrics.contains(&format!("| `{}` |", d.name)), "docs/metrics.md has no metric row for {}", d.name);
     }
+    let configuration = std::fs::read_to_string(root().join("docs/configuration.md")).expect("docs/configuration.md");
     for arg in Cli::command().get_arguments() {
         if let Some(long) = arg.get_long() {
-            assert!(readme.contains(&format!("`--{long}`")), "README flag table lacks --{long}");
+            assert!(configuration.contains(&format!("`--{long}`")), "docs/configuration.md flag table lacks --{long}");
         }
     }
 }

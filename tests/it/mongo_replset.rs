@@ -762,7 +762,7 @@ fn all_descriptors() -> Vec<&'static tenderly_exporter::metrics::Desc> {
 
 #[test]
 fn replication_descriptors_are_well_formed_unique_and_documented() {
-    let doc = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let doc = std::fs::read_to_string(root().join("docs/metrics.md")).expect("docs/metrics.md");
     let mut names = HashSet::new();
     for d in all_descriptors() {
         assert!(d.is_well_formed(), "{} is not well formed", d.name);

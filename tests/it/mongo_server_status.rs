@@ -595,7 +595,7 @@ fn descriptors_are_well_formed_unique_and_cover_every_emitted_family() {
 
 #[test]
 fn every_descriptor_has_a_row_in_the_metrics_doc() {
-    let path = root().join("README.md");
+    let path = root().join("docs/metrics.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for d in descriptors() {
         let row = format!("| `{}` |", d.name);

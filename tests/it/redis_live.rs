@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::exporter::{Exposition, TestExporter};
 use crate::support::{populate_tenderly, wait_until, RedisOptions, RedisServer};
 
-/// The least-privilege ACL rule documented in the README (keep them in sync).
+/// The least-privilege ACL rule documented in README.md and docs/mongodb-privileges.md (keep them in sync).
 pub const EXPORTER_ACL: &str = "on >exporter-pw -@all +info +ping +config|get +slowlog|len +slowlog|get \
      +latency|latest +cluster|info +client|setname +command|info +scan +pttl +memory|usage +cluster|nodes %R~*";
 

@@ -448,10 +448,10 @@ fn descriptors_are_well_formed_and_unique() {
 
 #[test]
 fn every_descriptor_has_a_row_in_the_metrics_doc() {
-    let doc = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let doc = std::fs::read_to_string(root().join("docs/metrics.md")).expect("docs/metrics.md");
     for d in descriptors() {
         let row = format!("| `{}` |", d.name);
-        assert!(doc.contains(&row), "README.md has no metric row for {}", d.name);
+        assert!(doc.contains(&row), "docs/metrics.md has no metric row for {}", d.name);
     }
 }
 

@@ -5,8 +5,8 @@
 //! microseconds and MiB as they come, and breaks (duplicate metrics, renamed
 //! series) whenever a server version adds or moves a field. Here every family
 //! is declared once below with its type, unit and help, fed from known fields
-//! only; [`descriptors`] lists them all and `docs/metrics-mongodb-server-status.md`
-//! documents them.
+//! only; [`descriptors`] lists them all and `docs/metrics.md` (MongoDB,
+//! serverStatus) documents them.
 //!
 //! [`parse`] reads the reply into a [`ServerStatus`] of plain values (in the
 //! reply's own units, named by unit: `_mib`, `_micros`); [`encode`] converts to

@@ -6,7 +6,7 @@
 //! types a monotonic value as a gauge, or names a value in ms/usec/percent,
 //! and nothing depends on the name, this module uses a counter with `_total`,
 //! base units (seconds, bytes) and ratios instead. Every difference is listed
-//! in README.md (Metrics, Redis).
+//! in docs/migrating.md (From oliver006/redis_exporter).
 //!
 //! Redis prints `-1` for "never happened" / "not applicable" in several
 //! duration and age fields (`rdb_last_bgsave_time_sec`, `master_last_io_seconds_ago`,
