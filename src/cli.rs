@@ -32,7 +32,7 @@ pub enum LogLevel {
     version,
     about = "Prometheus exporter for the Tenderly platform's Redis and MongoDB.",
     after_help = "Secrets are read from the environment or from files, never only from argv.\n\
-                  See README.md and docs/ for the metric list and the configuration file format."
+                  See docs/metrics.md for the metric list and docs/configuration.md for the configuration file."
 )]
 pub struct Cli {
     #[command(subcommand)]
