@@ -59,7 +59,8 @@ impl BaseUnit {
     }
 }
 
-/// A metric family declared once: name, help, type and unit.
+/// A metric family declared once: name, help, type, unit and label names.
+/// The metrics reference (`docs/metrics.md`) is rendered from these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Desc {
     /// Full exposition name, e.g. `redis_commands_total`.
@@ -68,25 +69,40 @@ pub struct Desc {
     pub help: &'static str,
     pub kind: Kind,
     pub unit: Option<BaseUnit>,
+    /// The label names every sample carries, in exposition order (`le` of a
+    /// histogram is the encoder's, not listed). Checked on every sample in
+    /// debug builds, so the declaration cannot drift from what is emitted.
+    pub labels: &'static [&'static str],
 }
 
 impl Desc {
     pub const fn gauge(name: &'static str, help: &'static str) -> Self {
-        Desc { name, help, kind: Kind::Gauge, unit: None }
+        Desc { name, help, kind: Kind::Gauge, unit: None, labels: &[] }
     }
 
     pub const fn counter(name: &'static str, help: &'static str) -> Self {
-        Desc { name, help, kind: Kind::Counter, unit: None }
+        Desc { name, help, kind: Kind::Counter, unit: None, labels: &[] }
     }
 
     pub const fn histogram(name: &'static str, help: &'static str) -> Self {
-        Desc { name, help, kind: Kind::Histogram, unit: None }
+        Desc { name, help, kind: Kind::Histogram, unit: None, labels: &[] }
     }
 
     /// Same descriptor with a base unit (the name must end in its suffix).
     pub const fn unit(mut self, unit: BaseUnit) -> Self {
         self.unit = Some(unit);
         self
+    }
+
+    /// Same descriptor with its label names.
+    pub const fn labels(mut self, labels: &'static [&'static str]) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// Whether a sample's label names are exactly the declared ones (in any order).
+    pub fn labels_match(&self, labels: &[Label]) -> bool {
+        labels.len() == self.labels.len() && labels.iter().all(|(k, _)| self.labels.contains(k))
     }
 
     /// The name handed to `prometheus_client`, which re-appends the unit and
@@ -260,6 +276,13 @@ impl Exposition {
     /// first value wins); a non-finite value on a counter is dropped.
     pub fn add(&mut self, desc: &Desc, labels: Vec<Label>, value: impl Into<Value>) {
         let value = value.into();
+        debug_assert!(
+            desc.labels_match(&labels),
+            "{}: declared labels {:?}, sample has {:?}",
+            desc.name,
+            desc.labels,
+            labels.iter().map(|(k, _)| *k).collect::<Vec<_>>()
+        );
         if desc.kind == Kind::Counter && !counter_value_ok(&value) {
             return;
         }
@@ -389,10 +412,12 @@ mod tests {
     use super::*;
 
     const UP: Desc = Desc::gauge("redis_up", "Whether the last scrape of Redis succeeded (1) or not (0).");
-    const CMDS: Desc = Desc::counter("redis_commands_total", "Calls per command, from INFO commandstats.");
+    const CMDS: Desc =
+        Desc::counter("redis_commands_total", "Calls per command, from INFO commandstats.").labels(&["cmd"]);
     const DUR: Desc =
         Desc::counter("redis_commands_duration_seconds_total", "Time spent per command, from INFO commandstats.")
-            .unit(BaseUnit::Seconds);
+            .unit(BaseUnit::Seconds)
+            .labels(&["cmd"]);
     const MEM: Desc =
         Desc::gauge("redis_memory_used_bytes", "Memory allocated by Redis, from INFO memory.").unit(BaseUnit::Bytes);
 
@@ -429,8 +454,9 @@ mod tests {
 
     #[test]
     fn histograms_render_cumulative_buckets() {
-        const H: Desc =
-            Desc::histogram("x_duration_seconds", "Durations of x in seconds, for a test.").unit(BaseUnit::Seconds);
+        const H: Desc = Desc::histogram("x_duration_seconds", "Durations of x in seconds, for a test.")
+            .unit(BaseUnit::Seconds)
+            .labels(&["db"]);
         let mut e = Exposition::new();
         let buckets = vec![(0.1, 2), (1.0, 3), (f64::INFINITY, 1)];
         e.add(&H, vec![("db", "app".into())], Value::Histogram { sum: 4.5, count: 6, buckets });
@@ -443,7 +469,7 @@ mod tests {
     #[test]
     fn negative_or_nan_counters_are_dropped() {
         let mut e = Exposition::new();
-        e.add_plain(&CMDS, -1i64);
+        e.add(&CMDS, vec![("cmd", "y".into())], -1i64);
         e.add(&CMDS, vec![("cmd", "x".into())], f64::NAN);
         assert_eq!(e.sample_count("redis_commands_total"), 0);
     }

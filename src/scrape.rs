@@ -35,28 +35,35 @@ use crate::metrics::{BaseUnit, Desc, Exposition};
 pub const BUILD_INFO: Desc = Desc::gauge(
     "tenderly_exporter_build_info",
     "A metric with a constant value of 1, labelled with the exporter's version and git revision.",
-);
+)
+.labels(&["version", "revision"]);
 pub const COLLECTOR_SUCCESS: Desc = Desc::gauge(
     "tenderly_exporter_collector_success",
     "Whether the collector's last run for the target succeeded (1) or not (0).",
-);
+)
+.labels(&["target", "collector"]);
 pub const COLLECTOR_DURATION: Desc = Desc::gauge(
     "tenderly_exporter_collector_duration_seconds",
     "How long the collector's last run for the target took in seconds.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["target", "collector"]);
 pub const COLLECTIONS: Desc = Desc::counter(
     "tenderly_exporter_scrapes_total",
     "Collections run against the target by the collector; joined (single-flight) requests do not count.",
-);
+)
+.labels(&["target", "collector"]);
 pub const COLLECTION_ERRORS: Desc = Desc::counter(
     "tenderly_exporter_scrape_errors_total",
     "Collections of the target by the collector that failed or missed their deadline.",
-);
+)
+.labels(&["target", "collector"]);
 pub const HTTP_REQUESTS: Desc =
-    Desc::counter("tenderly_exporter_http_requests_total", "HTTP requests served, by handler and status code.");
+    Desc::counter("tenderly_exporter_http_requests_total", "HTTP requests served, by handler and status code.")
+        .labels(&["handler", "code"]);
 pub const TARGETS: Desc =
-    Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.");
+    Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.")
+        .labels(&["kind"]);
 
 /// Every self-metric descriptor (the `process_*` ones live in [`crate::process`]).
 pub fn descriptors() -> Vec<&'static Desc> {

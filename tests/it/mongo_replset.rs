@@ -736,18 +736,10 @@ fn golden_path(fixture: &str) -> PathBuf {
 
 #[test]
 fn golden_replset_expositions_match_byte_for_byte() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     for name in STATUS_FIXTURES {
         let text = status_exposition(name).render().expect("render");
         let path = golden_path(name);
-        if update {
-            std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");
-            std::fs::write(&path, &text).expect("write golden");
-            continue;
-        }
-        let golden = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-        assert!(golden == text, "{} differs; rerun with UPDATE_GOLDEN=1 and review the diff\n{text}", path.display());
+        crate::support::golden::assert_golden(&path, &text);
     }
 }
 

@@ -58,43 +58,51 @@ const TOP_TIME: Desc = Desc::counter(
     "mongodb_top_time_seconds_total",
     "Time the server spent on operations on the collection by type (queries, getmore, insert, update, remove, commands), from top.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["db", "collection", "type"]);
 const TOP_OPS: Desc = Desc::counter(
     "mongodb_top_operations_total",
     "Operations on the collection by type (queries, getmore, insert, update, remove, commands), from top.",
-);
+)
+.labels(&["db", "collection", "type"]);
 const TOP_LOCK_TIME: Desc = Desc::counter(
     "mongodb_top_lock_time_seconds_total",
     "Time spent on operations on the collection that held a read or write lock, from top readLock and writeLock.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["db", "collection", "lock"]);
 const TOP_LOCK_OPS: Desc = Desc::counter(
     "mongodb_top_lock_operations_total",
     "Operations on the collection that held a read or write lock, from top readLock and writeLock.",
-);
+)
+.labels(&["db", "collection", "lock"]);
 const DOCUMENTS: Desc =
-    Desc::gauge("mongodb_collection_documents", "Documents in the collection, from $collStats storageStats.count.");
+    Desc::gauge("mongodb_collection_documents", "Documents in the collection, from $collStats storageStats.count.")
+        .labels(&["db", "collection"]);
 const SIZE: Desc = Desc::gauge(
     "mongodb_collection_size_bytes",
     "Uncompressed size of the collection's documents, from $collStats storageStats.size.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["db", "collection"]);
 const STORAGE_SIZE: Desc = Desc::gauge(
     "mongodb_collection_storage_size_bytes",
     "Disk space allocated to the collection (compressed, including free space), from $collStats storageStats.storageSize.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes).labels(&["db", "collection"]);
 const INDEX_SIZE: Desc = Desc::gauge(
     "mongodb_collection_index_size_bytes",
     "Disk space allocated to the collection's indexes, from $collStats storageStats.totalIndexSize.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["db", "collection"]);
 const INDEXES: Desc =
-    Desc::gauge("mongodb_collection_indexes", "Indexes on the collection, from $collStats storageStats.nindexes.");
+    Desc::gauge("mongodb_collection_indexes", "Indexes on the collection, from $collStats storageStats.nindexes.")
+        .labels(&["db", "collection"]);
 const INDEX_ACCESSES: Desc = Desc::counter(
     "mongodb_index_accesses_total",
     "Operations that used the index since the server started or the index was created, from $indexStats accesses.ops.",
-);
+)
+.labels(&["db", "collection", "index"]);
 
 const ALL: [&Desc; 10] = [
     &TOP_TIME,

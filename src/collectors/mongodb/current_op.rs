@@ -52,7 +52,7 @@ const MAX_DB_LABEL_BYTES: usize = 64;
 const LONG_RUNNING: Desc = Desc::gauge(
     "mongodb_long_running_operations",
     "Active user operations running longer than the configured threshold, by operation type and database, from $currentOp.",
-);
+).labels(&["op", "db"]);
 const OLDEST: Desc = Desc::gauge(
     "mongodb_oldest_operation_seconds",
     "Running time of the oldest active user operation (0 when there is none), from $currentOp.",

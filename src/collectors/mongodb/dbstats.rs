@@ -28,30 +28,38 @@ use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 const MAX_DB_LABEL_BYTES: usize = 64;
 
 const COLLECTIONS: Desc =
-    Desc::gauge("mongodb_db_collections", "Number of collections in the database, from dbStats collections.");
-const VIEWS: Desc = Desc::gauge("mongodb_db_views", "Number of views in the database, from dbStats views.");
-const OBJECTS: Desc = Desc::gauge("mongodb_db_objects", "Number of documents in the database, from dbStats objects.");
+    Desc::gauge("mongodb_db_collections", "Number of collections in the database, from dbStats collections.")
+        .labels(&["db"]);
+const VIEWS: Desc =
+    Desc::gauge("mongodb_db_views", "Number of views in the database, from dbStats views.").labels(&["db"]);
+const OBJECTS: Desc =
+    Desc::gauge("mongodb_db_objects", "Number of documents in the database, from dbStats objects.").labels(&["db"]);
 const DATA_SIZE: Desc = Desc::gauge(
     "mongodb_db_data_size_bytes",
     "Uncompressed size of the documents in the database, from dbStats dataSize.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["db"]);
 const STORAGE_SIZE: Desc = Desc::gauge(
     "mongodb_db_storage_size_bytes",
     "Disk space allocated to the database's collections (compressed, including free space), from dbStats storageSize.",
 )
-.unit(BaseUnit::Bytes);
-const INDEXES: Desc = Desc::gauge("mongodb_db_indexes", "Number of indexes in the database, from dbStats indexes.");
+.unit(BaseUnit::Bytes)
+.labels(&["db"]);
+const INDEXES: Desc =
+    Desc::gauge("mongodb_db_indexes", "Number of indexes in the database, from dbStats indexes.").labels(&["db"]);
 const INDEX_SIZE: Desc = Desc::gauge(
     "mongodb_db_index_size_bytes",
     "Disk space allocated to the database's indexes, from dbStats indexSize.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["db"]);
 const TOTAL_SIZE: Desc = Desc::gauge(
     "mongodb_db_total_size_bytes",
     "Disk space allocated to the database's collections and indexes, from dbStats totalSize (4.4+).",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["db"]);
 const FS_USED: Desc = Desc::gauge(
     "mongodb_fs_used_bytes",
     "Space used on the filesystem that holds the data files, from dbStats fsUsedSize (once per target).",

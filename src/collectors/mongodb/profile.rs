@@ -109,30 +109,34 @@ pub const FINGERPRINT_FIELDS: [&str; 18] = [
 const OPERATIONS: Desc = Desc::counter(
     "mongodb_profiler_operations_total",
     "Operations recorded by the database profiler (system.profile), counted once each since the exporter started.",
-);
+)
+.labels(&["db", "op"]);
 const DURATION: Desc = Desc::histogram(
     "mongodb_profiler_operation_duration_seconds",
     "Duration of operations recorded by the database profiler (system.profile millis), counted once each since the exporter started.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["db", "op"]);
 const LIMIT_REACHED: Desc = Desc::counter(
     "mongodb_profiler_scrape_limit_reached_total",
     "Scrapes that read the per-scrape cap of profiler documents; the rest is read by later scrapes.",
-);
+)
+.labels(&["db"]);
 const HIGH_WATER_MARK: Desc = Desc::gauge(
     "mongodb_profiler_high_water_mark_timestamp_seconds",
     "Timestamp (ts) of the newest profiler document the exporter has read; far behind now means the exporter is falling behind.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["db"]);
 const LEVEL: Desc = Desc::gauge(
     "mongodb_profiling_level",
     "Profiling level of the database: 0 off, 1 slow operations only, 2 all operations (profile command, was).",
-);
+)
+.labels(&["db"]);
 const SLOW_THRESHOLD: Desc = Desc::gauge(
     "mongodb_profiling_slow_threshold_seconds",
     "Duration above which an operation counts as slow and is profiled at level 1 (profile command, slowms).",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["db"]);
 
 const ALL: [&Desc; 6] = [&OPERATIONS, &DURATION, &LIMIT_REACHED, &HIGH_WATER_MARK, &LEVEL, &SLOW_THRESHOLD];
 

@@ -65,72 +65,80 @@ pub mod state {
 const MEMBER_STATE: Desc = Desc::gauge(
     "mongodb_replset_member_state",
     "Replica-set state of each member as seen by this node: 0 STARTUP, 1 PRIMARY, 2 SECONDARY, 3 RECOVERING, 5 STARTUP2, 6 UNKNOWN, 7 ARBITER, 8 DOWN, 9 ROLLBACK, 10 REMOVED.",
-);
+).labels(&["set", "member"]);
 const MEMBER_HEALTH: Desc = Desc::gauge(
     "mongodb_replset_member_health",
     "Whether this node can reach the member (1) or not (0), from replSetGetStatus members.health.",
-);
+)
+.labels(&["set", "member"]);
 const MEMBER_OPTIME: Desc = Desc::gauge(
     "mongodb_replset_member_optime_timestamp_seconds",
     "Unix time of the last operation the member applied, from replSetGetStatus optimeDate (or optime.ts); absent while the member has none.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["set", "member"]);
 const MEMBER_LAG: Desc = Desc::gauge(
     "mongodb_replset_member_replication_lag_seconds",
     "How far a healthy secondary's last applied operation is behind the primary's, in seconds (never negative); absent for the primary, arbiters, unhealthy members and members without an optime.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["set", "member"]);
 const MEMBER_PING: Desc = Desc::gauge(
     "mongodb_replset_member_ping_seconds",
     "Round-trip time of this node's heartbeats to the member, from replSetGetStatus pingMs; absent for the node itself and unreachable members.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["set", "member"]);
 const MEMBER_HEARTBEAT_AGE: Desc = Desc::gauge(
     "mongodb_replset_member_last_heartbeat_age_seconds",
     "Seconds between the reply's date and this node's last heartbeat to the member (lastHeartbeat, stamped even when the heartbeat fails, so read it with health); absent for the node itself.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["set", "member"]);
 const TERM: Desc = Desc::gauge(
     "mongodb_replset_term",
     "Election term of the replica set as seen by this node, from replSetGetStatus term.",
-);
+)
+.labels(&["set"]);
 const MEMBERS: Desc =
-    Desc::gauge("mongodb_replset_members", "Number of members in the replica set, from replSetGetStatus members.");
+    Desc::gauge("mongodb_replset_members", "Number of members in the replica set, from replSetGetStatus members.")
+        .labels(&["set"]);
 const MY_STATE: Desc = Desc::gauge(
     "mongodb_replset_my_state",
     "Replica-set state of the scraped node itself (same numbers as mongodb_replset_member_state), from replSetGetStatus myState.",
-);
+).labels(&["set"]);
 const PRIMARY_PRESENT: Desc = Desc::gauge(
     "mongodb_replset_primary_present",
     "Whether this node sees a member in PRIMARY state (1) or not (0); emitted on every successful replSetGetStatus so a missing primary is visible even though lag series vanish.",
-);
+).labels(&["set"]);
 
 // ---- replSetGetConfig -------------------------------------------------------
 const CONFIG_VERSION: Desc = Desc::gauge(
     "mongodb_replset_config_version",
     "Version of the replica-set configuration this node holds, from replSetGetConfig config.version.",
-);
+)
+.labels(&["set"]);
 const MEMBER_PRIORITY: Desc = Desc::gauge(
     "mongodb_replset_member_priority",
     "Election priority of the member (0 means it can never become primary), from replSetGetConfig.",
-);
+)
+.labels(&["set", "member"]);
 const MEMBER_VOTES: Desc = Desc::gauge(
     "mongodb_replset_member_votes",
     "Number of votes the member has in elections (0 or 1), from replSetGetConfig.",
-);
+)
+.labels(&["set", "member"]);
 const MEMBER_HIDDEN: Desc = Desc::gauge(
     "mongodb_replset_member_hidden",
     "Whether the member is hidden from clients (1) or not (0), from replSetGetConfig.",
-);
+)
+.labels(&["set", "member"]);
 const MEMBER_ARBITER: Desc = Desc::gauge(
     "mongodb_replset_member_arbiter",
     "Whether the member is an arbiter (1) or not (0), from replSetGetConfig.",
-);
+)
+.labels(&["set", "member"]);
 const MEMBER_SECONDARY_DELAY: Desc = Desc::gauge(
     "mongodb_replset_member_secondary_delay_seconds",
     "Configured replication delay of the member, from replSetGetConfig secondaryDelaySecs (slaveDelay before 5.0); 0 for members without a delay.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["set", "member"]);
 
 const ALL: [&Desc; 16] = [
     &MEMBER_STATE,

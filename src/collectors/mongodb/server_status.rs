@@ -34,7 +34,7 @@ use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 const VERSION_INFO: Desc = Desc::gauge(
     "mongodb_version_info",
     "Constant 1 labelled with the server version, storage engine and process kind (mongod or mongos), from serverStatus.",
-);
+).labels(&["version", "storage_engine", "process"]);
 const UPTIME: Desc = Desc::gauge(
     "mongodb_uptime_seconds",
     "Seconds since the server process started, from serverStatus uptimeMillis (or uptime).",
@@ -45,7 +45,7 @@ const UPTIME: Desc = Desc::gauge(
 const CONNECTIONS: Desc = Desc::gauge(
     "mongodb_connections",
     "Client connections by state: current (open), available (still allowed before the limit) and active (running an operation), from serverStatus connections.",
-);
+).labels(&["state"]);
 const CONNECTIONS_CREATED: Desc = Desc::counter(
     "mongodb_connections_created_total",
     "Client connections accepted since the server started, from serverStatus connections.totalCreated.",
@@ -59,24 +59,27 @@ const CONNECTIONS_REJECTED: Desc = Desc::counter(
 const OP_COUNTERS: Desc = Desc::counter(
     "mongodb_op_counters_total",
     "Operations received from clients by type (insert, query, update, delete, getmore, command), from serverStatus opcounters.",
-);
+).labels(&["type"]);
 const OP_COUNTERS_REPL: Desc = Desc::counter(
     "mongodb_op_counters_repl_total",
     "Operations applied through replication by type, from serverStatus opcountersRepl.",
-);
+)
+.labels(&["type"]);
 const OP_LATENCIES: Desc = Desc::counter(
     "mongodb_op_latencies_seconds_total",
     "Total time spent executing operations by type (reads, writes, commands, transactions), from serverStatus opLatencies latency.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["type"]);
 const OP_LATENCIES_OPS: Desc = Desc::counter(
     "mongodb_op_latencies_ops_total",
     "Operations timed in opLatencies by type; divide the latency rate by this rate for the mean latency.",
-);
+)
+.labels(&["type"]);
 const DOCUMENTS: Desc = Desc::counter(
     "mongodb_documents_total",
     "Documents inserted, updated, deleted or returned by queries, from serverStatus metrics.document.",
-);
+)
+.labels(&["type"]);
 const SCANNED_KEYS: Desc = Desc::counter(
     "mongodb_query_executor_scanned_keys_total",
     "Index keys scanned by queries and query plan evaluation, from serverStatus metrics.queryExecutor.scanned.",
@@ -103,12 +106,14 @@ const MEMORY: Desc = Desc::gauge(
     "mongodb_memory_bytes",
     "Memory of the server process by type (resident, virtual), from serverStatus mem (reported in MiB).",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["type"]);
 const NETWORK_BYTES: Desc = Desc::counter(
     "mongodb_network_bytes_total",
     "Network bytes received (direction in) and sent (direction out) by the server, from serverStatus network.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["direction"]);
 const NETWORK_REQUESTS: Desc = Desc::counter(
     "mongodb_network_requests_total",
     "Distinct requests the server has received, from serverStatus network.numRequests.",
@@ -118,7 +123,8 @@ const NETWORK_REQUESTS: Desc = Desc::counter(
 const ASSERTS: Desc = Desc::counter(
     "mongodb_asserts_total",
     "Assertions raised by type (regular, warning, msg, user, tripwire), from serverStatus asserts.",
-);
+)
+.labels(&["type"]);
 const ASSERTS_ROLLOVERS: Desc = Desc::counter(
     "mongodb_asserts_rollovers_total",
     "Times the assert counters rolled over, from serverStatus asserts.rollovers.",
@@ -128,30 +134,33 @@ const ASSERTS_ROLLOVERS: Desc = Desc::counter(
 const GLOBAL_LOCK_QUEUE: Desc = Desc::gauge(
     "mongodb_global_lock_current_queue",
     "Operations queued waiting for a lock by type (readers, writers, and total), from serverStatus globalLock.currentQueue.",
-);
+).labels(&["type"]);
 const GLOBAL_LOCK_ACTIVE: Desc = Desc::gauge(
     "mongodb_global_lock_active_clients",
     "Connected clients performing operations by type (readers, writers, and total including internal threads), from serverStatus globalLock.activeClients.",
-);
+).labels(&["type"]);
 const LOCKS_ACQUIRE: Desc = Desc::counter(
     "mongodb_locks_acquire_total",
     "Lock acquisitions by resource and mode, from serverStatus locks acquireCount.",
-);
+)
+.labels(&["resource", "mode"]);
 const LOCKS_ACQUIRE_WAIT: Desc = Desc::counter(
     "mongodb_locks_acquire_wait_total",
     "Lock acquisitions that had to wait, by resource and mode, from serverStatus locks acquireWaitCount.",
-);
+)
+.labels(&["resource", "mode"]);
 const LOCKS_ACQUIRE_WAIT_SECONDS: Desc = Desc::counter(
     "mongodb_locks_acquire_wait_seconds_total",
     "Time spent waiting for lock acquisitions by resource and mode, from serverStatus locks timeAcquiringMicros.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["resource", "mode"]);
 
 // ---- Cursors --------------------------------------------------------------
 const CURSORS_OPEN: Desc = Desc::gauge(
     "mongodb_cursors_open",
     "Open cursors by type: total, no_timeout (opened with noCursorTimeout) and pinned, from serverStatus metrics.cursor.open.",
-);
+).labels(&["type"]);
 const CURSORS_TIMED_OUT: Desc = Desc::counter(
     "mongodb_cursors_timed_out_total",
     "Cursors closed by the server because they were idle past the cursor timeout, from serverStatus metrics.cursor.timedOut.",
@@ -162,7 +171,7 @@ const WT_CACHE_BYTES: Desc = Desc::gauge(
     "mongodb_wiredtiger_cache_bytes",
     "WiredTiger cache contents by type: total (bytes currently in the cache) and dirty (tracked dirty bytes), from serverStatus wiredTiger.cache.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes).labels(&["type"]);
 const WT_CACHE_MAX_BYTES: Desc = Desc::gauge(
     "mongodb_wiredtiger_cache_max_bytes",
     "Configured WiredTiger cache size, from serverStatus wiredTiger.cache maximum bytes configured.",
@@ -181,25 +190,28 @@ const WT_CACHE_WRITTEN_FROM: Desc = Desc::counter(
 const WT_CACHE_EVICTED_PAGES: Desc = Desc::counter(
     "mongodb_wiredtiger_cache_evicted_pages_total",
     "Pages evicted from the WiredTiger cache by type (modified, unmodified), from serverStatus wiredTiger.cache.",
-);
+)
+.labels(&["type"]);
 
 // ---- Execution tickets ----------------------------------------------------
 const TICKETS_OUT: Desc = Desc::gauge(
     "mongodb_tickets_out",
     "Storage execution tickets in use by type (read, write), from serverStatus queues.execution (8.0+) or wiredTiger.concurrentTransactions.",
-);
+).labels(&["type"]);
 const TICKETS_AVAILABLE: Desc = Desc::gauge(
     "mongodb_tickets_available",
     "Storage execution tickets still available by type (read, write); 0 means new operations queue.",
-);
+)
+.labels(&["type"]);
 const TICKETS_CAPACITY: Desc = Desc::gauge(
     "mongodb_tickets_capacity",
     "Storage execution tickets in the pool by type (read, write), from totalTickets (changes at runtime with dynamic concurrency, 7.0+).",
-);
+).labels(&["type"]);
 const TICKETS_QUEUED: Desc = Desc::gauge(
     "mongodb_tickets_queued",
     "Operations waiting for a storage execution ticket by type (read, write), from queueLength (7.0+).",
-);
+)
+.labels(&["type"]);
 
 // ---- Transactions ---------------------------------------------------------
 const TXN_CURRENT_OPEN: Desc = Desc::gauge(

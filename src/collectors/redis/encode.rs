@@ -36,7 +36,7 @@ const START_TIME: Desc = Desc::gauge(
 const INSTANCE_INFO: Desc = Desc::gauge(
     "redis_instance_info",
     "Constant 1 labelled with the server's role, version, build, mode, OS, eviction policy, port, run id, pid and replication id.",
-);
+).labels(&["role", "redis_version", "redis_build_id", "redis_mode", "os", "maxmemory_policy", "tcp_port", "run_id", "process_id", "master_replid"]);
 const IO_THREADS_ACTIVE: Desc = Desc::gauge(
     "redis_io_threads_active",
     "Whether I/O threads are active (1) or not (0), from INFO io_threads_active.",
@@ -422,38 +422,44 @@ const SLAVE_PRIORITY: Desc =
 const MASTER_LINK_UP: Desc = Desc::gauge(
     "redis_master_link_up",
     "On a replica, whether the link to its master is up (1) or not (0), from INFO master_link_status.",
-);
+)
+.labels(&["master_host", "master_port"]);
 const MASTER_LAST_IO: Desc = Desc::gauge(
     "redis_master_last_io_seconds_ago",
     "On a replica, seconds since the last interaction with its master (absent while syncing), from INFO master_last_io_seconds_ago.",
-);
+).labels(&["master_host", "master_port"]);
 const MASTER_SYNC_IN_PROGRESS: Desc = Desc::gauge(
     "redis_master_sync_in_progress",
     "On a replica, whether a sync from its master is running (1) or not (0), from INFO master_sync_in_progress.",
-);
+)
+.labels(&["master_host", "master_port"]);
 const MASTER_LINK_DOWN_SINCE: Desc = Desc::gauge(
     "redis_master_link_down_since_seconds",
     "On a replica whose link is down, seconds since it went down (absent during the first sync), from INFO master_link_down_since_seconds.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["master_host", "master_port"]);
 const SLAVE_REPL_OFFSET: Desc = Desc::gauge(
     "redis_slave_repl_offset",
     "On a replica, its replication offset in bytes, from INFO slave_repl_offset.",
-);
+)
+.labels(&["master_host", "master_port"]);
 const SLAVE_INFO: Desc = Desc::gauge(
     "redis_slave_info",
     "On a replica, constant 1 labelled with its master's address and whether it is read-only.",
-);
+)
+.labels(&["master_host", "master_port", "read_only"]);
 const CONNECTED_SLAVE_OFFSET: Desc = Desc::gauge(
     "redis_connected_slave_offset_bytes",
     "On a master, the replication offset acknowledged by each replica, from INFO slaveN offset.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["slave_ip", "slave_port"]);
 const CONNECTED_SLAVE_LAG: Desc = Desc::gauge(
     "redis_connected_slave_lag_seconds",
     "On a master, seconds since each replica last acknowledged, from INFO slaveN lag.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["slave_ip", "slave_port"]);
 
 // ---- CPU ------------------------------------------------------------------
 const CPU_SYS: Desc =
@@ -484,43 +490,49 @@ const CPU_USER_MAIN_THREAD: Desc = Desc::counter(
 .unit(BaseUnit::Seconds);
 
 // ---- Commandstats, Errorstats, Latencystats -------------------------------
-const COMMANDS: Desc = Desc::counter("redis_commands_total", "Calls per command, from INFO commandstats calls.");
+const COMMANDS: Desc =
+    Desc::counter("redis_commands_total", "Calls per command, from INFO commandstats calls.").labels(&["cmd"]);
 const COMMANDS_DURATION: Desc = Desc::counter(
     "redis_commands_duration_seconds_total",
     "Time spent executing each command, from INFO commandstats usec.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["cmd"]);
 const COMMANDS_REJECTED: Desc = Desc::counter(
     "redis_commands_rejected_calls_total",
     "Calls per command refused before execution (bad arity, ACL, OOM, ...), from INFO commandstats rejected_calls.",
-);
+)
+.labels(&["cmd"]);
 const COMMANDS_FAILED: Desc = Desc::counter(
     "redis_commands_failed_calls_total",
     "Calls per command that failed during execution, from INFO commandstats failed_calls.",
-);
+)
+.labels(&["cmd"]);
 const ERRORS: Desc = Desc::counter(
     "redis_errors_total",
     "Error replies per error prefix (ERR, WRONGTYPE, NOAUTH, ...), from INFO errorstats.",
-);
+)
+.labels(&["err"]);
 const LATENCY_PERCENTILES: Desc = Desc::gauge(
     "redis_latency_percentiles_seconds",
     "Per-command latency percentiles tracked by the server since start or CONFIG RESETSTAT, from INFO latencystats.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["cmd", "quantile"]);
 
 // ---- Keyspace -------------------------------------------------------------
-const DB_KEYS: Desc = Desc::gauge("redis_db_keys", "Keys per database, from INFO keyspace keys.");
+const DB_KEYS: Desc = Desc::gauge("redis_db_keys", "Keys per database, from INFO keyspace keys.").labels(&["db"]);
 const DB_KEYS_EXPIRING: Desc =
-    Desc::gauge("redis_db_keys_expiring", "Keys with a TTL per database, from INFO keyspace expires.");
+    Desc::gauge("redis_db_keys_expiring", "Keys with a TTL per database, from INFO keyspace expires.").labels(&["db"]);
 const DB_AVG_TTL: Desc = Desc::gauge(
     "redis_db_avg_ttl_seconds",
     "Estimated average TTL of expiring keys per database (0 when unknown, e.g. on replicas), from INFO keyspace avg_ttl.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds).labels(&["db"]);
 const DB_KEYS_WITH_EXPIRING_ITEMS: Desc = Desc::gauge(
     "redis_db_keys_with_expiring_items",
     "Keys holding fields with their own TTL per database, from INFO keyspace subexpiry (Redis 7.4+) or keys_with_volatile_items (Valkey).",
-);
+).labels(&["db"]);
 
 // ---- Cluster --------------------------------------------------------------
 const CLUSTER_ENABLED: Desc =
@@ -570,7 +582,8 @@ const CLUSTER_LINKS_BUFFER_LIMIT_EXCEEDED: Desc = Desc::counter(
 const MODULE_INFO: Desc = Desc::gauge(
     "redis_module_info",
     "Constant 1 per loaded module, labelled with its name and version, from INFO modules.",
-);
+)
+.labels(&["name", "ver"]);
 const SLOWLOG_LENGTH: Desc = Desc::gauge("redis_slowlog_length", "Entries in the slow log, from SLOWLOG LEN.");
 const SLOWLOG_LAST_ID: Desc = Desc::gauge(
     "redis_slowlog_last_id",
@@ -587,17 +600,20 @@ const LAST_SLOW_EXECUTION_DURATION: Desc = Desc::gauge(
 )
 .unit(BaseUnit::Seconds);
 const LATENCY_SPIKE_LAST: Desc =
-    Desc::gauge("redis_latency_spike_last", "Unix time of the latest latency spike per event, from LATENCY LATEST.");
+    Desc::gauge("redis_latency_spike_last", "Unix time of the latest latency spike per event, from LATENCY LATEST.")
+        .labels(&["event_name"]);
 const LATENCY_SPIKE_DURATION: Desc = Desc::gauge(
     "redis_latency_spike_duration_seconds",
     "Duration of the latest latency spike per event, from LATENCY LATEST.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["event_name"]);
 const LATENCY_SPIKE_MAX_DURATION: Desc = Desc::gauge(
     "redis_latency_spike_max_duration_seconds",
     "Longest latency spike per event since start or LATENCY RESET, from LATENCY LATEST.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["event_name"]);
 const CONFIG_IO_THREADS: Desc =
     Desc::gauge("redis_config_io_threads", "Configured number of I/O threads, from CONFIG GET io-threads.");
 const CONFIG_DATABASES: Desc =

@@ -61,7 +61,8 @@ const SUCCESS_LABELS: [&str; 3] = ["true", "false", "unknown"];
 pub const EVENTS: Desc = Desc::counter(
     "tenderly_audit_events_total",
     "Audit-log documents (auditlogs) by category and outcome, each counted once since the exporter started.",
-);
+)
+.labels(&["category", "success"]);
 pub const LIMIT_REACHED: Desc = Desc::counter(
     "tenderly_audit_scrape_limit_reached_total",
     "Audit-log reads that hit the per-run document cap; the rest is read by later runs.",

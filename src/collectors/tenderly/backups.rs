@@ -41,22 +41,27 @@ pub const LAST_SUCCESS: Desc = Desc::gauge(
     "tenderly_backup_last_success_timestamp_seconds",
     "Modification time of the newest backup file of this kind that is at least the configured minimum size.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["kind"]);
 pub const SIZE: Desc = Desc::gauge(
     "tenderly_backup_size_bytes",
     "Size of the newest backup file of this kind that is at least the configured minimum size.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["kind"]);
 pub const FILES: Desc =
-    Desc::gauge("tenderly_backup_files", "Backup files of this kind that are at least the configured minimum size.");
+    Desc::gauge("tenderly_backup_files", "Backup files of this kind that are at least the configured minimum size.")
+        .labels(&["kind"]);
 pub const UNDERSIZED: Desc = Desc::gauge(
     "tenderly_backup_undersized_files",
     "Files matching a backup glob of this kind that are smaller than the minimum size (failed or empty dumps).",
-);
+)
+.labels(&["kind"]);
 pub const SCAN_SUCCESS: Desc = Desc::gauge(
     "tenderly_backup_scan_success",
     "Whether every backup directory of this kind could be listed (1) or not (0).",
-);
+)
+.labels(&["kind"]);
 
 /// Every descriptor this module can emit.
 pub fn descriptors() -> Vec<&'static Desc> {

@@ -62,21 +62,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub const KEYS: Desc = Desc::gauge(
     "tenderly_redis_keys",
     "Keys per key family in the last complete SCAN pass (summed over cluster masters).",
-);
+)
+.labels(&["family"]);
 pub const KEYS_WITHOUT_TTL: Desc = Desc::gauge(
     "tenderly_redis_keys_without_ttl",
     "Keys per key family without an expiry in the last complete SCAN pass; sessions, JWTs and OTPs must expire.",
-);
+)
+.labels(&["family"]);
 pub const KEY_TTL: Desc = Desc::histogram(
     "tenderly_redis_key_ttl_seconds",
     "Remaining time to live of sampled keys with an expiry, per key family, in the last complete SCAN pass.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["family"]);
 pub const KEY_MEMORY: Desc = Desc::gauge(
     "tenderly_redis_key_memory_bytes",
     "Estimated memory per key family: average MEMORY USAGE of sampled keys times the family's key count.",
 )
-.unit(BaseUnit::Bytes);
+.unit(BaseUnit::Bytes)
+.labels(&["family"]);
 pub const SCAN_LAST_COMPLETE: Desc = Desc::gauge(
     "tenderly_redis_key_scan_last_complete_timestamp_seconds",
     "Unix time at which the last complete key-family SCAN pass finished.",

@@ -97,24 +97,29 @@ pub const AUDIT_QUERY_ID: &str = "audit_events";
 pub const QUERY_SUCCESS: Desc = Desc::gauge(
     "tenderly_query_success",
     "Whether the last run of a configured MongoDB query succeeded (1) or not (0).",
-);
+)
+.labels(&["query"]);
 pub const QUERY_LAST_SUCCESS: Desc = Desc::gauge(
     "tenderly_query_last_success_timestamp_seconds",
     "Unix time of the last successful run of a configured MongoDB query; the age of its cached values.",
 )
-.unit(BaseUnit::Seconds);
+.unit(BaseUnit::Seconds)
+.labels(&["query"]);
 pub const QUERY_DURATION: Desc =
     Desc::gauge("tenderly_query_duration_seconds", "Duration of the last run of a configured MongoDB query.")
-        .unit(BaseUnit::Seconds);
+        .unit(BaseUnit::Seconds)
+        .labels(&["query"]);
 pub const QUERY_TRUNCATED: Desc = Desc::gauge(
     "tenderly_query_results_truncated",
     "Whether the last run of an aggregation query returned more rows than its max_results cap (1) or not (0).",
-);
+)
+.labels(&["query"]);
 
 pub const USERS: Desc =
-    Desc::gauge("tenderly_users", "Tenderly user accounts by account status (users.accountStatus).");
+    Desc::gauge("tenderly_users", "Tenderly user accounts by account status (users.accountStatus).")
+        .labels(&["status"]);
 pub const USERS_BY_ROLE: Desc =
-    Desc::gauge("tenderly_users_by_role", "Tenderly user accounts holding each role (users.roles).");
+    Desc::gauge("tenderly_users_by_role", "Tenderly user accounts holding each role (users.roles).").labels(&["role"]);
 pub const USERS_LOCKED: Desc = Desc::gauge(
     "tenderly_users_locked",
     "Tenderly user accounts currently locked (users.accountLockedUntil in the future).",
@@ -134,7 +139,8 @@ pub const USERS_MULTIPLE_SESSIONS: Desc = Desc::gauge(
 pub const PII_PLAINTEXT: Desc = Desc::gauge(
     "tenderly_pii_plaintext_documents",
     "Documents whose field-level-encrypted PII field is readable plaintext; should be 0 if encrypted.",
-);
+)
+.labels(&["collection", "field"]);
 pub const AUDIT_PENDING_ARCHIVE: Desc = Desc::gauge(
     "tenderly_audit_logs_pending_archive",
     "Audit-log documents older than 365 days that are not archived yet (isArchived not true).",
@@ -768,14 +774,20 @@ fn intern(text: &str) -> &'static str {
     leaked
 }
 
-fn desc_for(name: &str, help: &str) -> &'static Desc {
-    if let Some(d) = SHIPPED_DESCS.iter().find(|d| d.name == name && d.help == help) {
+/// The descriptor of a configured query's family: a shipped one when name,
+/// help and labels match, else one made once per (name, help, labels) and kept
+/// for the life of the process (configured families are few and fixed).
+fn desc_for(name: &str, help: &str, labels: Vec<&'static str>) -> &'static Desc {
+    let same_labels = |d: &Desc| d.labels.len() == labels.len() && labels.iter().all(|l| d.labels.contains(l));
+    if let Some(d) = SHIPPED_DESCS.iter().find(|d| d.name == name && d.help == help && same_labels(d)) {
         return d;
     }
-    static DESCS: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static Desc>>> = OnceLock::new();
+    type Key = (&'static str, &'static str, Vec<&'static str>);
+    static DESCS: OnceLock<Mutex<HashMap<Key, &'static Desc>>> = OnceLock::new();
     let (name, help) = (intern(name), intern(help));
     let mut map = DESCS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|p| p.into_inner());
-    map.entry((name, help)).or_insert_with(|| Box::leak(Box::new(Desc::gauge(name, help))))
+    map.entry((name, help, labels.clone()))
+        .or_insert_with(|| Box::leak(Box::new(Desc::gauge(name, help).labels(Box::leak(labels.into_boxed_slice())))))
 }
 
 // ---------------------------------------------------------------------------
@@ -862,7 +874,15 @@ impl QueryRunner {
             };
             queries.push(Prepared {
                 id: intern(spec.query_id()),
-                desc: desc_for(&spec.name, &spec.help),
+                desc: desc_for(
+                    &spec.name,
+                    &spec.help,
+                    spec.labels
+                        .iter()
+                        .map(|l| intern(&l.name))
+                        .chain(spec.const_labels.keys().map(|k| intern(k)))
+                        .collect(),
+                ),
                 database,
                 collection: spec.collection.clone(),
                 operation,

@@ -36,12 +36,14 @@ use crate::metrics::{Desc, Exposition};
 pub const SECURITY_CHECK: Desc = Desc::gauge(
     "tenderly_security_check",
     "Whether a security posture check passes (1) or fails (0) on the target; absent when it could not be evaluated.",
-);
+)
+.labels(&["target", "check"]);
 /// Shared with the MongoDB posture module.
 pub const SECURITY_CHECK_EVALUATED: Desc = Desc::gauge(
     "tenderly_security_check_evaluated",
     "Whether a security posture check could be evaluated on the target (1) or not (0), e.g. for lack of privilege.",
-);
+)
+.labels(&["target", "check"]);
 
 /// Unauthenticated clients are refused (`requirepass`, or the `default` user is not `nopass`).
 pub const AUTH_REQUIRED: &str = "redis_auth_required";

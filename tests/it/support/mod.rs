@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod exporter;
+pub mod golden;
 pub mod mongo_fixtures;
 pub mod mongo_replay;
 pub mod pki;

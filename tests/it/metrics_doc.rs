@@ -1,0 +1,74 @@
+//! `docs/metrics.md` is rendered from the metric declarations (name, type,
+//! unit, labels, help, collector) and must match them: a stale reference
+//! fails here with a line diff; `UPDATE_GOLDEN=1` rewrites the generated part.
+
+use std::path::PathBuf;
+
+use tenderly_exporter::metrics::{BaseUnit, Kind};
+
+const BEGIN: &str = "<!-- BEGIN GENERATED: tests/it/metrics_doc.rs renders this part from the declarations; \
+                     UPDATE_GOLDEN=1 cargo test --test it metrics_doc rewrites it -->";
+const END: &str = "<!-- END GENERATED -->";
+
+fn doc_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md")
+}
+
+/// The generated reference: one table per collector, in catalog order.
+pub fn render_reference() -> String {
+    let mut out = String::new();
+    out.push_str(BEGIN);
+    out.push_str("\n\n");
+    let catalog = tenderly_exporter::metric_catalog();
+    for (i, (collector, desc)) in catalog.iter().enumerate() {
+        if i == 0 || catalog[i - 1].0 != *collector {
+            out.push_str(&format!(
+                "### `{collector}`\n\n| name | type | unit | labels | help |\n| --- | --- | --- | --- | --- |\n"
+            ));
+        }
+        let kind = match desc.kind {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+        };
+        let unit = match desc.unit {
+            Some(BaseUnit::Bytes) => "bytes",
+            Some(BaseUnit::Seconds) => "seconds",
+            None => "",
+        };
+        let labels = desc.labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!(
+            "| `{}` | {kind} | {unit} | {labels} | {} |\n",
+            desc.name,
+            desc.help.replace('|', "\\|")
+        ));
+        if catalog.get(i + 1).is_none_or(|(next, _)| next != collector) {
+            out.push('\n');
+        }
+    }
+    out.push_str(END);
+    out
+}
+
+#[test]
+fn metrics_reference_is_generated_from_the_declarations() {
+    let text = std::fs::read_to_string(doc_path()).expect("docs/metrics.md");
+    let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        panic!("docs/metrics.md lacks the generated-reference markers:\n{BEGIN}\n...\n{END}");
+    };
+    let generated = render_reference();
+    let expected = format!("{}{}{}", &text[..start], generated, &text[end + END.len()..]);
+    crate::support::golden::assert_golden(&doc_path(), &expected);
+}
+
+#[test]
+fn every_declaration_has_labels_help_and_one_collector() {
+    let catalog = tenderly_exporter::metric_catalog();
+    let mut names = std::collections::HashSet::new();
+    for (collector, desc) in &catalog {
+        assert!(desc.is_well_formed(), "{} is not well formed", desc.name);
+        assert!(names.insert(desc.name), "{} is declared twice", desc.name);
+        assert!(!collector.is_empty());
+        assert!(desc.labels.iter().all(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '_')), "{}", desc.name);
+    }
+}
