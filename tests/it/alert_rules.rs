@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
+
+use crate::support::promql::metric_names;
 use tenderly_exporter::metrics::Kind;
 
 /// Every alert the issue asks for, by name. More may exist; none may go missing.
@@ -184,144 +186,6 @@ fn alert_name(rule: &Rule) -> &str {
 }
 
 // ---- PromQL metric-name extraction ---------------------------------------
-
-/// Words that are PromQL syntax, not series names, when not followed by `(`.
-const KEYWORDS: &[&str] = &[
-    "and",
-    "or",
-    "unless",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "bool",
-    "offset",
-    "inf",
-    "nan",
-    "atan2",
-];
-
-/// Aggregation operators, which may put `by (...)`/`without (...)` before their
-/// parenthesised argument.
-const AGGREGATIONS: &[&str] = &[
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "limitk",
-    "limit_ratio",
-];
-
-/// Whether `text` starts with the whole word `word`.
-fn starts_word(text: &str, word: &str) -> bool {
-    text.strip_prefix(word).is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-}
-
-/// Modifiers whose parenthesised argument is a list of label names.
-const LABEL_LIST_MODIFIERS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
-
-/// Metric names an expression selects: identifiers that are not followed by
-/// `(` (functions, aggregations) and are not keywords, label names inside
-/// `{...}` matchers, label lists of `by`/`without`/`on`/`ignoring`/
-/// `group_left`/`group_right`, numbers, durations or string literals.
-fn metric_names(expr: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '#' {
-            // Comment to the end of the line.
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            i = skip_group(&chars, i, '{', '}');
-        } else if c == '[' {
-            i = skip_group(&chars, i, '[', ']');
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
-            // Numbers, hex, exponents and durations (5m, 1h30m, 1e9, 0x1f).
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_') {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let mut next = i;
-            while next < chars.len() && chars[next].is_whitespace() {
-                next += 1;
-            }
-            // `f(`, and aggregations with a leading modifier: `sum by (...) (`.
-            let rest: String = chars[next..].iter().take(8).collect();
-            let called = chars.get(next) == Some(&'(')
-                || (AGGREGATIONS.contains(&word.as_str())
-                    && (starts_word(&rest, "by") || starts_word(&rest, "without")));
-            if called && LABEL_LIST_MODIFIERS.contains(&word.as_str()) {
-                i = skip_group(&chars, next, '(', ')');
-            } else if !called && !KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    names
-}
-
-/// Index just past the string literal starting at `start`.
-fn skip_string(chars: &[char], start: usize) -> usize {
-    let quote = chars[start];
-    let mut i = start + 1;
-    while i < chars.len() {
-        if chars[i] == '\\' && quote != '`' {
-            i += 2;
-        } else if chars[i] == quote {
-            return i + 1;
-        } else {
-            i += 1;
-        }
-    }
-    i
-}
-
-/// Index just past the bracketed group starting at `start` (strings inside
-/// are skipped whole, so a `}` in a regex does not end a matcher).
-fn skip_group(chars: &[char], start: usize, open: char, close: char) -> usize {
-    let mut depth = 0usize;
-    let mut i = start;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(chars, i);
-            continue;
-        }
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-            if depth == 0 {
-                return i + 1;
-            }
-        }
-        i += 1;
-    }
-    i
-}
 
 /// The family a series name belongs to: the name itself, or for histogram
 /// series (`_bucket`, `_sum`, `_count`) the histogram's name. `None` when the
@@ -542,15 +406,7 @@ fn every_alert_has_static_summary_templated_description_severity_for_and_runbook
 // ---- promtool ------------------------------------------------------------
 
 fn promtool_installed() -> bool {
-    match Command::new("promtool").arg("--version").output() {
-        Ok(out) => out.status.success(),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: promtool is not installed (Debian package `prometheus`; scripts/install-deps.sh installs it, CI has it)"
-            );
-            false
-        }
-    }
+    crate::support::process::require_tool("promtool", "prometheus").is_some()
 }
 
 fn run_promtool(args: &[&str], files: &[PathBuf]) {

@@ -107,119 +107,7 @@ pub fn rule_files() -> Vec<PathBuf> {
     files
 }
 
-/// A metric named in an expression, with the label matchers written after it
-/// (the text between the braces, empty without braces).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricRef {
-    pub name: String,
-    pub matchers: String,
-}
-
-const AGGREGATIONS: &[&str] =
-    &["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"];
-const LABEL_LIST_KEYWORDS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
-const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"];
-
-/// The metric names a PromQL expression selects, found by a small tokenizer:
-/// strings, label matchers (`{...}`), ranges (`[...]`), label lists after
-/// `by`/`on`/..., function calls, aggregations, keywords, numbers, durations
-/// and `$variables` are skipped; every other identifier is a metric.
-pub fn metric_refs(expr: &str) -> Vec<MetricRef> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let skip_ws = |mut j: usize| {
-        while j < chars.len() && chars[j].is_whitespace() {
-            j += 1;
-        }
-        j
-    };
-    // Index just past the bracket matching the one at `open`, quotes respected.
-    let close = |open: usize, left: char, right: char| {
-        let mut depth = 0;
-        let mut j = open;
-        let mut quote: Option<char> = None;
-        while j < chars.len() {
-            let c = chars[j];
-            match quote {
-                Some(q) => {
-                    if c == '\\' {
-                        j += 1;
-                    } else if c == q {
-                        quote = None;
-                    }
-                }
-                None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
-                None if c == left => depth += 1,
-                None if c == right => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return j + 1;
-                    }
-                }
-                None => {}
-            }
-            j += 1;
-        }
-        chars.len()
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            let mut j = i + 1;
-            while j < chars.len() && chars[j] != c {
-                if chars[j] == '\\' {
-                    j += 1;
-                }
-                j += 1;
-            }
-            i = j + 1;
-        } else if c == '{' {
-            i = close(i, '{', '}');
-        } else if c == '[' {
-            i = close(i, '[', ']');
-        } else if c == '#' {
-            // A comment runs to the end of the line.
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '$' || c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
-            i += 1;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
-                i += 1;
-            }
-            let ident: String = chars[start..i].iter().collect();
-            let next = skip_ws(i);
-            let lower = ident.to_ascii_lowercase();
-            if LABEL_LIST_KEYWORDS.contains(&lower.as_str()) {
-                if chars.get(next) == Some(&'(') {
-                    i = close(next, '(', ')');
-                }
-            } else if KEYWORDS.contains(&lower.as_str()) || AGGREGATIONS.contains(&lower.as_str()) {
-                // Operators and aggregations; their arguments are scanned normally.
-            } else if chars.get(next) == Some(&'(') {
-                // A function call: its arguments are scanned normally.
-            } else {
-                let matchers = if chars.get(next) == Some(&'{') {
-                    let end = close(next, '{', '}');
-                    i = end;
-                    chars[next + 1..end.saturating_sub(1)].iter().collect()
-                } else {
-                    String::new()
-                };
-                out.push(MetricRef { name: ident, matchers });
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
+pub use crate::support::promql::metric_refs;
 
 /// Whether `name` (possibly a histogram's `_bucket`/`_sum`/`_count`) is a family
 /// the exporter declares.
@@ -251,17 +139,10 @@ pub fn substitute_variables(expr: &str, job: &str, instance: &str, rate_interval
         .replace("$__rate_interval", rate_interval)
 }
 
-fn which(binary: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(binary)).find(|p| p.is_file()))
-}
-
-/// Runs a checking tool; `None` (with a message) when it is not installed.
-fn run_tool(binary: &str, args: &[&str], install_hint: &str) -> Option<std::process::Output> {
-    let Some(path) = which(binary) else {
-        eprintln!("SKIPPED: `{binary}` is not installed ({install_hint}); CI installs it via scripts/install-deps.sh");
-        return None;
-    };
+/// Runs a checking tool; `None` (the test is recorded as skipped) when it is
+/// not installed outside CI.
+fn run_tool(binary: &str, args: &[&str], debian_package: &str) -> Option<std::process::Output> {
+    let path = crate::support::process::require_tool(binary, debian_package)?;
     let output = Command::new(&path)
         .args(args)
         .current_dir(root())
@@ -541,7 +422,7 @@ fn dashboard_queries_are_valid_promql() {
     }
     let file = dir.join("dashboard-queries.rules.yml");
     std::fs::write(&file, rules).expect("write rules");
-    let out = run_tool("promtool", &["check", "rules", &file.display().to_string()], "apt-get install prometheus");
+    let out = run_tool("promtool", &["check", "rules", &file.display().to_string()], "prometheus");
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(out) = out {
         assert!(out.status.success(), "promtool rejects a dashboard query:\n{}", describe(&out));
@@ -570,8 +451,7 @@ fn shipped_prometheus_config_passes_promtool() {
         assert!(relabel.contains("target_label: instance"), "{:?}: instance must be relabelled", job["job_name"]);
         assert!(relabel.contains("target_label: __address__"), "{:?}: must point at the exporter", job["job_name"]);
     }
-    if let Some(out) = run_tool("promtool", &["check", "config", "deploy/prometheus.yml"], "apt-get install prometheus")
-    {
+    if let Some(out) = run_tool("promtool", &["check", "config", "deploy/prometheus.yml"], "prometheus") {
         assert!(out.status.success(), "promtool check config deploy/prometheus.yml:\n{}", describe(&out));
     }
 }
@@ -582,9 +462,7 @@ fn shipped_alertmanager_config_passes_amtool() {
     for needle in ["severity = critical", "severity = warning", "alertname = RedisDown", "alertname = MongodbDown"] {
         assert!(config.contains(needle), "deploy/alertmanager.yml lacks `{needle}`");
     }
-    if let Some(out) =
-        run_tool("amtool", &["check-config", "deploy/alertmanager.yml"], "apt-get install prometheus-alertmanager")
-    {
+    if let Some(out) = run_tool("amtool", &["check-config", "deploy/alertmanager.yml"], "prometheus-alertmanager") {
         assert!(out.status.success(), "amtool check-config deploy/alertmanager.yml:\n{}", describe(&out));
     }
 }
@@ -634,7 +512,16 @@ fn systemd_unit_is_hardened_and_verifies() {
     let dir = crate::support::private_temp_dir("unit");
     let copy = dir.join("tenderly-exporter.service");
     std::fs::write(&copy, unit.replace("/usr/local/bin/tenderly-exporter", "/bin/true")).expect("write unit");
-    let out = run_tool("systemd-analyze", &["verify", &copy.display().to_string()], "part of systemd");
+    // Not required: a machine without systemd has no systemd-analyze, CI included.
+    let out = match crate::support::process::which("systemd-analyze") {
+        Some(_) => run_tool("systemd-analyze", &["verify", &copy.display().to_string()], "systemd"),
+        None => {
+            crate::support::process::skip(
+                "systemd-analyze is not installed: the unit's directives were checked, `verify` was not",
+            );
+            None
+        }
+    };
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(out) = out {
         assert!(out.status.success(), "systemd-analyze verify:\n{}", describe(&out));

@@ -5,9 +5,10 @@
 //! TLS, a wrong CA and plain `redis://` to a TLS port, each within the scrape
 //! deadline and without leaking the password or PEM contents.
 
+use crate::support::process::free_port;
 use std::fs::{self, File};
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -192,11 +193,6 @@ impl Drop for TlsRedis {
         self.kill();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 to pick a free port");
-    listener.local_addr().expect("a bound listener has a local address").port()
 }
 
 /// An exporter for `addr` with the password from the environment and extra flags.

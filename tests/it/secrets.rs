@@ -12,6 +12,7 @@
 //! in raw, percent-encoded, hex and base64 forms (and its distinctive prefix
 //! alone, which catches a partial rendering).
 
+use crate::support::process::free_port;
 use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
@@ -153,11 +154,6 @@ impl Transcript {
 }
 
 // ---- processes -----------------------------------------------------------------
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("bound listener has an address").port()
-}
 
 /// The binary with a clean environment (nothing inherited can configure it).
 fn exporter_command(args: &[String], env: &[(&str, &str)]) -> Command {

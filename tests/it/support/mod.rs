@@ -17,6 +17,8 @@ pub mod golden;
 pub mod mongo_fixtures;
 pub mod mongo_replay;
 pub mod pki;
+pub mod process;
+pub mod promql;
 pub mod redis_server;
 
 use std::time::{Duration, Instant};

@@ -1,10 +1,10 @@
 //! Throwaway certificates made with the `openssl` CLI at test time, in a
 //! private directory (no key is ever committed). EC P-256, valid two days.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// How long one `openssl` invocation may take.
 const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,30 +25,13 @@ impl CertDir {
 
     /// Runs `openssl` in the directory, bounded; panics with its stderr on failure.
     pub fn openssl(&self, args: &[&str]) {
-        let log = self.dir.join("openssl.log");
-        let stderr = File::create(&log).expect("creating openssl.log");
-        let mut child = Command::new("openssl")
-            .args(args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("these tests need the openssl CLI (apt-get install openssl): {e}"));
-        let deadline = Instant::now() + OPENSSL_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for openssl") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("openssl {args:?} did not finish within {OPENSSL_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        if !status.success() {
-            panic!("openssl {args:?} failed ({status}):\n{}", fs::read_to_string(&log).unwrap_or_default());
+        let openssl = super::process::which("openssl")
+            .unwrap_or_else(|| panic!("these tests need the openssl CLI (apt-get install openssl)"));
+        let mut cmd = Command::new(openssl);
+        cmd.args(args);
+        let run = super::process::run_bounded(cmd, &self.dir, OPENSSL_TIMEOUT);
+        if !run.success() {
+            panic!("openssl {args:?} failed ({}):\n{}", run.status, run.stderr);
         }
     }
 
