@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant as StdInstant};
 
-use tenderly_exporter::collectors::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
 use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
 use tenderly_exporter::metrics::Exposition;
+use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())

@@ -14,38 +14,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{self, Cli};
-use crate::collectors::tenderly::backups::BackupsConfig;
-use crate::collectors::tenderly::keys::KeyFamiliesConfig;
-use crate::collectors::tenderly::queries::QueriesConfig;
-use crate::collectors::tenderly::redis_posture::RedisPostureConfig;
 use crate::logging::{LogFormat, LogLevel};
+use crate::tenderly::backups::BackupsConfig;
+use crate::tenderly::keys::KeyFamiliesConfig;
+use crate::tenderly::queries::QueriesConfig;
+use crate::tenderly::redis_posture::RedisPostureConfig;
 
-/// A credential. Its contents never reach `Debug`, `Display` or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for handing to a client library only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Configuration errors: each names where the problem is and the fix.
 #[derive(Debug, thiserror::Error)]

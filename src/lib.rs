@@ -14,7 +14,9 @@ pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod scrape;
+pub mod secret;
 pub mod server;
+pub mod tenderly;
 pub mod web_config;
 
 /// Every metric family the exporter can emit, for documentation and for the
@@ -28,7 +30,7 @@ pub fn all_descriptors() -> Vec<&'static metrics::Desc> {
 /// `exporter` for the exporter's own families). `docs/metrics.md` is rendered
 /// from this list by `tests/it/metrics_doc.rs`.
 pub fn metric_catalog() -> Vec<(&'static str, &'static metrics::Desc)> {
-    use collectors::{mongodb, redis, tenderly};
+    use collectors::{mongodb, redis};
     let groups: Vec<(&'static str, Vec<&'static metrics::Desc>)> = vec![
         ("exporter", scrape::descriptors().into_iter().chain(process::descriptors()).collect()),
         ("redis", redis::encode::descriptors()),

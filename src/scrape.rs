@@ -24,13 +24,13 @@ use tokio::time::{timeout_at, Instant};
 use crate::build_info;
 use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
-use crate::collectors::tenderly::backups::{self, BackupsConfig};
-use crate::collectors::tenderly::keys::KeyScanner;
-use crate::collectors::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
-use crate::collectors::tenderly::{Cached, POSTURE_INTERVAL};
 use crate::config::{Config, Target, TargetSpec};
 use crate::discovery::{self, DiscoveryError, Topology, DISCOVERY_DEADLINE};
 use crate::metrics::{BaseUnit, Desc, Exposition};
+use crate::tenderly::backups::{self, BackupsConfig};
+use crate::tenderly::keys::KeyScanner;
+use crate::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
+use crate::tenderly::{Cached, POSTURE_INTERVAL};
 
 pub const BUILD_INFO: Desc = Desc::gauge(
     "tenderly_exporter_build_info",

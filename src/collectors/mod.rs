@@ -4,4 +4,3 @@
 
 pub mod mongodb;
 pub mod redis;
-pub mod tenderly;

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use tenderly_exporter::collectors::tenderly::keys::{KeyFamiliesConfig, KeyScanError, KeyScanner};
-use tenderly_exporter::collectors::tenderly::redis_posture::{
+use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::metrics::{Exposition, Value};
+use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanError, KeyScanner};
+use tenderly_exporter::tenderly::redis_posture::{
     self, Outcome, RedisPostureConfig, AUTH_REQUIRED, DANGEROUS_COMMANDS_DISABLED, NOT_BOUND_TO_ALL_INTERFACES,
     PROTECTED_MODE, TLS_REQUIRED,
 };
-use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
-use tenderly_exporter::metrics::{Exposition, Value};
 use tokio::time::Instant;
 
 use crate::support::redis_server::info_field;

@@ -15,11 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary, Bson, DateTime, Document};
 use mongodb::Client;
-use tenderly_exporter::collectors::tenderly::audit::AuditCounter;
-use tenderly_exporter::collectors::tenderly::backups::{self, BackupSource, BackupsConfig};
-use tenderly_exporter::collectors::tenderly::mongo_posture::{self, NotEvaluated};
-use tenderly_exporter::collectors::tenderly::queries::{QueriesConfig, QueryRunner};
 use tenderly_exporter::metrics::{Exposition, Value};
+use tenderly_exporter::tenderly::audit::AuditCounter;
+use tenderly_exporter::tenderly::backups::{self, BackupSource, BackupsConfig};
+use tenderly_exporter::tenderly::mongo_posture::{self, NotEvaluated};
+use tenderly_exporter::tenderly::queries::{QueriesConfig, QueryRunner};
 use tokio::time::Instant;
 
 use crate::support::mongo_fixtures;
@@ -688,7 +688,7 @@ fn the_shipped_set_written_out_in_the_docs_is_the_shipped_set() {
     let config: QueriesConfig =
         serde_norway::from_str(&format!("app_database: tenderly\nshipped: false\n{yaml}")).expect("docs yaml parses");
     config.validate().expect("docs yaml is valid");
-    let normal = |q: &tenderly_exporter::collectors::tenderly::queries::QuerySpec| {
+    let normal = |q: &tenderly_exporter::tenderly::queries::QuerySpec| {
         let mut q = q.clone();
         q.database = None;
         let json = |d: &Document| Bson::Document(d.clone()).into_relaxed_extjson().to_string();
@@ -698,6 +698,6 @@ fn the_shipped_set_written_out_in_the_docs_is_the_shipped_set() {
     };
     let documented: Vec<_> = config.queries.iter().map(normal).collect();
     let shipped: Vec<_> =
-        tenderly_exporter::collectors::tenderly::queries::shipped_queries("tenderly").iter().map(normal).collect();
+        tenderly_exporter::tenderly::queries::shipped_queries("tenderly").iter().map(normal).collect();
     assert_eq!(documented, shipped);
 }

@@ -27,9 +27,9 @@ use tokio::time::{timeout_at, Instant};
 
 use super::collstats::{self, CollectionStats, Namespace};
 use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot, NodeInfo, Role};
-use crate::collectors::tenderly::{mongo_posture, queries::QueryRunner, Cached, POSTURE_INTERVAL};
 use crate::config::MongoTarget;
 use crate::metrics::Exposition;
+use crate::tenderly::{mongo_posture, queries::QueryRunner, Cached, POSTURE_INTERVAL};
 
 /// How long a refused command is left alone before it is tried again (privileges
 /// can be granted while the exporter runs).
