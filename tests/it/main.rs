@@ -1,27 +1,40 @@
-//! The one integration-test binary. Modules mirror the layers: parsers on real
-//! captures, golden expositions, HTTP on port 0, live servers started here.
+//! The one integration-test binary. Modules are grouped by the layer they
+//! test, bottom up: parsers on real captures and golden expositions, the
+//! generic collectors against live servers, the Tenderly layer, the HTTP
+//! surface and the binary's edges, then the shipped files and the whole stack.
 
-mod alert_rules;
-mod config_cli;
-mod dashboards;
-mod discovery;
-mod doctor;
-mod e2e;
-mod fault_matrix;
-mod harness;
-mod http;
-mod metrics_doc;
-mod mongo_collstats;
-mod mongo_live;
-mod mongo_replay_selftest;
-mod mongo_replset;
-mod mongo_server_status;
-mod proptest_parsers;
-mod redis_live;
-mod redis_parse;
-mod redis_tls;
-mod secrets;
+// Test support: servers, the replay server, processes and skips, goldens, PromQL.
 mod support;
-mod tenderly_keys;
-mod tenderly_queries;
-mod web_security;
+
+// -- Parsers and encoders (pure: captures in, expositions out) --
+mod metrics_doc; // docs/metrics.md rendered from the declarations
+mod mongo_replset; // replSetGetStatus/Config, oplog, currentOp, dbStats, profiler parsers
+mod mongo_server_status; // serverStatus parser and encoder on every capture
+mod proptest_parsers; // property tests for every parser of untrusted input
+mod redis_parse; // INFO parser and encoder on every capture
+
+// -- Generic collectors against live servers (real redis-server, MongoDB replay server) --
+mod harness; // the live-test harness itself
+mod mongo_collstats; // opt-in top/$collStats/$indexStats
+mod mongo_live; // the MongoDB collector through the real driver
+mod mongo_replay_selftest; // the replay server answers like a mongod
+mod redis_live; // the Redis collector on real servers, roles and ACLs
+mod redis_tls; // Redis over TLS with throwaway certificates
+
+// -- The Tenderly application layer --
+mod tenderly_keys; // key families and Redis posture on real servers
+mod tenderly_queries; // queries, audit counters and MongoDB posture
+
+// -- HTTP surface, orchestration and the binary's edges --
+mod config_cli; // flags, config file, --check-config
+mod discovery; // /discover and member probes
+mod doctor; // the doctor subcommand
+mod fault_matrix; // two targets, one failing in every way
+mod http; // routing, content types, deadlines, limits
+mod secrets; // no secret in any output
+mod web_security; // TLS and basic auth on the exporter's endpoints
+
+// -- Shipped files and the whole stack --
+mod alert_rules; // alert rules: names, runbooks, promtool
+mod dashboards; // dashboards, deploy files, systemd unit
+mod e2e; // Prometheus + Alertmanager + exporter + databases
