@@ -18,6 +18,7 @@ use crate::collectors::tenderly::backups::BackupsConfig;
 use crate::collectors::tenderly::keys::KeyFamiliesConfig;
 use crate::collectors::tenderly::queries::QueriesConfig;
 use crate::collectors::tenderly::redis_posture::RedisPostureConfig;
+use crate::trust::MemberAllowList;
 
 /// A credential. Its contents never reach `Debug`, `Display` or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -170,6 +171,9 @@ pub struct MongoTarget {
     pub limits: MongoLimits,
     /// Tenderly application signals (shipped and custom queries, audit counters, posture).
     pub tenderly: Option<QueriesConfig>,
+    /// Discovered hosts (besides the connection string's) that may get the
+    /// credentials (`members_allowed:`; see docs/security-trust-model.md).
+    pub members_allowed: MemberAllowList,
 }
 
 impl fmt::Debug for MongoTarget {
@@ -181,6 +185,7 @@ impl fmt::Debug for MongoTarget {
             .field("collectors", &self.collectors)
             .field("limits", &self.limits)
             .field("tenderly", &self.tenderly.as_ref().map(|t| t.app_database.clone()))
+            .field("members_allowed", &self.members_allowed)
             .finish()
     }
 }
@@ -220,6 +225,9 @@ pub struct RedisTarget {
     pub key_families: Option<KeyFamiliesConfig>,
     /// Security posture checks (every 5 minutes); `None` when disabled.
     pub posture: Option<RedisPostureConfig>,
+    /// Discovered nodes (besides the address's host and `replica_address`) that
+    /// may get the credentials (`members_allowed:`; see docs/security-trust-model.md).
+    pub members_allowed: MemberAllowList,
 }
 
 impl fmt::Debug for RedisTarget {
@@ -232,6 +240,7 @@ impl fmt::Debug for RedisTarget {
             .field("collectors", &self.collectors)
             .field("key_families", &self.key_families.is_some())
             .field("posture", &self.posture)
+            .field("members_allowed", &self.members_allowed)
             .finish()
     }
 }
@@ -346,6 +355,20 @@ struct FileTarget {
     key_families: Option<KeyFamiliesConfig>,
     #[serde(default)]
     posture_options: Option<RedisPostureConfig>,
+    #[serde(default)]
+    members_allowed: Option<FileMembersAllowed>,
+}
+
+/// `members_allowed:` of a target: who besides the target's own hosts may get its credentials.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMembersAllowed {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    cidrs: Vec<String>,
+    #[serde(default)]
+    dns_suffixes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -454,6 +477,7 @@ impl Config {
                         .then(KeyFamiliesConfig::default),
                     posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true)
                         .then(RedisPostureConfig::default),
+                    members_allowed: MemberAllowList::default(),
                 }),
                 timeout: None,
                 default: true,
@@ -541,6 +565,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
             collectors,
             limits,
             tenderly: tenderly_from_flags(cli)?,
+            members_allowed: MemberAllowList::default(),
         }),
         timeout: None,
         default: true,
@@ -616,6 +641,11 @@ pub fn parse_file_full(
             }
             None => None,
         };
+        let members_allowed = match &t.members_allowed {
+            Some(m) => MemberAllowList::parse(&m.hosts, &m.cidrs, &m.dns_suffixes)
+                .map_err(|e| invalid(at(&format!("members_allowed.{}", e.field)), e.problem, e.fix))?,
+            None => MemberAllowList::default(),
+        };
         let spec = match kind {
             TargetKind::Redis => {
                 let mongo_only = [
@@ -678,6 +708,7 @@ pub fn parse_file_full(
                     collectors,
                     key_families,
                     posture,
+                    members_allowed,
                 })
             }
             TargetKind::Mongodb => {
@@ -740,6 +771,7 @@ pub fn parse_file_full(
                     collectors,
                     limits,
                     tenderly: t.tenderly,
+                    members_allowed,
                 })
             }
         };
@@ -1041,6 +1073,23 @@ mod tests {
             ("targets:\n  - {name: a, kind: redis, address: h:1, timeout: 10x}\n", "targets[0] (a).timeout"),
             ("targets:\n  - {name: a, kind: redis, address: h:1, colour: red}\n", "unknown field `colour`"),
             ("targets: [", "targets.yml"),
+            (
+                "targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {cidrs: ['10.0.0.1/8']}}\n",
+                "targets[0] (a).members_allowed.cidrs[0]",
+            ),
+            (
+                "targets:\n  - {name: a, kind: mongodb, address: 'mongodb://h:1', members_allowed: {hosts: [ok, 'h:1']}}\n",
+                "targets[0] (a).members_allowed.hosts[1]",
+            ),
+            (
+                "targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {dns_suffixes: [internal]}}\n",
+                "targets[0] (a).members_allowed.dns_suffixes[0]",
+            ),
+            (
+                "targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {hosts: ['169.254.169.254']}}\n",
+                "never contacted",
+            ),
+            ("targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {ips: []}}\n", "unknown field `ips`"),
         ];
         for (yaml, needle) in cases {
             let err = parse_file(yaml, path, &env).expect_err(yaml).to_string();

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod process;
 pub mod scrape;
 pub mod server;
+pub mod trust;
 pub mod web_config;
 
 /// Every metric family the exporter can emit, for documentation and for the
