@@ -649,7 +649,7 @@ impl MongoClient {
                 return Err(SectionOutcome::Unauthorized { command: name, grant: grant_for(name) });
             }
         }
-        match timeout_at(deadline, db.run_command(command)).await {
+        match timeout_at(deadline, run_command(db, command)).await {
             Err(_) => Err(SectionOutcome::Failed(format!("{name}: deadline exceeded"))),
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
@@ -761,13 +761,23 @@ fn restrict_discovery(options: &mut ClientOptions, spec: &MongoTarget) {
     options.min_pool_size = Some(0);
 }
 
+/// `db.run_command(command)` with the client's selection criteria. The driver
+/// ignores the client's default for runCommand (a driver-spec rule) and would
+/// use "primary" on whatever it discovered; with replica-set discovery the
+/// default is the trust predicate of [`restrict_discovery`], so every command
+/// must carry it. Without discovery (direct connection) nothing changes.
+pub fn run_command(db: &mongodb::Database, command: Document) -> mongodb::action::RunCommand<'_> {
+    use mongodb::action::Action as _;
+    db.run_command(command).optional(db.selection_criteria().cloned(), |action, c| action.selection_criteria(c))
+}
+
 async fn run(
     db: &mongodb::Database,
     command: Document,
     deadline: Instant,
     name: &'static str,
 ) -> Result<Document, MongoError> {
-    timeout_at(deadline, db.run_command(command))
+    timeout_at(deadline, run_command(db, command))
         .await
         .map_err(|_| MongoError::Timeout(name))?
         .map_err(|e| MongoError::Command { command: name, reason: describe(&e) })
@@ -811,7 +821,7 @@ const PER_COLLECTION_BATCH: i32 = 10_000;
 async fn kill_cursor(db: &mongodb::Database, reply: &Document, collection: &str, deadline: Instant) {
     let id = reply.get_document("cursor").ok().and_then(|c| c.get_i64("id").ok()).unwrap_or(0);
     if id != 0 {
-        let _ = timeout_at(deadline, db.run_command(doc! {"killCursors": collection, "cursors": [id]})).await;
+        let _ = timeout_at(deadline, run_command(db, doc! {"killCursors": collection, "cursors": [id]})).await;
     }
 }
 
