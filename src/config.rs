@@ -1098,6 +1098,21 @@ mod tests {
     }
 
     #[test]
+    fn members_allowed_parses_for_both_kinds_and_defaults_to_empty() {
+        let env = MapEnv(HashMap::new());
+        let yaml = "targets:\n  - {name: r, kind: redis, address: h:1, members_allowed: {hosts: [A.internal], cidrs: ['10.0.0.0/8'], dns_suffixes: [.redis.internal]}}\n  - {name: m, kind: mongodb, address: 'mongodb://h:1', members_allowed: {hosts: ['::1']}}\n  - {name: d, kind: redis, address: h:2}\n";
+        let targets = parse_file(yaml, Path::new("c.yml"), &env).expect("parses");
+        let TargetSpec::Redis(r) = &targets[0].spec else { panic!("expected a Redis target") };
+        assert_eq!(r.members_allowed.hosts, vec!["a.internal".to_string()]);
+        assert_eq!(r.members_allowed.cidrs.len(), 1);
+        assert_eq!(r.members_allowed.dns_suffixes, vec!["redis.internal".to_string()]);
+        let TargetSpec::Mongodb(m) = &targets[1].spec else { panic!("expected a MongoDB target") };
+        assert_eq!(m.members_allowed.hosts, vec!["::1".to_string()]);
+        let TargetSpec::Redis(d) = &targets[2].spec else { panic!("expected a Redis target") };
+        assert!(d.members_allowed.is_empty());
+    }
+
+    #[test]
     fn duplicate_names_and_two_defaults_are_rejected() {
         let env = MapEnv(HashMap::new());
         let yaml = "targets:\n  - {name: a, kind: redis, address: h:1, default: true}\n  - {name: b, kind: redis, address: h:2, default: true}\n";
