@@ -475,7 +475,8 @@ mod tests {
     #[test]
     fn allow_list_errors_name_the_field() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let cases: [(&[&str], &[&str], &[&str], &str); 6] = [
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], &'a str);
+        let cases: [Case; 6] = [
             (&["h:1"], &[], &[], "hosts[0]"),
             (&["ok", "169.254.169.254"], &[], &[], "hosts[1]"),
             (&[], &["10.0.0.1/8"], &[], "cidrs[0]"),
