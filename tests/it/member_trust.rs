@@ -102,13 +102,18 @@ fn fake_replica_registered_with_replconf_is_untrusted_and_never_gets_the_passwor
     );
     let exporter = exporter_with(&target, &[("MAIN_PW", seed_password)]);
     let entries = discover(&exporter, "main");
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| {
+            exporter
+                .get_with(&format!("/probe?target=main&member={fake}"), &[("X-Prometheus-Scrape-Timeout-Seconds", "1")])
+                .status
+        })
+        .collect();
+    // First the canary: the old code connected and sent `AUTH <password>` here.
+    canary.assert_untouched();
+    assert_eq!(statuses, [400, 400, 400]);
     assert_eq!(trusted(&entries, &server.addr()).as_deref(), Some("true"), "{entries:?}");
     assert_eq!(trusted(&entries, &fake).as_deref(), Some("false"), "listed, untrusted: {entries:?}");
-    for _ in 0..3 {
-        let resp = exporter.get(&format!("/probe?target=main&member={fake}"));
-        assert_eq!(resp.status, 400, "{}", resp.body);
-        assert!(!resp.body.contains(&fake));
-    }
     // The seed itself is still scraped as a member.
     let m = exporter.scrape(&format!("/probe?target=main&member={}", server.addr()));
     assert_eq!(m.expect("redis_up", &[]), 1.0, "{}", m.text);
@@ -239,11 +244,13 @@ fn member_probe_never_contacts_hosts_injected_into_hello() {
 
     let exporter = exporter_with(&format!("  - {{name: rs, kind: mongodb, address: '{}'}}\n", seed.uri()), &[]);
     let entries = discover(&exporter, "rs");
+    let resp = exporter
+        .get_with(&format!("/probe?target=rs&member={injected}"), &[("X-Prometheus-Scrape-Timeout-Seconds", "1")]);
+    // First the canary: the old code connected to the injected host.
+    canary.assert_untouched();
+    assert_eq!(resp.status, 400, "{}", resp.body);
     assert_eq!(trusted(&entries, &seed_addr).as_deref(), Some("true"), "{entries:?}");
     assert_eq!(trusted(&entries, &injected).as_deref(), Some("false"), "{entries:?}");
-    let resp = exporter.get(&format!("/probe?target=rs&member={injected}"));
-    assert_eq!(resp.status, 400, "{}", resp.body);
-    canary.assert_untouched();
     // Only checked after the canary: the old code would have connected to these.
     for member in link_local {
         assert_eq!(trusted(&entries, member).as_deref(), Some("false"), "{member}: {entries:?}");
