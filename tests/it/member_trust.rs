@@ -229,6 +229,38 @@ fn key_scan_never_follows_cluster_nodes_to_a_master_that_is_not_allowed() {
     assert_eq!(scanner.nodes_refused(), 0);
 }
 
+#[test]
+fn default_cluster_target_scrapes_and_discovery_never_follow_a_hostile_cluster_nodes() {
+    let canary = BlackHole::start_on("127.0.0.2");
+    let canary_port = canary.port;
+    let seed = hostile_cluster_node(move |own| {
+        format!(
+            "0000000000000000000000000000000000000001 127.0.0.1:{own}@1 myself,master - 0 0 1 connected 0-8191\n\
+             0000000000000000000000000000000000000002 127.0.0.2:{canary_port}@2 master - 0 0 2 connected 8192-16383\n"
+        )
+    });
+    let exporter = exporter_with(
+        &format!(
+            "  - {{name: cache, kind: redis, address: 'redis://127.0.0.1:{seed}', password_env: CACHE_PW, default: true, \
+             timeout: 1s}}\n"
+        ),
+        &[("CACHE_PW", "cluster-pw-must-stay-home")],
+    );
+    // Every /metrics steps the key scan in the background (no request names the master).
+    for _ in 0..4 {
+        let _ = exporter.get_with("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1")]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    canary.assert_untouched(); // the key scan did not go there
+    let entries = discover(&exporter, "cache");
+    let member = format!("127.0.0.2:{canary_port}");
+    let status = exporter.get(&format!("/probe?target=cache&member={member}")).status;
+    canary.assert_untouched();
+    assert_eq!(status, 400);
+    assert_eq!(trusted(&entries, &member).as_deref(), Some("false"), "{entries:?}");
+    assert_eq!(trusted(&entries, &format!("127.0.0.1:{seed}")).as_deref(), Some("true"), "{entries:?}");
+}
+
 // ---- MongoDB: a hostile hello.hosts --------------------------------------------
 
 #[test]
