@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         collectors: RedisCollectors::default(),
         key_families: None,
         posture: None,
+        members_allowed: Default::default(),
     };
 
     let mut info_conn = {

@@ -19,6 +19,7 @@ use crate::tenderly::backups::BackupsConfig;
 use crate::tenderly::keys::KeyFamiliesConfig;
 use crate::tenderly::queries::QueriesConfig;
 use crate::tenderly::redis_posture::RedisPostureConfig;
+use crate::trust::MemberAllowList;
 
 pub use crate::secret::Secret;
 
@@ -139,6 +140,9 @@ pub struct MongoTarget {
     pub limits: MongoLimits,
     /// Tenderly application signals (shipped and custom queries, audit counters, posture).
     pub tenderly: Option<QueriesConfig>,
+    /// Discovered hosts (besides the connection string's) that may get the
+    /// credentials (`members_allowed:`; see docs/security-trust-model.md).
+    pub members_allowed: MemberAllowList,
 }
 
 impl fmt::Debug for MongoTarget {
@@ -150,6 +154,7 @@ impl fmt::Debug for MongoTarget {
             .field("collectors", &self.collectors)
             .field("limits", &self.limits)
             .field("tenderly", &self.tenderly.as_ref().map(|t| t.app_database.clone()))
+            .field("members_allowed", &self.members_allowed)
             .finish()
     }
 }
@@ -189,6 +194,9 @@ pub struct RedisTarget {
     pub key_families: Option<KeyFamiliesConfig>,
     /// Security posture checks (every 5 minutes); `None` when disabled.
     pub posture: Option<RedisPostureConfig>,
+    /// Discovered nodes (besides the address's host and `replica_address`) that
+    /// may get the credentials (`members_allowed:`; see docs/security-trust-model.md).
+    pub members_allowed: MemberAllowList,
 }
 
 impl fmt::Debug for RedisTarget {
@@ -201,6 +209,7 @@ impl fmt::Debug for RedisTarget {
             .field("collectors", &self.collectors)
             .field("key_families", &self.key_families.is_some())
             .field("posture", &self.posture)
+            .field("members_allowed", &self.members_allowed)
             .finish()
     }
 }
@@ -315,6 +324,20 @@ struct FileTarget {
     key_families: Option<KeyFamiliesConfig>,
     #[serde(default)]
     posture_options: Option<RedisPostureConfig>,
+    #[serde(default)]
+    members_allowed: Option<FileMembersAllowed>,
+}
+
+/// `members_allowed:` of a target: who besides the target's own hosts may get its credentials.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMembersAllowed {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    cidrs: Vec<String>,
+    #[serde(default)]
+    dns_suffixes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -424,6 +447,7 @@ impl Config {
                         .then(KeyFamiliesConfig::default),
                     posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true)
                         .then(RedisPostureConfig::default),
+                    members_allowed: MemberAllowList::default(),
                 }),
                 timeout: None,
                 default: true,
@@ -521,6 +545,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
             collectors,
             limits,
             tenderly: tenderly_from_flags(cli)?,
+            members_allowed: MemberAllowList::default(),
         }),
         timeout: None,
         default: true,
@@ -596,6 +621,11 @@ pub fn parse_file_full(
             }
             None => None,
         };
+        let members_allowed = match &t.members_allowed {
+            Some(m) => MemberAllowList::parse(&m.hosts, &m.cidrs, &m.dns_suffixes)
+                .map_err(|e| invalid(at(&format!("members_allowed.{}", e.field)), e.problem, e.fix))?,
+            None => MemberAllowList::default(),
+        };
         let spec = match kind {
             TargetKind::Redis => {
                 let mongo_only = [
@@ -658,6 +688,7 @@ pub fn parse_file_full(
                     collectors,
                     key_families,
                     posture,
+                    members_allowed,
                 })
             }
             TargetKind::Mongodb => {
@@ -720,6 +751,7 @@ pub fn parse_file_full(
                     collectors,
                     limits,
                     tenderly: t.tenderly,
+                    members_allowed,
                 })
             }
         };
@@ -1021,11 +1053,43 @@ mod tests {
             ("targets:\n  - {name: a, kind: redis, address: h:1, timeout: 10x}\n", "targets[0] (a).timeout"),
             ("targets:\n  - {name: a, kind: redis, address: h:1, colour: red}\n", "unknown field `colour`"),
             ("targets: [", "targets.yml"),
+            (
+                "targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {cidrs: ['10.0.0.1/8']}}\n",
+                "targets[0] (a).members_allowed.cidrs[0]",
+            ),
+            (
+                "targets:\n  - {name: a, kind: mongodb, address: 'mongodb://h:1', members_allowed: {hosts: [ok, 'h:1']}}\n",
+                "targets[0] (a).members_allowed.hosts[1]",
+            ),
+            (
+                "targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {dns_suffixes: [internal]}}\n",
+                "targets[0] (a).members_allowed.dns_suffixes[0]",
+            ),
+            (
+                "targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {hosts: ['169.254.169.254']}}\n",
+                "never contacted",
+            ),
+            ("targets:\n  - {name: a, kind: redis, address: h:1, members_allowed: {ips: []}}\n", "unknown field `ips`"),
         ];
         for (yaml, needle) in cases {
             let err = parse_file(yaml, path, &env).expect_err(yaml).to_string();
             assert!(err.contains(needle), "{yaml:?} gave {err:?}, wanted {needle:?}");
         }
+    }
+
+    #[test]
+    fn members_allowed_parses_for_both_kinds_and_defaults_to_empty() {
+        let env = MapEnv(HashMap::new());
+        let yaml = "targets:\n  - {name: r, kind: redis, address: h:1, members_allowed: {hosts: [A.internal], cidrs: ['10.0.0.0/8'], dns_suffixes: [.redis.internal]}}\n  - {name: m, kind: mongodb, address: 'mongodb://h:1', members_allowed: {hosts: ['::1']}}\n  - {name: d, kind: redis, address: h:2}\n";
+        let targets = parse_file(yaml, Path::new("c.yml"), &env).expect("parses");
+        let TargetSpec::Redis(r) = &targets[0].spec else { panic!("expected a Redis target") };
+        assert_eq!(r.members_allowed.hosts, vec!["a.internal".to_string()]);
+        assert_eq!(r.members_allowed.cidrs.len(), 1);
+        assert_eq!(r.members_allowed.dns_suffixes, vec!["redis.internal".to_string()]);
+        let TargetSpec::Mongodb(m) = &targets[1].spec else { panic!("expected a MongoDB target") };
+        assert_eq!(m.members_allowed.hosts, vec!["::1".to_string()]);
+        let TargetSpec::Redis(d) = &targets[2].spec else { panic!("expected a Redis target") };
+        assert!(d.members_allowed.is_empty());
     }
 
     #[test]

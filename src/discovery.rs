@@ -14,6 +14,13 @@
 //! - Redis without cluster: the seed and the replicas `INFO replication` lists.
 //!
 //! At most [`MAX_MEMBERS`] members, within [`DISCOVERY_DEADLINE`].
+//!
+//! Every member is listed, but only those the target's [`MemberPolicy`]
+//! allows (its own hosts plus `members_allowed:`, never link-local or metadata
+//! addresses; see [`crate::trust`]) are trusted: the others carry
+//! `__meta_tenderly_member_trusted="false"` and `/probe` refuses them without
+//! connecting. A member's address is only what a server said, and the
+//! target's password must not follow it anywhere the operator did not name.
 
 use std::time::Duration;
 
@@ -24,7 +31,8 @@ use tokio::time::{timeout_at, Instant};
 use crate::collectors::mongodb::client::MongoClient;
 use crate::collectors::redis::client::{bytes_of, open_connection};
 use crate::collectors::redis::info;
-use crate::config::RedisTarget;
+use crate::config::{MongoTarget, RedisTarget};
+use crate::trust::{self, MemberPolicy, Verdict};
 
 /// Upper bound on the members one discovery returns (and on cached member clients).
 pub const MAX_MEMBERS: usize = 100;
@@ -36,6 +44,9 @@ pub const DISCOVERY_DEADLINE: Duration = Duration::from_secs(5);
 pub struct Topology {
     pub set: Option<String>,
     pub members: Vec<String>,
+    /// Members (a subset of `members`) the target's policy does not allow:
+    /// listed, never scraped. Filled by [`classify`].
+    pub untrusted: Vec<String>,
 }
 
 impl Topology {
@@ -90,6 +101,45 @@ pub fn redis_member_spec(spec: &RedisTarget, host: &str, port: u16) -> Option<Re
     let mut member = spec.clone();
     member.url = format!("{scheme}://{}{path}", member_key(host, port));
     Some(member)
+}
+
+/// The trust policy of a Redis target: the address's host, the key scan's
+/// `replica_address` host, and `members_allowed`.
+pub fn redis_policy(spec: &RedisTarget) -> MemberPolicy {
+    let seed = redis_seed(spec).map(|(host, _)| host);
+    let replica = spec
+        .key_families
+        .as_ref()
+        .and_then(|k| k.replica_address.as_deref())
+        .and_then(parse_member)
+        .map(|(host, _)| host);
+    MemberPolicy::new(&spec.members_allowed, seed.iter().chain(replica.iter()).map(String::as_str), [])
+}
+
+/// The trust policy of a MongoDB target: the connection string's hosts (or
+/// the SRV name's domain) and `members_allowed`.
+pub fn mongo_policy(spec: &MongoTarget) -> MemberPolicy {
+    let (hosts, suffixes) = trust::mongo_seed(&spec.display);
+    MemberPolicy::new(&spec.members_allowed, hosts.iter().map(String::as_str), suffixes.iter().map(String::as_str))
+}
+
+/// Marks the members `policy` does not allow as untrusted (names resolved
+/// once, within `deadline`). Returns each untrusted member with the reason.
+pub async fn classify(topology: &mut Topology, policy: &MemberPolicy, deadline: Instant) -> Vec<(String, Verdict)> {
+    let mut policy = policy.clone();
+    policy.resolve_names(deadline).await;
+    let policy = &policy;
+    let checks = topology.members.iter().map(|member| async move {
+        let verdict = match parse_member(member) {
+            Some((host, port)) => policy.check(&host, port, deadline).await,
+            None => Verdict::Forbidden,
+        };
+        (member.clone(), verdict)
+    });
+    let refused: Vec<(String, Verdict)> =
+        futures_util::future::join_all(checks).await.into_iter().filter(|(_, v)| !v.allowed()).collect();
+    topology.untrusted = refused.iter().map(|(m, _)| m.clone()).collect();
+    refused
 }
 
 /// The Redis target's own TCP address; `None` for a Unix socket.
@@ -232,7 +282,8 @@ pub async fn mongodb(client: &MongoClient, display: &str, deadline: Instant) -> 
 /// Members from a `hello` reply plus the hosts of the connection string
 /// (`display` is `mongodb://h1:p1,h2:p2`; an SRV name adds nothing).
 pub fn mongo_from_hello(hello: &Document, display: &str) -> Topology {
-    let mut topology = Topology { set: hello.get_str("setName").ok().map(str::to_string), members: Vec::new() };
+    let mut topology =
+        Topology { set: hello.get_str("setName").ok().map(str::to_string), members: Vec::new(), untrusted: Vec::new() };
     if let Some(hosts) = display.strip_prefix("mongodb://") {
         for host in hosts.split(',') {
             let host = if host.contains(':') { host.to_string() } else { format!("{host}:27017") };
@@ -261,6 +312,9 @@ pub fn valid_host_header(host: &str) -> bool {
 }
 
 /// The `http_sd` document: one entry per member, each scraped through `exporter`.
+/// `__meta_tenderly_member_trusted` says whether `/probe` will scrape it
+/// (`"false"`: the member is not allowed and its probe answers 400; drop it
+/// with a relabel rule, or keep it to see it as a down target).
 pub fn http_sd_json(exporter: &str, target: &str, topology: &Topology) -> String {
     let mut out = String::from("[");
     for (i, member) in topology.members.iter().enumerate() {
@@ -277,6 +331,8 @@ pub fn http_sd_json(exporter: &str, target: &str, topology: &Topology) -> String
         if let Some(set) = &topology.set {
             out.push_str(&format!(",\"set\":{}", json_string(set)));
         }
+        let trusted = !topology.untrusted.contains(member);
+        out.push_str(&format!(",\"__meta_tenderly_member_trusted\":\"{trusted}\""));
         out.push_str("}}");
     }
     out.push_str("]\n");
@@ -346,10 +402,15 @@ mod tests {
 
     #[test]
     fn json_is_escaped_and_bounded() {
-        let t = Topology { set: Some("s\"et".into()), members: vec!["h:1".into()] };
+        let t = Topology {
+            set: Some("s\"et".into()),
+            members: vec!["h:1".into(), "x:2".into()],
+            untrusted: vec!["x:2".into()],
+        };
         assert_eq!(
             http_sd_json("exp:9879", "t", &t),
-            "[{\"targets\":[\"exp:9879\"],\"labels\":{\"__param_target\":\"t\",\"__param_member\":\"h:1\",\"member\":\"h:1\",\"set\":\"s\\\"et\"}}]\n"
+            "[{\"targets\":[\"exp:9879\"],\"labels\":{\"__param_target\":\"t\",\"__param_member\":\"h:1\",\"member\":\"h:1\",\"set\":\"s\\\"et\",\"__meta_tenderly_member_trusted\":\"true\"}},\
+             {\"targets\":[\"exp:9879\"],\"labels\":{\"__param_target\":\"t\",\"__param_member\":\"x:2\",\"member\":\"x:2\",\"set\":\"s\\\"et\",\"__meta_tenderly_member_trusted\":\"false\"}}]\n"
         );
         let mut big = Topology::default();
         for i in 0..500 {

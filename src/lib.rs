@@ -17,6 +17,7 @@ pub mod scrape;
 pub mod secret;
 pub mod server;
 pub mod tenderly;
+pub mod trust;
 pub mod web_config;
 
 /// Every metric family the exporter can emit, for documentation and for the

@@ -220,9 +220,10 @@ impl Scraper {
     }
 
     /// `/discover?target=NAME`: asks the configured target for its members
-    /// (bounded by [`DISCOVERY_DEADLINE`] and [`discovery::MAX_MEMBERS`]) and
-    /// remembers them as the only members `/probe` may scrape for it. Clients
-    /// of members that disappeared are dropped.
+    /// (bounded by [`DISCOVERY_DEADLINE`] and [`discovery::MAX_MEMBERS`]),
+    /// marks those the target's policy does not allow as untrusted, and
+    /// remembers the rest as the only members `/probe` may scrape for it.
+    /// Clients of members that disappeared or lost trust are dropped.
     pub async fn discover(&self, name: &str, deadline: Instant) -> Result<Topology, DiscoveryError> {
         let Some(runner) = self.targets.get(name) else {
             return Err(DiscoveryError::UnknownTarget);
@@ -234,19 +235,34 @@ impl Scraper {
                 timeout_at(deadline, discovery::mongodb(client, runner.target.display_address(), deadline)).await
             }
         };
-        let topology = found.map_err(|_| DiscoveryError::Timeout)??;
+        let mut topology = found.map_err(|_| DiscoveryError::Timeout)??;
+        let refused = discovery::classify(&mut topology, &member_policy(&runner.target), deadline).await;
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         let set = members
             .entry(name.to_string())
             .or_insert_with(|| MemberSet { topology: Topology::default(), runners: BTreeMap::new() });
-        set.runners.retain(|member, _| topology.members.contains(member));
+        for (member, verdict) in &refused {
+            // Once per member while it stays listed: discovery runs every SD refresh.
+            if !set.topology.untrusted.contains(member) {
+                tracing::warn!(
+                    target_name = %name,
+                    member = %member,
+                    reason = verdict.as_str(),
+                    "discovered member is not trusted with the target's credentials; listed as untrusted, never scraped \
+                     (see members_allowed in docs/security-trust-model.md)"
+                );
+            }
+        }
+        set.runners.retain(|member, _| topology.members.contains(member) && !topology.untrusted.contains(member));
         set.topology = topology.clone();
         Ok(topology)
     }
 
     /// `/probe?target=NAME&member=HOST:PORT`: scrapes `member` with the
     /// target's credentials, TLS and collector settings, only if the target's
-    /// last discovery listed it (discovering first if it never ran). Anything
+    /// last discovery listed it as trusted (discovering first if it never ran)
+    /// and the policy still allows it now (a name is resolved again, and
+    /// refused if it resolves to a link-local or metadata address). Anything
     /// else is [`MemberError::NotAMember`] and no connection is made.
     pub async fn scrape_member(&self, name: &str, member: &str, deadline: Instant) -> Result<Exposition, MemberError> {
         let Some(seed) = self.targets.get(name) else {
@@ -256,12 +272,34 @@ impl Scraper {
         if !known {
             self.discover(name, deadline).await?;
         }
+        {
+            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(set) = members.get(name) else {
+                return Err(MemberError::NotAMember);
+            };
+            if !set.topology.members.iter().any(|m| m == member) {
+                return Err(MemberError::NotAMember);
+            }
+            if set.topology.untrusted.iter().any(|m| m == member) {
+                tracing::debug!(target_name = %name, member, "probe of an untrusted member refused");
+                return Err(MemberError::NotAMember);
+            }
+        }
+        // Checked again right before use: a name may resolve elsewhere by now.
+        let Some((host, port)) = discovery::parse_member(member) else {
+            return Err(MemberError::NotAMember);
+        };
+        let verdict = member_policy(&seed.target).check(&host, port, deadline).await;
+        if !verdict.allowed() {
+            tracing::debug!(target_name = %name, member, reason = verdict.as_str(), "probe of a member refused");
+            return Err(MemberError::NotAMember);
+        }
         let runner = {
             let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
             let Some(set) = members.get_mut(name) else {
                 return Err(MemberError::NotAMember);
             };
-            if !set.topology.members.iter().any(|m| m == member) {
+            if !set.topology.members.iter().any(|m| m == member) || set.topology.untrusted.iter().any(|m| m == member) {
                 return Err(MemberError::NotAMember);
             }
             match set.runners.get(member) {
@@ -387,6 +425,14 @@ impl Scraper {
         for ((handler, code), n) in &stats.http {
             out.add(&HTTP_REQUESTS, vec![("handler", (*handler).into()), ("code", code.to_string().into())], *n);
         }
+    }
+}
+
+/// The trust policy of a configured target (see [`crate::trust`]).
+fn member_policy(target: &Target) -> crate::trust::MemberPolicy {
+    match &target.spec {
+        TargetSpec::Redis(spec) => discovery::redis_policy(spec),
+        TargetSpec::Mongodb(spec) => discovery::mongo_policy(spec),
     }
 }
 

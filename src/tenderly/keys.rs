@@ -14,7 +14,13 @@
 //! reply together with the next `SCAN`, so a step of N round trips reads N
 //! `SCAN` pages. On a cluster (`redis_mode:cluster`) every master that owns
 //! slots is found with `CLUSTER NODES` at the start of each pass, scanned in
-//! turn, and the families are summed. A configured `replica_address` is
+//! turn, and the families are summed. `CLUSTER NODES` is only what the node
+//! says: a master is connected to (with the target's credentials) only if the
+//! target's trust policy allows it (the address's host, `replica_address`,
+//! `members_allowed`; never link-local or metadata addresses, see
+//! [`crate::trust`]). Others are skipped, counted
+//! ([`KeyScanner::nodes_refused`]) and logged once each; their keys are missing
+//! from the sums. A configured `replica_address` is
 //! scanned instead of the target so the primary does no scan work.
 //!
 //! Exactness: `SCAN` returns every key that exists for the whole pass at least
@@ -261,6 +267,8 @@ pub enum KeyScanError {
     Refused(&'static str),
     #[error("unexpected reply to {0}")]
     Protocol(&'static str),
+    #[error("no cluster master is allowed by the target's trust policy ({0} refused); see members_allowed")]
+    NoAllowedMaster(usize),
     #[error("reading TLS file {path}: {kind}")]
     TlsFile { path: String, kind: std::io::ErrorKind },
 }
@@ -378,6 +386,8 @@ struct Published {
     passes: u64,
     progress_keys: u64,
     permitted: bool,
+    /// Cluster masters skipped by the last pass start because the policy does not allow them.
+    refused_nodes: usize,
 }
 
 /// A key read by SCAN whose PTTL / MEMORY USAGE goes out with the next round trip.
@@ -494,6 +504,8 @@ pub struct KeyScanner {
     state: Mutex<ScanState>,
     published: StdMutex<Published>,
     refusals: StdMutex<Refusals>,
+    /// Cluster masters already logged as not allowed (each is logged once).
+    logged_refused: StdMutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for KeyScanner {
@@ -517,6 +529,7 @@ impl KeyScanner {
             state: Mutex::new(ScanState::default()),
             published: StdMutex::new(Published { permitted: true, ..Published::default() }),
             refusals: StdMutex::new(Refusals::default()),
+            logged_refused: StdMutex::new(BTreeSet::new()),
         }
     }
 
@@ -706,6 +719,10 @@ impl KeyScanner {
         if masters.is_empty() {
             return Err(KeyScanError::Protocol("CLUSTER NODES (no master owns slots)"));
         }
+        let masters = self.allowed_masters(masters, deadline).await;
+        if masters.is_empty() {
+            return Err(KeyScanError::NoAllowedMaster(self.nodes_refused()));
+        }
         // Reuse the connections of the previous pass where the address is unchanged.
         let mut previous = std::mem::take(&mut state.previous_nodes);
         for addr in masters {
@@ -714,6 +731,47 @@ impl KeyScanner {
         }
         state.seed = Some(seed);
         Ok(pass)
+    }
+
+    /// The masters the target's trust policy allows. The others are never
+    /// connected to; they are counted and each is logged once.
+    async fn allowed_masters(&self, masters: Vec<(String, u16)>, deadline: Instant) -> Vec<(String, u16)> {
+        let mut policy = crate::discovery::redis_policy(&self.spec);
+        policy.resolve_names(deadline).await;
+        let policy = &policy;
+        let checks = masters.into_iter().map(|(host, port)| async move {
+            let verdict = policy.check(&host, port, deadline).await;
+            ((host, port), verdict)
+        });
+        let mut allowed = Vec::new();
+        let mut refused = 0;
+        for (addr, verdict) in futures_util::future::join_all(checks).await {
+            if verdict.allowed() {
+                allowed.push(addr);
+                continue;
+            }
+            refused += 1;
+            let member = crate::discovery::member_key(&addr.0, addr.1);
+            let mut logged = self.logged_refused.lock().unwrap_or_else(|p| p.into_inner());
+            if logged.len() < crate::discovery::MAX_MEMBERS && logged.insert(member.clone()) {
+                tracing::warn!(
+                    target_name = %self.target,
+                    node = %member,
+                    reason = verdict.as_str(),
+                    "CLUSTER NODES lists a master the target's trust policy does not allow; the key scan skips it \
+                     and its keys are not counted (see members_allowed in docs/security-trust-model.md)"
+                );
+            }
+        }
+        if let Ok(mut p) = self.published.lock() {
+            p.refused_nodes = refused;
+        }
+        allowed
+    }
+
+    /// Cluster masters the last pass start skipped because the trust policy does not allow them.
+    pub fn nodes_refused(&self) -> usize {
+        self.published.lock().map(|p| p.refused_nodes).unwrap_or(0)
     }
 
     /// The host a node with an empty IP in `CLUSTER NODES` is reachable at: the seed's.

@@ -128,7 +128,12 @@ pub fn parse(reply: &Document) -> MongoPosture {
 /// not evaluated ([`NotEvaluated::Unauthorized`]); any other failure:
 /// [`NotEvaluated::Failed`]. Never panics.
 pub async fn check(client: &Client, deadline: Instant) -> MongoPosture {
-    match timeout_at(deadline, client.database("admin").run_command(doc! {"getCmdLineOpts": 1})).await {
+    match timeout_at(
+        deadline,
+        crate::collectors::mongodb::client::run_command(&client.database("admin"), doc! {"getCmdLineOpts": 1}),
+    )
+    .await
+    {
         Ok(Ok(reply)) => parse(&reply),
         Ok(Err(e)) => match e.kind.as_ref() {
             mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED => {

@@ -1202,7 +1202,7 @@ async fn command_under_deadline(
     command: Document,
     deadline: Instant,
 ) -> Result<Document, Failure> {
-    match timeout_at(deadline, client.database(db).run_command(command)).await {
+    match timeout_at(deadline, crate::collectors::mongodb::client::run_command(&client.database(db), command)).await {
         Err(_) => Err(Failure::Timeout),
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(e)) => match e.kind.as_ref() {
@@ -1220,7 +1220,7 @@ async fn close_cursor(client: &Client, db: &str, collection: &str, reply: &Docum
     let id = reply.get_document("cursor").ok().and_then(|c| c.get("id")).and_then(bson_num::num);
     if let Some(Num::Int(id)) = id.filter(|n| *n != Num::Int(0)) {
         let kill = doc! {"killCursors": collection, "cursors": [id]};
-        let _ = timeout_at(deadline, client.database(db).run_command(kill)).await;
+        let _ = timeout_at(deadline, crate::collectors::mongodb::client::run_command(&client.database(db), kill)).await;
     }
 }
 

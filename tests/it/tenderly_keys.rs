@@ -37,6 +37,7 @@ fn target(server: &RedisServer, user: Option<(&str, &str)>) -> RedisTarget {
         collectors: RedisCollectors::default(),
         key_families: None,
         posture: None,
+        members_allowed: Default::default(),
     }
 }
 
@@ -501,6 +502,7 @@ fn posture_of_an_unreachable_server_is_not_evaluated() {
         collectors: RedisCollectors::default(),
         key_families: None,
         posture: None,
+        members_allowed: Default::default(),
     };
     let rt = runtime();
     let p = rt.block_on(redis_posture::check("gone", &spec, Instant::now() + Duration::from_secs(2)));

@@ -7,6 +7,15 @@
 //!   SCRAM handshake per scrape per target (~12k handshakes a day at 15 s).
 //! - Direct connection to the named host unless the URI says otherwise: the
 //!   exporter describes the node it is pointed at, never "some member".
+//! - When the URI does ask for replica-set discovery (`replicaSet=`, several
+//!   seeds, SRV, `directConnection=false`), the driver monitors every host the
+//!   servers advertise in `hello.hosts` (monitoring connections carry no
+//!   credentials). Credentials only go to servers the driver *selects*, so the
+//!   client's selection criteria are a predicate that accepts only hosts the
+//!   target's trust policy allows ([`crate::trust`]: the seed list, the SRV
+//!   domain, `members_allowed`), and `minPoolSize` is forced to 0 so no
+//!   authenticated connection is opened ahead of selection. Member clients
+//!   (`/probe?member=`) are always direct, to an already checked host.
 //! - `hello` each scrape (it needs no privileges and is answered from memory):
 //!   roles change on failover, and running `replSetGetStatus` on a mongos or
 //!   `local.oplog.rs` reads on a standalone would fill the server log with errors.
@@ -20,7 +29,7 @@ use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
-use mongodb::options::{ClientOptions, Credential, ServerMonitoringMode};
+use mongodb::options::{ClientOptions, Credential, ReadPreference, SelectionCriteria, ServerMonitoringMode};
 use mongodb::Client;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
@@ -640,7 +649,7 @@ impl MongoClient {
                 return Err(SectionOutcome::Unauthorized { command: name, grant: grant_for(name) });
             }
         }
-        match timeout_at(deadline, db.run_command(command)).await {
+        match timeout_at(deadline, run_command(db, command)).await {
             Err(_) => Err(SectionOutcome::Failed(format!("{name}: deadline exceeded"))),
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
@@ -700,6 +709,9 @@ pub fn apply_defaults(options: &mut ClientOptions, spec: &MongoTarget) {
     // Polling keeps one predictable `hello` every heartbeat instead of an
     // always-open streaming monitor per target.
     options.server_monitoring_mode.get_or_insert(ServerMonitoringMode::Poll);
+    if options.direct_connection != Some(true) && options.load_balanced != Some(true) {
+        restrict_discovery(options, spec);
+    }
     if spec.username.is_some() || spec.password.is_some() {
         let mut credential = options.credential.take().unwrap_or_else(|| Credential::builder().build());
         if let Some(user) = &spec.username {
@@ -712,13 +724,60 @@ pub fn apply_defaults(options: &mut ClientOptions, spec: &MongoTarget) {
     }
 }
 
+/// With replica-set discovery the driver learns hosts from what servers
+/// advertise; only those the trust policy allows may be selected (and so
+/// authenticated to). Without a primary among them the scrape fails with a
+/// server selection timeout, which is the point. A read preference other
+/// than primary in the URI widens the roles to secondaries (tags and
+/// staleness are not applied).
+fn restrict_discovery(options: &mut ClientOptions, spec: &MongoTarget) {
+    let (hosts, suffixes) = crate::trust::mongo_seed(&spec.display);
+    let policy = crate::trust::MemberPolicy::new(
+        &spec.members_allowed,
+        hosts.iter().map(String::as_str).chain(options.hosts.iter().filter_map(|h| match h {
+            mongodb::options::ServerAddress::Tcp { host, .. } => Some(host.as_str()),
+            _ => None,
+        })),
+        suffixes.iter().map(String::as_str),
+    );
+    let primary_only = match &options.selection_criteria {
+        None | Some(SelectionCriteria::ReadPreference(ReadPreference::Primary)) => true,
+        Some(_) => false,
+    };
+    options.selection_criteria = Some(SelectionCriteria::Predicate(std::sync::Arc::new(move |server| {
+        use mongodb::ServerType as T;
+        let role_ok = match server.server_type() {
+            T::Standalone | T::Mongos | T::RsPrimary | T::LoadBalancer => true,
+            T::RsSecondary => !primary_only,
+            _ => false,
+        };
+        let host_ok = match server.address() {
+            mongodb::options::ServerAddress::Tcp { host, .. } => policy.check_static(host).allowed(),
+            _ => true,
+        };
+        role_ok && host_ok
+    })));
+    // Pools of discovered servers must not fill ahead of selection.
+    options.min_pool_size = Some(0);
+}
+
+/// `db.run_command(command)` with the client's selection criteria. The driver
+/// ignores the client's default for runCommand (a driver-spec rule) and would
+/// use "primary" on whatever it discovered; with replica-set discovery the
+/// default is the trust predicate of [`restrict_discovery`], so every command
+/// must carry it. Without discovery (direct connection) nothing changes.
+pub fn run_command(db: &mongodb::Database, command: Document) -> mongodb::action::RunCommand<'_> {
+    use mongodb::action::Action as _;
+    db.run_command(command).optional(db.selection_criteria().cloned(), |action, c| action.selection_criteria(c))
+}
+
 async fn run(
     db: &mongodb::Database,
     command: Document,
     deadline: Instant,
     name: &'static str,
 ) -> Result<Document, MongoError> {
-    timeout_at(deadline, db.run_command(command))
+    timeout_at(deadline, run_command(db, command))
         .await
         .map_err(|_| MongoError::Timeout(name))?
         .map_err(|e| MongoError::Command { command: name, reason: describe(&e) })
@@ -762,7 +821,7 @@ const PER_COLLECTION_BATCH: i32 = 10_000;
 async fn kill_cursor(db: &mongodb::Database, reply: &Document, collection: &str, deadline: Instant) {
     let id = reply.get_document("cursor").ok().and_then(|c| c.get_i64("id").ok()).unwrap_or(0);
     if id != 0 {
-        let _ = timeout_at(deadline, db.run_command(doc! {"killCursors": collection, "cursors": [id]})).await;
+        let _ = timeout_at(deadline, run_command(db, doc! {"killCursors": collection, "cursors": [id]})).await;
     }
 }
 

@@ -77,7 +77,13 @@ pub struct BlackHole {
 
 impl BlackHole {
     pub fn start() -> BlackHole {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        BlackHole::start_on("127.0.0.1")
+    }
+
+    /// On another loopback address (`127.0.0.2`: Linux answers all of 127.0.0.0/8),
+    /// so that "the seed's host" does not cover it.
+    pub fn start_on(ip: &str) -> BlackHole {
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = std::sync::Arc::clone(&accepted);

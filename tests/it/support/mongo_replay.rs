@@ -461,6 +461,8 @@ struct State {
     collections: HashMap<(String, String), Vec<Document>>,
     /// Scripted replies by (command, db, collection).
     scripted: HashMap<(String, String, String), Document>,
+    /// Fields that replace (or add to) those of every `hello` reply.
+    hello_fields: Document,
 }
 
 impl Shared {
@@ -505,6 +507,7 @@ impl ReplayServer {
             bodies: VecDeque::new(),
             collections: HashMap::new(),
             scripted: HashMap::new(),
+            hello_fields: Document::new(),
         };
 
         let listener = TcpListener::bind(addr).map_err(|source| ReplayError::Bind { addr, source })?;
@@ -608,6 +611,12 @@ impl ReplayServer {
     /// Answers `command` (`"count"`, `"aggregate"`, `"find"`) on `<db>.<coll>` with `reply`.
     pub fn set_command_reply(&self, command: &str, db: &str, coll: &str, reply: Document) {
         self.shared.state().scripted.insert((command.to_owned(), db.to_owned(), coll.to_owned()), reply);
+    }
+
+    /// Replaces (or adds) these fields in every later `hello`/`isMaster` reply:
+    /// what a hostile server advertises (`hosts`, `me`, `primary`, `setName`).
+    pub fn set_hello_fields(&self, fields: Document) {
+        self.shared.state().hello_fields = fields;
     }
 
     /// Full bodies (including `$db`) of the commands named `command` received
@@ -1141,7 +1150,13 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         return error_reply(40571, "Location40571", "OP_MSG requests require a $db argument");
     }
     match name {
-        "hello" | "isMaster" | "ismaster" => data.hello(cmd, name, connection_id),
+        "hello" | "isMaster" | "ismaster" => {
+            let mut reply = data.hello(cmd, name, connection_id);
+            for (key, value) in shared.state().hello_fields.iter() {
+                reply.insert(key.clone(), value.clone());
+            }
+            reply
+        }
         "ping" | "endSessions" => ok(),
         "buildInfo" | "buildinfo" => data.build_info.clone(),
         "saslStart" | "saslContinue" | "authenticate" => {
