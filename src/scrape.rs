@@ -142,8 +142,8 @@ struct TargetRunner {
     target: Target,
     backend: Backend,
     flight: Mutex<Option<Flight>>,
-    /// The last failure's message, so a persistent failure is logged once, not every scrape.
-    last_error: Mutex<Option<String>>,
+    /// The last failure's kind, so a persistent failure is logged once, not every scrape.
+    last_error: Mutex<Option<&'static str>>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -412,6 +412,16 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
     })
 }
 
+/// [`TargetRunner::note_failure`]'s kind of a MongoDB client error.
+fn mongo_error_kind(e: &crate::collectors::mongodb::client::MongoError) -> &'static str {
+    use crate::collectors::mongodb::client::MongoError;
+    match e {
+        MongoError::Options(_) => "options",
+        MongoError::Timeout(_) => "timeout",
+        MongoError::Command { .. } => "command",
+    }
+}
+
 fn add_run(out: &mut Exposition, target: &str, collector: &'static str, success: bool, duration: Duration) {
     let labels = vec![("target", target.to_string().into()), ("collector", collector.into())];
     out.add(&COLLECTOR_SUCCESS, labels.clone(), success);
@@ -426,14 +436,23 @@ async fn wait_for(mut flight: Flight, deadline: Instant) -> Option<Arc<Collectio
 }
 
 impl TargetRunner {
-    /// Logs a failure at warn when it is new or different, at debug when it repeats.
-    fn note_failure(&self, collector: &'static str, error: &str) {
+    /// Logs a failure at warn when its kind is new, at debug while the same
+    /// kind repeats. Compared on the kind, never the text: the text of a
+    /// reconnect backoff carries a live countdown, and an I/O error's detail can
+    /// flip between attempts, yet a dead target is one problem and gets one
+    /// warning (README, "Logs"). A backoff is the last failure still in force,
+    /// never a new one.
+    fn note_failure(&self, collector: &'static str, kind: &'static str, error: &str) {
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        if last.as_deref() == Some(error) {
-            tracing::debug!(target_name = %self.target.name, collector, error, "scrape failed again");
+        let repeat = match *last {
+            Some(previous) => previous == kind || kind == "backoff",
+            None => false,
+        };
+        if repeat {
+            tracing::debug!(target_name = %self.target.name, collector, kind, error, "scrape failed again");
         } else {
-            tracing::warn!(target_name = %self.target.name, collector, error, "scrape failed");
-            *last = Some(error.to_string());
+            tracing::warn!(target_name = %self.target.name, collector, kind, error, "scrape failed");
+            *last = Some(kind);
         }
     }
 
@@ -555,7 +574,7 @@ impl TargetRunner {
                         true
                     }
                     Err(e) => {
-                        self.note_failure("redis", &e.to_string());
+                        self.note_failure("redis", e.kind(), &e.to_string());
                         redis_encode::encode_up(false, &mut exposition);
                         false
                     }
@@ -603,7 +622,7 @@ impl TargetRunner {
                         }
                     }
                     Err(e) => {
-                        self.note_failure("mongodb", &e.to_string());
+                        self.note_failure("mongodb", mongo_error_kind(&e), &e.to_string());
                         mongo_encode::encode_up(false, &mut exposition);
                         runs.push(CollectorRun {
                             collector: "mongodb",
