@@ -16,6 +16,7 @@ mod mongo_replay_selftest;
 mod mongo_replset;
 mod mongo_server_status;
 mod proptest_parsers;
+mod redis_hostile;
 mod redis_live;
 mod redis_parse;
 mod redis_tls;
