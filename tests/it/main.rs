@@ -20,6 +20,7 @@ mod redis_hostile;
 mod redis_live;
 mod redis_parse;
 mod redis_tls;
+mod redis_url;
 mod secrets;
 mod support;
 mod tenderly_keys;
