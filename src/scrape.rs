@@ -54,6 +54,10 @@ pub const COLLECTION_ERRORS: Desc = Desc::counter(
 );
 pub const HTTP_REQUESTS: Desc =
     Desc::counter("tenderly_exporter_http_requests_total", "HTTP requests served, by handler and status code.");
+pub const SERIES_DROPPED: Desc = Desc::counter(
+    "tenderly_exporter_series_dropped_total",
+    "Series a target's reply would have produced beyond the family's cardinality cap, and that were not exported, by family (present once any were dropped).",
+);
 pub const TARGETS: Desc =
     Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.");
 
@@ -67,6 +71,7 @@ pub fn descriptors() -> Vec<&'static Desc> {
         &COLLECTION_ERRORS,
         &HTTP_REQUESTS,
         &TARGETS,
+        &SERIES_DROPPED,
     ]
 }
 
@@ -569,7 +574,7 @@ impl TargetRunner {
                 let success = match result {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
-                        redis_encode::encode(&snapshot, &mut exposition);
+                        client.count_dropped(&redis_encode::encode(&snapshot, &mut exposition));
                         self.note_success();
                         true
                     }
@@ -580,6 +585,10 @@ impl TargetRunner {
                     }
                 };
                 runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed(), counted: false });
+                for (family, n) in client.series_dropped() {
+                    let labels = vec![("target", self.target.name.clone().into()), ("family", family.into())];
+                    exposition.add(&SERIES_DROPPED, labels, n);
+                }
                 if let Some(scanner) = &redis.keys {
                     scanner.encode(&mut exposition);
                 }

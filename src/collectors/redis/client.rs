@@ -122,6 +122,8 @@ pub struct RedisClient {
     state: Mutex<ConnState>,
     /// Commands the server refused with NOPERM/unknown command: never sent again.
     refused: StdMutex<BTreeSet<&'static str>>,
+    /// Series left out by the encoder's cardinality caps since start, by family.
+    dropped: StdMutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -137,7 +139,26 @@ impl RedisClient {
             spec,
             state: Mutex::new(ConnState::default()),
             refused: StdMutex::new(BTreeSet::new()),
+            dropped: StdMutex::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// Adds one encoding's capped series to this target's running totals.
+    pub fn count_dropped(&self, dropped: &super::encode::SeriesDropped) {
+        if dropped.0.is_empty() {
+            return;
+        }
+        let mut totals = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        for (family, n) in &dropped.0 {
+            let total = totals.entry(family).or_default();
+            *total = total.saturating_add(*n);
+        }
+    }
+
+    /// Series left out by the cardinality caps since start, by family (only families that dropped any).
+    pub fn series_dropped(&self) -> Vec<(&'static str, u64)> {
+        let totals = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        totals.iter().map(|(family, n)| (*family, *n)).collect()
     }
 
     /// One scrape: connect if needed, then one pipelined round trip, all before `deadline`.
