@@ -926,7 +926,8 @@ fn normalize_redis_address(raw: &str, field: &str) -> Result<(String, Option<Str
     let (user, password) = match userinfo {
         Some(u) => {
             let (name, pass) = u.split_once(':').unwrap_or((u, ""));
-            let name = percent_decode(name).map_err(|problem| invalid(field, format!("user {problem}"), PERCENT_FIX))?;
+            let name =
+                percent_decode(name).map_err(|problem| invalid(field, format!("user {problem}"), PERCENT_FIX))?;
             let pass =
                 percent_decode(pass).map_err(|problem| invalid(field, format!("password {problem}"), PERCENT_FIX))?;
             ((!name.is_empty()).then_some(name), (!pass.is_empty()).then(|| Secret::new(pass)))

@@ -28,6 +28,8 @@ enum Hostile {
     HugeInfo(usize),
     /// `$999999999999` and then bytes until the client hangs up.
     EndlessBulk,
+    /// A well-formed INFO with this many `cmdstat_` lines.
+    ManyCommands(usize),
 }
 
 /// A fake Redis on a loopback port; one thread per connection.
@@ -112,6 +114,14 @@ fn serve(conn: TcpStream, mode: Hostile, stop: &AtomicBool, info_all: &Mutex<u32
                         while body.len() < size {
                             body.push_str(&format!("filler_field_{i}:{}\r\n", "x".repeat(100)));
                             i += 1;
+                        }
+                        bulk(&body)
+                    }
+                    Hostile::ManyCommands(n) => {
+                        let mut body = String::from(SMALL_INFO);
+                        body.push_str("# Commandstats\r\n");
+                        for i in 0..n {
+                            body.push_str(&format!("cmdstat_evil{i}:calls=1,usec=2,usec_per_call=2.00\r\n"));
                         }
                         bulk(&body)
                     }
@@ -275,4 +285,26 @@ fn a_dead_target_scraped_every_second_warns_once() {
     println!("warn lines in 12 one-per-second scrapes of a dead target: {}\n{}", warnings.len(), warnings.join("\n"));
     assert_eq!(warnings.len(), 1, "expected exactly one warning:\n{log}");
     assert!(warnings[0].contains("scrape failed") && warnings[0].contains("kind=connect"), "{}", warnings[0]);
+}
+
+/// The cardinality cap end to end: 5,000 made-up commands (350 KB, under the
+/// reply cap) give 1024 command rows and a counter of what was left out, which
+/// keeps counting across scrapes.
+#[test]
+fn made_up_commands_are_capped_and_the_drop_is_counted_per_target() {
+    let fake = FakeRedis::start(Hostile::ManyCommands(5000));
+    let target = fake.addr.to_string();
+    let bin = Binary::start(&["--redis.addr", &target, "--no-collector.tenderly.keys"]);
+    let dropped = [("target", "redis"), ("family", "commandstats")];
+    let first = bin.metrics();
+    assert_eq!(first.value("redis_up", &[]), Some(1.0), "{}", first.text);
+    assert_eq!(first.count("redis_commands_total"), 1024, "{}", first.text);
+    // calls and usec per row: (5000 - 1024) * 2 series left out per scrape.
+    assert_eq!(first.value("tenderly_exporter_series_dropped_total", &dropped), Some(7952.0), "{}", first.text);
+    let second = bin.metrics();
+    assert_eq!(second.value("tenderly_exporter_series_dropped_total", &dropped), Some(2.0 * 7952.0));
+    println!(
+        "5000 commands: {} series exported in all, 7952 dropped per scrape",
+        second.text.lines().filter(|l| !l.starts_with('#')).count()
+    );
 }

@@ -17,10 +17,9 @@ fn a_percent_encoded_password_in_a_redis_url_authenticates() {
         ..RedisOptions::default()
     });
     let port = server.addr().rsplit_once(':').map(|(_, p)| p.to_owned()).expect("host:port");
-    for url in [
-        format!("redis://:{ENCODED}@127.0.0.1:{port}"),
-        format!("redis://ex%40p%3Aer:{ENCODED}@127.0.0.1:{port}/0"),
-    ] {
+    for url in
+        [format!("redis://:{ENCODED}@127.0.0.1:{port}"), format!("redis://ex%40p%3Aer:{ENCODED}@127.0.0.1:{port}/0")]
+    {
         let exporter = TestExporter::start(&["--redis.addr", &url, "--no-collector.tenderly.keys"], &[]);
         let m = exporter.scrape("/metrics");
         assert_eq!(m.value("redis_up", &[]), Some(1.0), "{url}: {}", m.text);
