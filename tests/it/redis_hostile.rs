@@ -251,7 +251,8 @@ fn assert_capped(mode: Hostile) {
     assert!(bin.alive(), "{mode:?}: the exporter died:\n{}", bin.log());
     assert_eq!(http_request(bin.addr, "GET", "/-/healthy", &[]).status, 200);
     let log = bin.log();
-    assert!(log.contains("exceeded 4194304 bytes"), "{mode:?}: no cap in the log:\n{log}");
+    assert!(log.contains("reply from redis exceeded 4194304 bytes"), "{mode:?}: no cap in the log:\n{log}");
+    assert!(log.contains("kind=reply_too_large"), "{mode:?}: {log}");
     let peak = bin.peak_rss();
     println!("{mode:?}: exporter peak RSS (VmHWM) {:.1} MiB", peak as f64 / 1048576.0);
     assert!(peak < MEMORY_MAX, "{mode:?}: peak RSS {peak} bytes is above MemoryMax=128M");
