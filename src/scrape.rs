@@ -148,7 +148,7 @@ struct TargetRunner {
     backend: Backend,
     flight: Mutex<Option<Flight>>,
     /// The last failure's kind, so a persistent failure is logged once, not every scrape.
-    last_error: Mutex<Option<&'static str>>,
+    last_error: Mutex<Option<String>>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -417,13 +417,16 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
     })
 }
 
-/// [`TargetRunner::note_failure`]'s kind of a MongoDB client error.
-fn mongo_error_kind(e: &crate::collectors::mongodb::client::MongoError) -> &'static str {
+/// [`TargetRunner::note_failure`]'s kind of a MongoDB client error: the
+/// command and the class of failure (`describe` reduces driver errors to a
+/// fixed set of texts, none with a countdown), so "unreachable" turning into
+/// "authentication failed" is still a change worth a warning.
+fn mongo_error_kind(e: &crate::collectors::mongodb::client::MongoError) -> String {
     use crate::collectors::mongodb::client::MongoError;
     match e {
-        MongoError::Options(_) => "options",
-        MongoError::Timeout(_) => "timeout",
-        MongoError::Command { .. } => "command",
+        MongoError::Options(_) => "options".to_string(),
+        MongoError::Timeout(_) => "timeout".to_string(),
+        MongoError::Command { command, reason } => format!("{command}: {reason}"),
     }
 }
 
@@ -447,9 +450,9 @@ impl TargetRunner {
     /// flip between attempts, yet a dead target is one problem and gets one
     /// warning (README, "Logs"). A backoff is the last failure still in force,
     /// never a new one.
-    fn note_failure(&self, collector: &'static str, kind: &'static str, error: &str) {
+    fn note_failure(&self, collector: &'static str, kind: &str, error: &str) {
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        let repeat = match *last {
+        let repeat = match last.as_deref() {
             Some(previous) => previous == kind || kind == "backoff",
             None => false,
         };
@@ -457,7 +460,7 @@ impl TargetRunner {
             tracing::debug!(target_name = %self.target.name, collector, kind, error, "scrape failed again");
         } else {
             tracing::warn!(target_name = %self.target.name, collector, kind, error, "scrape failed");
-            *last = Some(kind);
+            *last = Some(kind.to_string());
         }
     }
 
@@ -631,7 +634,7 @@ impl TargetRunner {
                         }
                     }
                     Err(e) => {
-                        self.note_failure("mongodb", mongo_error_kind(&e), &e.to_string());
+                        self.note_failure("mongodb", &mongo_error_kind(&e), &e.to_string());
                         mongo_encode::encode_up(false, &mut exposition);
                         runs.push(CollectorRun {
                             collector: "mongodb",
