@@ -917,10 +917,20 @@ fn normalize_redis_address(raw: &str, field: &str) -> Result<(String, Option<Str
         Some((other, _)) => return Err(invalid(field, format!("unsupported scheme '{other}'"), fix)),
         None => ("redis", raw),
     };
-    let (authority, path) = match rest.find('/') {
+    // RFC 3986: the authority ends at the first '/', '?' or '#'; a password
+    // holding one of them must percent-encode it (%2F, %3F, %23).
+    let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
+    if path.contains(['?', '#']) {
+        return Err(invalid(
+            field,
+            "query parameters and fragments are not supported (or a password has an unencoded '?' or '#')",
+            "percent-encode such characters in the user and password: %23 for '#', %3F for '?', %2F for '/', %40 for '@', %3A for ':', %25 for '%'",
+        ));
+    }
+    // Userinfo runs to the last '@': a host never contains one.
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),
@@ -928,7 +938,11 @@ fn normalize_redis_address(raw: &str, field: &str) -> Result<(String, Option<Str
     let (user, password) = match userinfo {
         Some(u) => {
             let (name, pass) = u.split_once(':').unwrap_or((u, ""));
-            ((!name.is_empty()).then(|| name.to_string()), (!pass.is_empty()).then(|| Secret::new(pass)))
+            let name =
+                percent_decode(name).map_err(|problem| invalid(field, format!("user {problem}"), PERCENT_FIX))?;
+            let pass =
+                percent_decode(pass).map_err(|problem| invalid(field, format!("password {problem}"), PERCENT_FIX))?;
+            ((!name.is_empty()).then_some(name), (!pass.is_empty()).then(|| Secret::new(pass)))
         }
         None => (None, None),
     };
@@ -941,6 +955,31 @@ fn normalize_redis_address(raw: &str, field: &str) -> Result<(String, Option<Str
         format!("/{n}")
     };
     Ok((format!("{scheme}://{host}:{port}{db_suffix}"), user, password))
+}
+
+const PERCENT_FIX: &str =
+    "write '%' as %25 and every escape as '%' plus two hex digits (e.g. %23 for '#'), for UTF-8 text";
+
+/// Decodes `%XX` escapes of a URL's user or password. The error never
+/// contains the input: it may be a password.
+fn percent_decode(text: &str) -> Result<String, &'static str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+                _ => return Err("has an invalid percent-escape ('%' not followed by two hex digits)"),
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "is not UTF-8 after percent-decoding")
 }
 
 fn split_host_port(hostport: &str) -> Option<(String, u16)> {
@@ -1019,6 +1058,42 @@ mod tests {
         assert_eq!(pass.map(|s| s.expose().to_string()).as_deref(), Some("pw"));
         for bad in ["", "http://x:1", "h:notaport", "unix://relative", "redis://h:1/x", "h:0"] {
             assert!(normalize_redis_address(bad, "f").is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn redis_url_user_and_password_are_percent_decoded() {
+        let raw = "redis://us%40er:p%23%3F%2F%40%3A%25x@127.0.0.1:6390/1";
+        let (url, user, pass) = normalize_redis_address(raw, "f").expect("valid");
+        assert_eq!(url, "redis://127.0.0.1:6390/1");
+        assert_eq!(user.as_deref(), Some("us@er"));
+        assert_eq!(pass.map(|s| s.expose().to_string()).as_deref(), Some("p#?/@:%x"));
+        // Userinfo runs to the last '@'; a raw '@' in the password is tolerated.
+        let (_, _, pass) = normalize_redis_address("redis://:a@b@h:1", "f").expect("valid");
+        assert_eq!(pass.map(|s| s.expose().to_string()).as_deref(), Some("a@b"));
+        // UTF-8 escapes decode to text.
+        let (_, _, pass) = normalize_redis_address("redis://:%C3%A9t%C3%A9@h:1", "f").expect("valid");
+        assert_eq!(pass.map(|s| s.expose().to_string()).as_deref(), Some("été"));
+    }
+
+    #[test]
+    fn bad_percent_escapes_name_the_field_and_never_echo_the_password() {
+        for (raw, part) in [
+            ("redis://:s3cr%zzet@h:1", "password"),
+            ("redis://:s3cret%2@h:1", "password"),
+            ("redis://:s3cret%@h:1", "password"),
+            ("redis://:s3cr%FFet@h:1", "password"),
+            ("redis://us%g0er:s3cret@h:1", "user"),
+        ] {
+            let e = normalize_redis_address(raw, "--redis.addr").expect_err(raw).to_string();
+            assert!(e.contains("--redis.addr") && e.contains(part), "{raw}: {e}");
+            assert!(!e.contains("s3cr"), "{raw}: the error echoes the password: {e}");
+        }
+        // RFC 3986: an unencoded '#', '?' or '/' ends the authority, so the
+        // password cannot hold one raw; the error says to encode it, without echoing it.
+        for raw in ["redis://:s3cr#et@h:1", "redis://:s3cr?et@h:1", "redis://:s3cr/et@h:1"] {
+            let e = normalize_redis_address(raw, "f").expect_err(raw).to_string();
+            assert!(!e.contains("s3cr") && !e.contains("et@h"), "{raw}: {e}");
         }
     }
 

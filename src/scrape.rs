@@ -61,6 +61,11 @@ pub const COLLECTION_ERRORS: Desc = Desc::counter(
 pub const HTTP_REQUESTS: Desc =
     Desc::counter("tenderly_exporter_http_requests_total", "HTTP requests served, by handler and status code.")
         .labels(&["handler", "code"]);
+pub const SERIES_DROPPED: Desc = Desc::counter(
+    "tenderly_exporter_series_dropped_total",
+    "Series a target's reply would have produced beyond the family's cardinality cap, and that were not exported, by family (present once any were dropped).",
+)
+.labels(&["target", "family"]);
 pub const TARGETS: Desc =
     Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.")
         .labels(&["kind"]);
@@ -75,6 +80,7 @@ pub fn descriptors() -> Vec<&'static Desc> {
         &COLLECTION_ERRORS,
         &HTTP_REQUESTS,
         &TARGETS,
+        &SERIES_DROPPED,
     ]
 }
 
@@ -141,7 +147,7 @@ struct TargetRunner {
     target: Target,
     backend: Backend,
     flight: Mutex<Option<Flight>>,
-    /// The last failure's message, so a persistent failure is logged once, not every scrape.
+    /// The last failure's kind, so a persistent failure is logged once, not every scrape.
     last_error: Mutex<Option<String>>,
 }
 
@@ -461,6 +467,19 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
     })
 }
 
+/// [`TargetRunner::note_failure`]'s kind of a MongoDB client error: the
+/// command and the class of failure (`describe` reduces driver errors to a
+/// fixed set of texts, none with a countdown), so "unreachable" turning into
+/// "authentication failed" is still a change worth a warning.
+fn mongo_error_kind(e: &crate::collectors::mongodb::client::MongoError) -> String {
+    use crate::collectors::mongodb::client::MongoError;
+    match e {
+        MongoError::Options(_) => "options".to_string(),
+        MongoError::Timeout(_) => "timeout".to_string(),
+        MongoError::Command { command, reason } => format!("{command}: {reason}"),
+    }
+}
+
 fn add_run(out: &mut Exposition, target: &str, collector: &'static str, success: bool, duration: Duration) {
     let labels = vec![("target", target.to_string().into()), ("collector", collector.into())];
     out.add(&COLLECTOR_SUCCESS, labels.clone(), success);
@@ -475,14 +494,23 @@ async fn wait_for(mut flight: Flight, deadline: Instant) -> Option<Arc<Collectio
 }
 
 impl TargetRunner {
-    /// Logs a failure at warn when it is new or different, at debug when it repeats.
-    fn note_failure(&self, collector: &'static str, error: &str) {
+    /// Logs a failure at warn when its kind is new, at debug while the same
+    /// kind repeats. Compared on the kind, never the text: the text of a
+    /// reconnect backoff carries a live countdown, and an I/O error's detail can
+    /// flip between attempts, yet a dead target is one problem and gets one
+    /// warning (README, "Logs"). A backoff is the last failure still in force,
+    /// never a new one.
+    fn note_failure(&self, collector: &'static str, kind: &str, error: &str) {
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-        if last.as_deref() == Some(error) {
-            tracing::debug!(target_name = %self.target.name, collector, error, "scrape failed again");
+        let repeat = match last.as_deref() {
+            Some(previous) => previous == kind || kind == "backoff",
+            None => false,
+        };
+        if repeat {
+            tracing::debug!(target_name = %self.target.name, collector, kind, error, "scrape failed again");
         } else {
-            tracing::warn!(target_name = %self.target.name, collector, error, "scrape failed");
-            *last = Some(error.to_string());
+            tracing::warn!(target_name = %self.target.name, collector, kind, error, "scrape failed");
+            *last = Some(kind.to_string());
         }
     }
 
@@ -599,17 +627,21 @@ impl TargetRunner {
                 let success = match result {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
-                        redis_encode::encode(&snapshot, &mut exposition);
+                        client.count_dropped(&redis_encode::encode(&snapshot, &mut exposition));
                         self.note_success();
                         true
                     }
                     Err(e) => {
-                        self.note_failure("redis", &e.to_string());
+                        self.note_failure("redis", e.kind(), &e.to_string());
                         redis_encode::encode_up(false, &mut exposition);
                         false
                     }
                 };
                 runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed(), counted: false });
+                for (family, n) in client.series_dropped() {
+                    let labels = vec![("target", self.target.name.clone().into()), ("family", family.into())];
+                    exposition.add(&SERIES_DROPPED, labels, n);
+                }
                 if let Some(scanner) = &redis.keys {
                     scanner.encode(&mut exposition);
                 }
@@ -652,7 +684,7 @@ impl TargetRunner {
                         }
                     }
                     Err(e) => {
-                        self.note_failure("mongodb", &e.to_string());
+                        self.note_failure("mongodb", &mongo_error_kind(&e), &e.to_string());
                         mongo_encode::encode_up(false, &mut exposition);
                         runs.push(CollectorRun {
                             collector: "mongodb",

@@ -296,6 +296,7 @@ impl From<client::RedisError> for KeyScanError {
             R::Protocol(what) => KeyScanError::Protocol(what),
             R::TlsFile { path, kind } => KeyScanError::TlsFile { path, kind },
             R::Command { command, reason } => KeyScanError::Connect(format!("{command}: {reason}")),
+            e @ R::ReplyTooLarge { .. } => KeyScanError::Connect(e.to_string()),
         }
     }
 }

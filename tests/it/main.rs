@@ -18,8 +18,10 @@ mod harness; // the live-test harness itself
 mod mongo_collstats; // opt-in top/$collStats/$indexStats
 mod mongo_live; // the MongoDB collector through the real driver
 mod mongo_replay_selftest; // the replay server answers like a mongod
+mod redis_hostile; // hostile Redis replies: 50 MB INFO, endless bulk strings, dead targets
 mod redis_live; // the Redis collector on real servers, roles and ACLs
 mod redis_tls; // Redis over TLS with throwaway certificates
+mod redis_url; // percent-encoded credentials in redis:// URLs
 
 // -- The Tenderly application layer --
 mod tenderly_keys; // key families and Redis posture on real servers

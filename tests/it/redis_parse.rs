@@ -513,3 +513,103 @@ fn every_dashboard_and_alert_name_is_in_a_golden_exposition() {
         assert!(emitted, "{name} is used by dashboards/alerts but not emitted by any golden exposition");
     }
 }
+
+/// Samples in an exposition, all families.
+fn total_samples(out: &Exposition) -> usize {
+    out.family_names().map(|name| out.sample_count(name)).sum()
+}
+
+fn encode_info(raw: &[u8]) -> (Exposition, tenderly_exporter::collectors::redis::encode::SeriesDropped) {
+    let snapshot = RedisSnapshot { info: parse_info(raw), ..RedisSnapshot::default() };
+    let mut out = Exposition::new();
+    let dropped = encode(&snapshot, &mut out);
+    (out, dropped)
+}
+
+fn dropped_in(dropped: &tenderly_exporter::collectors::redis::encode::SeriesDropped, family: &str) -> u64 {
+    dropped.0.iter().filter(|(f, _)| *f == family).map(|(_, n)| n).sum()
+}
+
+/// Issue 9 finding 7: 100k `cmdstat_` lines minted 79,386 series (the parser's
+/// 20,000-field cap times four families). Now at most 1024 commands are kept,
+/// and the rest is counted.
+#[test]
+fn a_100k_line_commandstats_reply_is_capped_and_counted() {
+    let mut raw = String::from("# Server\r\nredis_version:7.2.4\r\nrole:master\r\n# Commandstats\r\n");
+    for i in 0..100_000 {
+        raw.push_str(&format!(
+            "cmdstat_evil{i}:calls=1,usec=2,usec_per_call=2.00,rejected_calls=0,failed_calls=0\r\n\
+             latency_percentiles_usec_evil{i}:p50=1.0,p99=2.0,p99.9=3.0\r\n"
+        ));
+    }
+    let (out, dropped) = encode_info(raw.as_bytes());
+    let series = total_samples(&out);
+    println!("100k commandstats lines: {series} series, dropped {:?}", dropped.0);
+    assert!(series <= 4 * 1024 + 3 * 1024 + 10, "{series} series");
+    assert_eq!(out.sample_count("redis_commands_total"), 1024);
+    assert_eq!(out.sample_count("redis_latency_percentiles_seconds"), 3 * 1024);
+    // The parser keeps 20,000 fields: 2 server fields, then 9,999 of each kind;
+    // 1024 of each are exported.
+    assert_eq!(dropped_in(&dropped, "commandstats"), (9_999 - 1024) * 4);
+    assert_eq!(dropped_in(&dropped, "latencystats"), (9_999 - 1024) * 3);
+}
+
+#[test]
+fn a_100k_keyspace_reply_is_capped_and_counted() {
+    let mut raw = String::from("# Keyspace\r\n");
+    for i in 0..100_000 {
+        raw.push_str(&format!("db{i}:keys=1,expires=0,avg_ttl=0\r\n"));
+    }
+    let (out, dropped) = encode_info(raw.as_bytes());
+    let series = total_samples(&out);
+    println!("100k keyspace dbs: {series} series, dropped {:?}", dropped.0);
+    assert!(series <= 3 * 1024, "{series} series");
+    assert_eq!(dropped_in(&dropped, "keyspace"), (20_000 - 1024) * 3);
+}
+
+#[test]
+fn errorstats_replicas_and_modules_are_capped() {
+    let mut raw = String::from("# Stats\r\n");
+    for i in 0..1000 {
+        raw.push_str(&format!("errorstat_E{i}:count=1\r\nslave{i}:ip=10.0.0.1,port={},state=online,offset=1,lag=0\r\nmodule:name=m{i},ver=1\r\n", 1000 + i));
+    }
+    let (out, dropped) = encode_info(raw.as_bytes());
+    assert_eq!(out.sample_count("redis_errors_total"), 128);
+    assert_eq!(dropped_in(&dropped, "errorstats"), 1000 - 128);
+    assert_eq!(dropped_in(&dropped, "replicas"), (1000 - 256) * 2);
+    assert_eq!(dropped_in(&dropped, "modules"), 1000 - 64);
+}
+
+#[test]
+fn real_captures_drop_nothing() {
+    for name in INFO_FIXTURES {
+        let (_, dropped) = encode_info(&fixture(name));
+        assert!(dropped.0.is_empty(), "{name}: {:?}", dropped.0);
+    }
+}
+
+/// Issue 9 finding 10: a raw NUL (or any control character) in INFO text
+/// reached a label value.
+#[test]
+fn control_characters_from_info_never_reach_a_label() {
+    let raw = b"redis_version:7.2\x004\r\nrole:master\x1b[2J\r\ncmdstat_ge\x00t:calls=1,usec=1\r\nerrorstat_E\x07RR:count=1\r\n";
+    let (out, _) = encode_info(raw);
+    let text = out.render().expect("renders");
+    assert!(!text.bytes().any(|b| b < 0x20 && b != b'\n'), "control byte in the exposition:\n{text:?}");
+    assert!(text.contains("redis_version=\"7.2\u{FFFD}4\""), "{text}");
+    assert!(text.contains("cmd=\"ge\u{FFFD}t\""), "{text}");
+}
+
+/// Issue 9 finding 10: a negative `uptime_in_seconds` was exported as is, and
+/// a counter must never be negative.
+#[test]
+fn negative_uptime_and_counters_are_not_exported() {
+    let raw = b"role:master\r\nuptime_in_seconds:-5\r\nserver_time_usec:1795697056000000\r\n\
+                total_commands_processed:-7\r\nexpired_keys:-1\r\nconnected_clients:3\r\n";
+    let (out, _) = encode_info(raw);
+    assert_eq!(out.sample_count("redis_uptime_in_seconds"), 0);
+    assert_eq!(out.sample_count("redis_start_time_seconds"), 0);
+    assert_eq!(out.sample_count("redis_commands_processed_total"), 0);
+    assert_eq!(out.sample_count("redis_expired_keys_total"), 0);
+    assert_eq!(out.get("redis_connected_clients", &[]), Some(&Value::Int(3)));
+}

@@ -17,11 +17,16 @@ use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+use rustls::pki_types::ServerName;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
 
+use super::capped::{CapSignal, CappedStream, MAX_REPLY_BYTES};
 use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
 use crate::config::RedisTarget;
 
@@ -53,6 +58,28 @@ pub enum RedisError {
     Protocol(&'static str),
     #[error("reading TLS file {path}: {kind}")]
     TlsFile { path: String, kind: std::io::ErrorKind },
+    /// The server sent more than the reply budget; the connection was dropped.
+    #[error("reply from {target} exceeded {limit} bytes; connection dropped")]
+    ReplyTooLarge { target: String, limit: usize },
+}
+
+impl RedisError {
+    /// A stable name for what went wrong, without the details that change from
+    /// one attempt to the next (a countdown, an I/O error kind): what log
+    /// deduplication compares. [`RedisError::Backoff`] is `"backoff"`: not a new
+    /// failure but the last one still in force.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RedisError::Backoff { .. } => "backoff",
+            RedisError::Connect(_) => "connect",
+            RedisError::Auth(_) => "auth",
+            RedisError::Timeout(_) => "timeout",
+            RedisError::Command { .. } => "command",
+            RedisError::Protocol(_) => "protocol",
+            RedisError::TlsFile { .. } => "tls_file",
+            RedisError::ReplyTooLarge { .. } => "reply_too_large",
+        }
+    }
 }
 
 /// How `CONFIG GET` may be called on this server.
@@ -77,6 +104,8 @@ struct Features {
 struct Live {
     conn: MultiplexedConnection,
     features: Features,
+    /// Set when a reply exceeded the connection's byte budget.
+    cap: CapSignal,
 }
 
 #[derive(Default)]
@@ -93,6 +122,8 @@ pub struct RedisClient {
     state: Mutex<ConnState>,
     /// Commands the server refused with NOPERM/unknown command: never sent again.
     refused: StdMutex<BTreeSet<&'static str>>,
+    /// Series left out by the encoder's cardinality caps since start, by family.
+    dropped: StdMutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -108,7 +139,26 @@ impl RedisClient {
             spec,
             state: Mutex::new(ConnState::default()),
             refused: StdMutex::new(BTreeSet::new()),
+            dropped: StdMutex::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// Adds one encoding's capped series to this target's running totals.
+    pub fn count_dropped(&self, dropped: &super::encode::SeriesDropped) {
+        if dropped.0.is_empty() {
+            return;
+        }
+        let mut totals = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        for (family, n) in &dropped.0 {
+            let total = totals.entry(family).or_default();
+            *total = total.saturating_add(*n);
+        }
+    }
+
+    /// Series left out by the cardinality caps since start, by family (only families that dropped any).
+    pub fn series_dropped(&self) -> Vec<(&'static str, u64)> {
+        let totals = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        totals.iter().map(|(family, n)| (*family, *n)).collect()
     }
 
     /// One scrape: connect if needed, then one pipelined round trip, all before `deadline`.
@@ -141,7 +191,7 @@ impl RedisClient {
         let Some(live) = state.live.as_mut() else {
             return Err(RedisError::Protocol("connection state"));
         };
-        let result = self.collect(live, deadline).await;
+        let result = self.collect(live, deadline).await.map_err(|e| self.cap_error(&live.cap, e));
         if let Err(e) = &result {
             // After a timeout or I/O error the connection may hold a half-read reply: start fresh.
             if !matches!(e, RedisError::Command { .. }) {
@@ -152,10 +202,26 @@ impl RedisClient {
     }
 
     async fn connect(&self, deadline: Instant) -> Result<Live, RedisError> {
-        let mut conn = open_connection(&self.spec, None, true, deadline).await?;
-        let features = self.detect(&mut conn, deadline).await?;
+        let (mut conn, cap) =
+            open_capped(&self.spec, None, true, deadline, MAX_REPLY_BYTES).await.map_err(|e| self.name_target(e))?;
+        let features = self.detect(&mut conn, deadline).await.map_err(|e| self.cap_error(&cap, e))?;
         tracing::debug!(target_name = %self.target, ?features, "redis connected");
-        Ok(Live { conn, features })
+        Ok(Live { conn, features, cap })
+    }
+
+    /// `e`, or the reply-budget error if that is what broke the connection.
+    fn cap_error(&self, cap: &CapSignal, e: RedisError) -> RedisError {
+        match cap.exceeded() {
+            true => RedisError::ReplyTooLarge { target: self.target.clone(), limit: MAX_REPLY_BYTES },
+            false => e,
+        }
+    }
+
+    fn name_target(&self, e: RedisError) -> RedisError {
+        match e {
+            RedisError::ReplyTooLarge { limit, .. } => RedisError::ReplyTooLarge { target: self.target.clone(), limit },
+            e => e,
+        }
     }
 
     /// Learns which commands exist, and names the connection, in one round trip.
@@ -345,27 +411,82 @@ pub fn acl_grant_for(command: &str) -> &'static str {
 /// Opens a multiplexed connection to the target (or to `addr`, another server of
 /// the same deployment: a replica, a cluster master) with the target's TLS
 /// material, authenticated only when `credentials` is set. Shared by the Redis
-/// collector, the key-family scanner and the posture probe.
+/// collector, the key-family scanner and the posture probe. Every reply on it
+/// is bounded by [`MAX_REPLY_BYTES`] (see [`super::capped`]).
 pub(crate) async fn open_connection(
     spec: &RedisTarget,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
 ) -> Result<MultiplexedConnection, RedisError> {
-    let client = build_client(spec, addr, credentials).await?;
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let config = AsyncConnectionConfig::new().set_connection_timeout(Some(remaining)).set_response_timeout(None);
-    timeout_at(deadline, client.get_multiplexed_async_connection_with_config(&config))
-        .await
-        .map_err(|_| RedisError::Timeout("connect"))?
-        .map_err(|e| classify_connect_error(&e))
+    open_capped(spec, addr, credentials, deadline, MAX_REPLY_BYTES).await.map(|(conn, _)| conn)
 }
 
-async fn build_client(
+/// [`open_connection`] with an explicit reply budget, plus the signal that tells
+/// a failed query apart from a refused oversized reply.
+pub(crate) async fn open_capped(
     spec: &RedisTarget,
     addr: Option<&(String, u16)>,
     credentials: bool,
-) -> Result<Client, RedisError> {
+    deadline: Instant,
+    max_reply_bytes: usize,
+) -> Result<(MultiplexedConnection, CapSignal), RedisError> {
+    let info = connection_info(spec, addr, credentials)?;
+    let tls = match info.addr() {
+        ConnectionAddr::TcpTls { .. } => Some(tls_config(spec).await?),
+        _ => None,
+    };
+    let connect = async {
+        let stream: Box<dyn Stream> = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Box::new(tcp_connect(host, *port).await?),
+            ConnectionAddr::TcpTls { host, port, .. } => {
+                let tcp = tcp_connect(host, *port).await?;
+                let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
+                    .map_err(|_| RedisError::Connect("invalid TLS server name".into()))?;
+                let config = tls.clone().ok_or(RedisError::Connect("TLS settings".into()))?;
+                Box::new(TlsConnector::from(config).connect(name, tcp).await.map_err(|e| io_error(&e))?)
+            }
+            ConnectionAddr::Unix(path) => {
+                Box::new(tokio::net::UnixStream::connect(path).await.map_err(|e| io_error(&e))?)
+            }
+            _ => return Err(RedisError::Connect("unsupported address type".into())),
+        };
+        let (capped, signal) = CappedStream::new(stream, max_reply_bytes);
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let (conn, driver) = MultiplexedConnection::new_with_config(info.redis_settings(), capped, config)
+            .await
+            .map_err(|e| match signal.exceeded() {
+                true => RedisError::ReplyTooLarge { target: info.addr().to_string(), limit: max_reply_bytes },
+                false => classify_connect_error(&e),
+            })?;
+        // The driver ends when the last handle of `conn` is dropped.
+        tokio::spawn(driver);
+        Ok((conn, signal))
+    };
+    timeout_at(deadline, connect).await.map_err(|_| RedisError::Timeout("connect"))?
+}
+
+/// What a Redis connection runs over: TCP, TLS over TCP, or a Unix socket.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin> Stream for S {}
+
+async fn tcp_connect(host: &str, port: u16) -> Result<tokio::net::TcpStream, RedisError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| io_error(&e))?;
+    // Requests are small and waited on: do not let Nagle hold them back.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+fn io_error(e: &std::io::Error) -> RedisError {
+    RedisError::Connect(format!("I/O error: {}", e.kind()))
+}
+
+fn connection_info(
+    spec: &RedisTarget,
+    addr: Option<&(String, u16)>,
+    credentials: bool,
+) -> Result<ConnectionInfo, RedisError> {
     let mut info: ConnectionInfo =
         spec.url.as_str().into_connection_info().map_err(|e| RedisError::Connect(describe(&e)))?;
     // No CLIENT SETINFO handshake: Redis before 7.2 answers it with an error.
@@ -391,23 +512,47 @@ async fn build_client(
         info = info.set_addr(new_addr);
         settings = settings.set_db(0);
     }
-    info = info.set_redis_settings(settings);
+    Ok(info.set_redis_settings(settings))
+}
+
+/// The TLS client settings: the configured CA (or the Web PKI roots when none
+/// is set) and the client certificate, if any.
+async fn tls_config(spec: &RedisTarget) -> Result<Arc<rustls::ClientConfig>, RedisError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let tls = &spec.tls;
-    if tls.ca_file.is_none() && tls.cert_file.is_none() {
-        return Client::open(info).map_err(|e| RedisError::Connect(describe(&e)));
-    }
-    let root_cert = match &tls.ca_file {
-        Some(path) => Some(read_file(path).await?),
-        None => None,
+    let bad_pem = |path: &std::path::Path| RedisError::TlsFile {
+        path: path.display().to_string(),
+        kind: std::io::ErrorKind::InvalidData,
     };
-    let client_tls = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            Some(redis::ClientTlsConfig { client_cert: read_file(cert).await?, client_key: read_file(key).await? })
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(path) => {
+            let pem = read_file(path).await?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                roots.add(cert.map_err(|_| bad_pem(path))?).map_err(|_| bad_pem(path))?;
+            }
+            if roots.is_empty() {
+                return Err(bad_pem(path));
+            }
         }
-        _ => None,
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|_| RedisError::Connect("TLS settings".into()))?
+        .with_root_certificates(roots);
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(&read_file(cert).await?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| bad_pem(cert))?;
+            let key_der = PrivateKeyDer::from_pem_slice(&read_file(key).await?).map_err(|_| bad_pem(key))?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|_| bad_pem(key))?
+        }
+        _ => builder.with_no_client_auth(),
     };
-    Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-        .map_err(|e| RedisError::Connect(describe(&e)))
+    Ok(Arc::new(config))
 }
 
 async fn read_file(path: &std::path::Path) -> Result<Vec<u8>, RedisError> {

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 
 use super::info::{bounded_label, parse_f64, parse_number, parse_percent_ratio, Info, Number};
 use super::RedisSnapshot;
-use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
+use crate::metrics::{BaseUnit, Desc, Exposition, Kind, Label, Value};
 
 // ---- up -------------------------------------------------------------------
 const UP: Desc = Desc::gauge("redis_up", "Whether the last scrape of this Redis target succeeded (1) or not (0).");
@@ -650,7 +650,8 @@ const fn scalar(field: &'static str, desc: &'static Desc, conv: Conv) -> Scalar 
 
 /// Unlabelled INFO fields, in exposition order. Absent fields emit nothing.
 static INFO_SCALARS: &[Scalar] = &[
-    scalar("uptime_in_seconds", &UPTIME, Conv::Number),
+    // Negative uptime is not a duration: skipped, like the -1 sentinels.
+    scalar("uptime_in_seconds", &UPTIME, Conv::NonNegative),
     scalar("io_threads_active", &IO_THREADS_ACTIVE, Conv::Number),
     scalar("connected_clients", &CONNECTED_CLIENTS, Conv::Number),
     scalar("blocked_clients", &BLOCKED_CLIENTS, Conv::Number),
@@ -840,17 +841,65 @@ pub fn encode_up(up: bool, out: &mut Exposition) {
     out.add_plain(&UP, up);
 }
 
-/// All target metrics of a successful scrape.
-pub fn encode(snapshot: &RedisSnapshot, out: &mut Exposition) {
+// ---- cardinality caps -----------------------------------------------------
+// Rows a family may emit from one reply: the names come from the server, so a
+// hostile or broken one could otherwise mint any number of series (100k
+// `cmdstat_` lines made 79,386). Each cap is well above what a real server
+// reports: Redis 7.2 has about 240 commands and 170 subcommands (modules add a
+// few dozen), tracks at most 128 error prefixes itself (ERRORSTATS_LIMIT),
+// lists only non-empty databases (`databases` defaults to 16), and has about
+// 20 latency monitor events. Rows past a cap are counted, by family, in
+// `tenderly_exporter_series_dropped_total`; the server's own totals
+// (`total_commands_processed`, `total_error_replies`, `connected_slaves`)
+// are scalars and stay exact.
+
+/// `cmdstat_` lines kept (family `commandstats`).
+pub const MAX_COMMANDS: usize = 1024;
+/// `latency_percentiles_usec_` lines kept (family `latencystats`).
+pub const MAX_LATENCY_COMMANDS: usize = 1024;
+/// Percentiles kept per `latency_percentiles_usec_` line (Redis prints 3 by default).
+pub const MAX_PERCENTILES: usize = 16;
+/// `errorstat_` lines kept (family `errorstats`).
+pub const MAX_ERRORS: usize = 128;
+/// `dbN` lines kept (family `keyspace`).
+pub const MAX_DBS: usize = 1024;
+/// `slaveN` lines kept (family `replicas`).
+pub const MAX_REPLICAS: usize = 256;
+/// `module:` lines kept (family `modules`).
+pub const MAX_MODULES: usize = 64;
+/// `LATENCY LATEST` rows kept (family `latency_events`).
+pub const MAX_LATENCY_EVENTS: usize = 64;
+
+/// Series one encoding left out because a family reached its cap: `(family, series)`,
+/// only families that dropped something.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesDropped(pub Vec<(&'static str, u64)>);
+
+impl SeriesDropped {
+    fn add(&mut self, family: &'static str, series: u64) {
+        if series > 0 {
+            self.0.push((family, series));
+        }
+    }
+
+    /// Series dropped in all families.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// All target metrics of a successful scrape, and what the cardinality caps left out.
+pub fn encode(snapshot: &RedisSnapshot, out: &mut Exposition) -> SeriesDropped {
+    let mut dropped = SeriesDropped::default();
     let info = &snapshot.info;
     encode_server(info, out);
     for s in INFO_SCALARS {
         encode_scalar(info, s, out);
     }
-    encode_replication(info, out);
-    encode_commands(info, out);
-    encode_keyspace(info, out);
-    encode_modules(info, out);
+    encode_replication(info, out, &mut dropped);
+    encode_commands(info, out, &mut dropped);
+    encode_keyspace(info, out, &mut dropped);
+    encode_modules(info, out, &mut dropped);
     if let Some(cluster) = &snapshot.cluster_info {
         for s in CLUSTER_SCALARS {
             encode_scalar(cluster, s, out);
@@ -858,7 +907,8 @@ pub fn encode(snapshot: &RedisSnapshot, out: &mut Exposition) {
     }
     encode_config(&snapshot.config, out);
     encode_slowlog(snapshot, out);
-    encode_latency(snapshot, out);
+    encode_latency(snapshot, out, &mut dropped);
+    dropped
 }
 
 fn number_value(n: Number) -> Value {
@@ -887,8 +937,19 @@ fn convert(text: &str, conv: Conv) -> Option<Value> {
 }
 
 fn encode_scalar(info: &Info, s: &Scalar, out: &mut Exposition) {
-    if let Some(value) = info.get(s.field).and_then(|text| convert(text, s.conv)) {
-        out.add_plain(s.desc, value);
+    let Some(value) = info.get(s.field).and_then(|text| convert(text, s.conv)) else { return };
+    // A counter is never negative: a negative one is a broken or hostile server, not data.
+    if s.desc.kind == Kind::Counter && is_negative(&value) {
+        return;
+    }
+    out.add_plain(s.desc, value);
+}
+
+fn is_negative(value: &Value) -> bool {
+    match value {
+        Value::Int(v) => *v < 0,
+        Value::Float(v) => *v < 0.0,
+        _ => false,
     }
 }
 
@@ -897,8 +958,11 @@ fn label(key: &'static str, value: &str) -> Label {
 }
 
 fn encode_server(info: &Info, out: &mut Exposition) {
+    // A negative uptime (or clock) is no start time at all.
     if let (Some(now_usec), Some(uptime)) = (info.get_i64("server_time_usec"), info.get_i64("uptime_in_seconds")) {
-        out.add_plain(&START_TIME, now_usec / 1_000_000 - uptime);
+        if now_usec >= 0 && uptime >= 0 {
+            out.add_plain(&START_TIME, now_usec / 1_000_000 - uptime);
+        }
     }
     // An info series needs at least the identity fields; a reply without them
     // is not a server INFO and must not produce a row of empty labels.
@@ -923,7 +987,7 @@ fn encode_server(info: &Info, out: &mut Exposition) {
     out.add(&INSTANCE_INFO, labels, 1i64);
 }
 
-fn encode_replication(info: &Info, out: &mut Exposition) {
+fn encode_replication(info: &Info, out: &mut Exposition, dropped: &mut SeriesDropped) {
     // Replica-side series carry the master's address, as redis_exporter does
     // (alert texts print it). It changes only when the replica is re-pointed.
     if let Some(status) = info.get("master_link_status") {
@@ -956,7 +1020,10 @@ fn encode_replication(info: &Info, out: &mut Exposition) {
     }
     // One series per replica, identified by address only: redis_exporter's
     // `slave_state` label would start a new series on every online/sync flip.
-    for replica in info.replicas() {
+    let replicas = info.replicas();
+    let extra = replicas.iter().skip(MAX_REPLICAS);
+    dropped.add("replicas", extra.map(|r| u64::from(r.offset.is_some()) + u64::from(r.lag_seconds.is_some())).sum());
+    for replica in replicas.iter().take(MAX_REPLICAS) {
         let port = replica.port.map(|p| p.to_string()).unwrap_or_default();
         let labels = || vec![label("slave_ip", &replica.ip), label("slave_port", &port)];
         if let Some(offset) = replica.offset {
@@ -968,8 +1035,16 @@ fn encode_replication(info: &Info, out: &mut Exposition) {
     }
 }
 
-fn encode_commands(info: &Info, out: &mut Exposition) {
-    for stat in info.command_stats() {
+fn encode_commands(info: &Info, out: &mut Exposition, dropped: &mut SeriesDropped) {
+    let stats = info.command_stats();
+    let series = |s: &super::info::CommandStat| {
+        [s.calls.is_some(), s.usec.is_some(), s.rejected_calls.is_some(), s.failed_calls.is_some()]
+            .iter()
+            .filter(|present| **present)
+            .count() as u64
+    };
+    dropped.add("commandstats", stats.iter().skip(MAX_COMMANDS).map(series).sum());
+    for stat in stats.iter().take(MAX_COMMANDS) {
         let cmd = || vec![label("cmd", &stat.cmd)];
         if let Some(calls) = stat.calls {
             out.add(&COMMANDS, cmd(), calls);
@@ -984,18 +1059,24 @@ fn encode_commands(info: &Info, out: &mut Exposition) {
             out.add(&COMMANDS_FAILED, cmd(), failed);
         }
     }
-    for stat in info.error_stats() {
+    let errors = info.error_stats();
+    dropped.add("errorstats", errors.iter().skip(MAX_ERRORS).filter(|e| e.count.is_some()).count() as u64);
+    for stat in errors.iter().take(MAX_ERRORS) {
         if let Some(count) = stat.count {
             out.add(&ERRORS, vec![label("err", &stat.error)], count);
         }
     }
-    for line in info.latency_percentiles() {
-        for (percentile, usec) in &line.percentiles {
+    let lines = info.latency_percentiles();
+    let mut extra: u64 = lines.iter().skip(MAX_LATENCY_COMMANDS).map(|l| l.percentiles.len() as u64).sum();
+    for line in lines.iter().take(MAX_LATENCY_COMMANDS) {
+        extra += line.percentiles.len().saturating_sub(MAX_PERCENTILES) as u64;
+        for (percentile, usec) in line.percentiles.iter().take(MAX_PERCENTILES) {
             let Some(quantile) = percentile_to_quantile(percentile) else { continue };
             let labels = vec![label("cmd", &line.cmd), ("quantile", Cow::Owned(quantile))];
             out.add(&LATENCY_PERCENTILES, labels, usec / 1e6);
         }
     }
+    dropped.add("latencystats", extra);
 }
 
 /// `"99.9"` (a percentile as Redis prints it) to `"0.999"` (a quantile), by
@@ -1019,8 +1100,16 @@ fn percentile_to_quantile(p: &str) -> Option<String> {
     Some(if frac_part.is_empty() { int_part.to_owned() } else { format!("{int_part}.{frac_part}") })
 }
 
-fn encode_keyspace(info: &Info, out: &mut Exposition) {
-    for db in info.keyspace() {
+fn encode_keyspace(info: &Info, out: &mut Exposition, dropped: &mut SeriesDropped) {
+    let dbs = info.keyspace();
+    let series = |db: &super::info::KeyspaceDb| {
+        [db.keys.is_some(), db.expires.is_some(), db.avg_ttl_ms.is_some(), db.keys_with_expiring_items.is_some()]
+            .iter()
+            .filter(|present| **present)
+            .count() as u64
+    };
+    dropped.add("keyspace", dbs.iter().skip(MAX_DBS).map(series).sum());
+    for db in dbs.iter().take(MAX_DBS) {
         let labels = || vec![label("db", &db.db)];
         if let Some(keys) = db.keys {
             out.add(&DB_KEYS, labels(), keys);
@@ -1037,11 +1126,10 @@ fn encode_keyspace(info: &Info, out: &mut Exposition) {
     }
 }
 
-fn encode_modules(info: &Info, out: &mut Exposition) {
-    for module in info.modules() {
-        if module.name.is_empty() {
-            continue;
-        }
+fn encode_modules(info: &Info, out: &mut Exposition, dropped: &mut SeriesDropped) {
+    let modules: Vec<_> = info.modules().into_iter().filter(|m| !m.name.is_empty()).collect();
+    dropped.add("modules", modules.len().saturating_sub(MAX_MODULES) as u64);
+    for module in modules.iter().take(MAX_MODULES) {
         let labels = vec![label("name", &module.name), label("ver", &module.ver)];
         out.add(&MODULE_INFO, labels, 1i64);
     }
@@ -1070,9 +1158,10 @@ fn encode_slowlog(snapshot: &RedisSnapshot, out: &mut Exposition) {
     }
 }
 
-fn encode_latency(snapshot: &RedisSnapshot, out: &mut Exposition) {
+fn encode_latency(snapshot: &RedisSnapshot, out: &mut Exposition, dropped: &mut SeriesDropped) {
     let Some(events) = &snapshot.latency else { return };
-    for event in events {
+    dropped.add("latency_events", 3 * events.len().saturating_sub(MAX_LATENCY_EVENTS) as u64);
+    for event in events.iter().take(MAX_LATENCY_EVENTS) {
         let labels = || vec![label("event_name", &event.event)];
         out.add(&LATENCY_SPIKE_LAST, labels(), event.timestamp);
         out.add(&LATENCY_SPIKE_DURATION, labels(), event.latest_ms as f64 / 1e3);

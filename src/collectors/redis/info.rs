@@ -485,19 +485,25 @@ pub fn parse_number(s: &str) -> Option<Number> {
     parse_i64(s).map(Number::Int).or_else(|| parse_f64(s).map(Number::Float))
 }
 
-/// Lossy view of a label value taken from server text, capped so a hostile
-/// or broken server cannot blow up label sizes.
+/// A label value taken from server text: at most [`MAX_LABEL_BYTES`] (cut on a
+/// character boundary), control characters (a NUL, an escape sequence, a
+/// newline) replaced by U+FFFD. Valid UTF-8 by construction (the parser
+/// decoded the reply lossily), so a hostile or broken server can neither blow
+/// up label sizes nor smuggle bytes a log viewer or a TSDB mishandles.
 pub fn bounded_label(s: &str) -> Cow<'static, str> {
-    const MAX: usize = 128;
-    if s.len() <= MAX {
-        return Cow::Owned(s.to_owned());
-    }
-    let mut end = MAX;
+    let mut end = s.len().min(MAX_LABEL_BYTES);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    Cow::Owned(s[..end].to_owned())
+    let cut = &s[..end];
+    if cut.chars().any(char::is_control) {
+        return Cow::Owned(cut.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect());
+    }
+    Cow::Owned(cut.to_owned())
 }
+
+/// Longest label value taken from server text.
+pub const MAX_LABEL_BYTES: usize = 128;
 
 #[cfg(test)]
 mod tests {
@@ -538,6 +544,12 @@ mod tests {
         assert_eq!(parse_number("-1"), Some(Number::Int(-1)));
         assert_eq!(parse_number("4.93"), Some(Number::Float(4.93)));
         assert_eq!(parse_number("x"), None);
+    }
+
+    #[test]
+    fn bounded_label_replaces_control_characters() {
+        assert_eq!(bounded_label("a\0b\x1b[31mc\u{85}"), "a\u{FFFD}b\u{FFFD}[31mc\u{FFFD}");
+        assert_eq!(bounded_label("plain|name"), "plain|name");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! parsed by field name (`info`), and metrics named as oliver006/redis_exporter
 //! names them wherever dashboards depend on it (`encode`).
 
+pub mod capped;
 pub mod client;
 pub mod encode;
 pub mod info;
