@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant as StdInstant};
 
-use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::config::{RedisCollectors, RedisOptions, RedisTarget, RedisTls, Secret};
 use tenderly_exporter::metrics::Exposition;
 use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
 
@@ -52,11 +52,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     config.validate()?;
     let spec = RedisTarget {
-        url: format!("redis://{addr}"),
-        username: None,
-        password: password.clone().map(Secret::new),
-        tls: RedisTls::default(),
-        collectors: RedisCollectors::default(),
+        connection: RedisOptions {
+            url: format!("redis://{addr}"),
+            username: None,
+            password: password.clone().map(Secret::new),
+            tls: RedisTls::default(),
+            collectors: RedisCollectors::default(),
+        },
         key_families: None,
         posture: None,
         members_allowed: Default::default(),

@@ -21,6 +21,7 @@ use crate::tenderly::queries::QueriesConfig;
 use crate::tenderly::redis_posture::RedisPostureConfig;
 use crate::trust::MemberAllowList;
 
+pub use crate::collectors::redis::{RedisCollectors, RedisOptions, RedisTls};
 pub use crate::secret::Secret;
 
 /// Configuration errors: each names where the problem is and the fix.
@@ -159,37 +160,14 @@ impl fmt::Debug for MongoTarget {
     }
 }
 
-/// Which parts of the Redis pipeline run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedisCollectors {
-    pub slowlog: bool,
-    pub latency: bool,
-    pub config: bool,
-}
-
-impl Default for RedisCollectors {
-    fn default() -> Self {
-        RedisCollectors { slowlog: true, latency: true, config: true }
-    }
-}
-
-/// TLS material for a Redis connection (file contents are read at connect time).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RedisTls {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-}
-
-/// Where and how to reach one Redis server.
+/// Where and how to reach one Redis server, plus the Tenderly signals that
+/// run over the same server. A Redis target *is* its connection options
+/// (`Deref`), so `spec.url` reads as before; the generic collector only ever
+/// sees [`RedisOptions`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisTarget {
-    /// Normalized URL without credentials (`redis://host:port/db`, `rediss://...`, `unix:///path`).
-    pub url: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub tls: RedisTls,
-    pub collectors: RedisCollectors,
+    /// What the generic Redis collector needs: address, credentials, TLS, collectors.
+    pub connection: RedisOptions,
     /// Tenderly key families (incremental SCAN); `None` when disabled.
     pub key_families: Option<KeyFamiliesConfig>,
     /// Security posture checks (every 5 minutes); `None` when disabled.
@@ -199,14 +177,18 @@ pub struct RedisTarget {
     pub members_allowed: MemberAllowList,
 }
 
+impl std::ops::Deref for RedisTarget {
+    type Target = RedisOptions;
+
+    fn deref(&self) -> &RedisOptions {
+        &self.connection
+    }
+}
+
 impl fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisTarget")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("tls", &self.tls)
-            .field("collectors", &self.collectors)
+            .field("connection", &self.connection)
             .field("key_families", &self.key_families.is_some())
             .field("posture", &self.posture)
             .field("members_allowed", &self.members_allowed)
@@ -438,11 +420,13 @@ impl Config {
             targets.push(Target {
                 name: "redis".to_string(),
                 spec: TargetSpec::Redis(RedisTarget {
-                    url,
-                    username: cli.redis_user.clone().or(url_user),
-                    password: password.or(url_password),
-                    tls,
-                    collectors,
+                    connection: RedisOptions {
+                        url,
+                        username: cli.redis_user.clone().or(url_user),
+                        password: password.or(url_password),
+                        tls,
+                        collectors,
+                    },
                     key_families: Cli::switch(cli.tenderly_keys, cli.no_tenderly_keys, true)
                         .then(KeyFamiliesConfig::default),
                     posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true)
@@ -681,11 +665,13 @@ pub fn parse_file_full(
                     }
                 };
                 TargetSpec::Redis(RedisTarget {
-                    url,
-                    username: file_username.or(url_user),
-                    password: file_password.or(url_password),
-                    tls,
-                    collectors,
+                    connection: RedisOptions {
+                        url,
+                        username: file_username.or(url_user),
+                        password: file_password.or(url_password),
+                        tls,
+                        collectors,
+                    },
                     key_families,
                     posture,
                     members_allowed,

@@ -99,7 +99,7 @@ pub fn redis_member_spec(spec: &RedisTarget, host: &str, port: u16) -> Option<Re
     }
     let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
     let mut member = spec.clone();
-    member.url = format!("{scheme}://{}{path}", member_key(host, port));
+    member.connection.url = format!("{scheme}://{}{path}", member_key(host, port));
     Some(member)
 }
 

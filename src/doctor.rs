@@ -29,7 +29,7 @@ pub async fn run(config: &Config) -> (String, bool) {
         let _ = writeln!(report, "{} ({}) {}", target.name, target.kind().as_str(), target.display_address());
         let ok = match &target.spec {
             TargetSpec::Redis(spec) => {
-                check_redis(RedisClient::new(&target.name, spec.clone()), deadline, &mut report).await
+                check_redis(RedisClient::new(&target.name, spec.connection.clone()), deadline, &mut report).await
             }
             TargetSpec::Mongodb(spec) => {
                 check_mongodb(MongoClient::new(&target.name, spec.clone()), deadline, &mut report).await

@@ -113,7 +113,8 @@ impl RedisBackend {
     /// discovered deployment do not: the seed target scans the whole keyspace).
     fn new(name: &str, spec: &crate::config::RedisTarget, scan_keys: bool) -> Self {
         RedisBackend {
-            client: RedisClient::new(name, spec.clone()),
+            spec: spec.clone(),
+            client: RedisClient::new(name, spec.connection.clone()),
             keys: spec.key_families.clone().filter(|_| scan_keys).map(|cfg| KeyScanner::new(name, spec.clone(), cfg)),
             posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
             last_scan: Mutex::new(None),
@@ -124,6 +125,8 @@ impl RedisBackend {
 /// A Redis target: the INFO collector plus the Tenderly signals that need
 /// their own state between scrapes.
 struct RedisBackend {
+    /// The target's settings (connection, allow-list, Tenderly options).
+    spec: crate::config::RedisTarget,
     client: RedisClient,
     keys: Option<KeyScanner>,
     /// Posture options and the last reading (each run costs the server one NOAUTH error reply).
@@ -236,7 +239,7 @@ impl Scraper {
         };
         let deadline = deadline.min(Instant::now() + DISCOVERY_DEADLINE);
         let found = match &runner.backend {
-            Backend::Redis(redis) => timeout_at(deadline, discovery::redis(redis.client.spec(), deadline)).await,
+            Backend::Redis(redis) => timeout_at(deadline, discovery::redis(&redis.spec, deadline)).await,
             Backend::Mongodb(client) => {
                 timeout_at(deadline, discovery::mongodb(client, runner.target.display_address(), deadline)).await
             }
@@ -651,7 +654,7 @@ impl TargetRunner {
                     if let Some((options, cache)) = &redis.posture {
                         let posture = cache
                             .get_or_refresh(|| {
-                                redis_posture::check_with(&self.target.name, redis.client.spec(), options, deadline)
+                                redis_posture::check_with(&self.target.name, &redis.spec, options, deadline)
                             })
                             .await;
                         posture.encode(&self.target.name, &mut exposition);

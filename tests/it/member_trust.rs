@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mongodb::bson::doc;
-use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::config::{RedisCollectors, RedisOptions as Connection, RedisTarget, RedisTls, Secret};
 use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
 use tenderly_exporter::trust::MemberAllowList;
 use tokio::time::Instant;
@@ -186,11 +186,13 @@ fn serve_resp(stream: TcpStream, cluster_nodes: &str) {
 
 fn scan_target(port: u16, allowed: MemberAllowList) -> RedisTarget {
     RedisTarget {
-        url: format!("redis://127.0.0.1:{port}"),
-        username: None,
-        password: Some(Secret::new("cluster-pw-must-stay-home")),
-        tls: RedisTls::default(),
-        collectors: RedisCollectors::default(),
+        connection: Connection {
+            url: format!("redis://127.0.0.1:{port}"),
+            username: None,
+            password: Some(Secret::new("cluster-pw-must-stay-home")),
+            tls: RedisTls::default(),
+            collectors: RedisCollectors::default(),
+        },
         key_families: None,
         posture: None,
         members_allowed: allowed,

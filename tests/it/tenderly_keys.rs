@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tenderly_exporter::config::{RedisCollectors, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::config::{RedisCollectors, RedisOptions as Connection, RedisTarget, RedisTls, Secret};
 use tenderly_exporter::metrics::{Exposition, Value};
 use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanError, KeyScanner};
 use tenderly_exporter::tenderly::redis_posture::{
@@ -30,11 +30,13 @@ fn target(server: &RedisServer, user: Option<(&str, &str)>) -> RedisTarget {
         None => (None, server.password().map(Secret::new)),
     };
     RedisTarget {
-        url: format!("redis://{}", server.addr()),
-        username,
-        password,
-        tls: RedisTls::default(),
-        collectors: RedisCollectors::default(),
+        connection: Connection {
+            url: format!("redis://{}", server.addr()),
+            username,
+            password,
+            tls: RedisTls::default(),
+            collectors: RedisCollectors::default(),
+        },
         key_families: None,
         posture: None,
         members_allowed: Default::default(),
@@ -495,11 +497,13 @@ fn posture_with_a_least_privilege_user_reports_what_it_cannot_see() {
 fn posture_of_an_unreachable_server_is_not_evaluated() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let spec = RedisTarget {
-        url: format!("redis://127.0.0.1:{port}"),
-        username: None,
-        password: None,
-        tls: RedisTls::default(),
-        collectors: RedisCollectors::default(),
+        connection: Connection {
+            url: format!("redis://127.0.0.1:{port}"),
+            username: None,
+            password: None,
+            tls: RedisTls::default(),
+            collectors: RedisCollectors::default(),
+        },
         key_families: None,
         posture: None,
         members_allowed: Default::default(),

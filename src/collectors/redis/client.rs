@@ -27,8 +27,8 @@ use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
 use super::capped::{CapSignal, CappedStream, MAX_REPLY_BYTES};
+use super::RedisOptions;
 use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
-use crate::config::RedisTarget;
 
 /// The `CONFIG GET` parameters are exactly those the encoder uses: never
 /// `CONFIG GET *`, which is most of redis_exporter's server-side cost.
@@ -118,7 +118,7 @@ struct ConnState {
 /// A Redis target's connection and the commands it has refused.
 pub struct RedisClient {
     target: String,
-    spec: RedisTarget,
+    spec: RedisOptions,
     state: Mutex<ConnState>,
     /// Commands the server refused with NOPERM/unknown command: never sent again.
     refused: StdMutex<BTreeSet<&'static str>>,
@@ -133,7 +133,7 @@ impl std::fmt::Debug for RedisClient {
 }
 
 impl RedisClient {
-    pub fn new(target: impl Into<String>, spec: RedisTarget) -> Self {
+    pub fn new(target: impl Into<String>, spec: RedisOptions) -> Self {
         RedisClient {
             target: target.into(),
             spec,
@@ -360,7 +360,7 @@ impl RedisClient {
     }
 
     /// The target's connection settings.
-    pub fn spec(&self) -> &RedisTarget {
+    pub fn spec(&self) -> &RedisOptions {
         &self.spec
     }
 
@@ -414,7 +414,7 @@ pub fn acl_grant_for(command: &str) -> &'static str {
 /// collector, the key-family scanner and the posture probe. Every reply on it
 /// is bounded by [`MAX_REPLY_BYTES`] (see [`super::capped`]).
 pub(crate) async fn open_connection(
-    spec: &RedisTarget,
+    spec: &RedisOptions,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
@@ -425,7 +425,7 @@ pub(crate) async fn open_connection(
 /// [`open_connection`] with an explicit reply budget, plus the signal that tells
 /// a failed query apart from a refused oversized reply.
 pub(crate) async fn open_capped(
-    spec: &RedisTarget,
+    spec: &RedisOptions,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
@@ -483,7 +483,7 @@ fn io_error(e: &std::io::Error) -> RedisError {
 }
 
 fn connection_info(
-    spec: &RedisTarget,
+    spec: &RedisOptions,
     addr: Option<&(String, u16)>,
     credentials: bool,
 ) -> Result<ConnectionInfo, RedisError> {
@@ -517,7 +517,7 @@ fn connection_info(
 
 /// The TLS client settings: the configured CA (or the Web PKI roots when none
 /// is set) and the client certificate, if any.
-async fn tls_config(spec: &RedisTarget) -> Result<Arc<rustls::ClientConfig>, RedisError> {
+async fn tls_config(spec: &RedisOptions) -> Result<Arc<rustls::ClientConfig>, RedisError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let tls = &spec.tls;

@@ -7,6 +7,56 @@ pub mod client;
 pub mod encode;
 pub mod info;
 
+use std::path::PathBuf;
+
+use crate::secret::Secret;
+
+/// Where and how to reach one Redis server, and which parts of the pipeline
+/// run: everything the collector needs, built by whoever configures it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Normalized URL without credentials (`redis://host:port/db`, `rediss://...`, `unix:///path`).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: RedisTls,
+    pub collectors: RedisCollectors,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("collectors", &self.collectors)
+            .finish()
+    }
+}
+
+/// Which parts of the Redis pipeline run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisCollectors {
+    pub slowlog: bool,
+    pub latency: bool,
+    pub config: bool,
+}
+
+impl Default for RedisCollectors {
+    fn default() -> Self {
+        RedisCollectors { slowlog: true, latency: true, config: true }
+    }
+}
+
+/// TLS material for a Redis connection (file contents are read at connect time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
 /// Everything one scrape read from one Redis server, before encoding.
 #[derive(Debug, Clone, Default)]
 pub struct RedisSnapshot {
