@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut info_conn).await?;
     let dbsize: u64 = redis::cmd("DBSIZE").query_async(&mut info_conn).await?;
 
-    let scanner = KeyScanner::new("bench", spec, config.clone());
+    let scanner = key_scanner("bench", spec, config.clone());
     let mut calls: Vec<Duration> = Vec::new();
     let mut per_pass_calls = Vec::new();
     let mut pass_calls = 0u64;
@@ -137,4 +137,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("family {family:>12}: keys {keys:>9} without_ttl {no_ttl:?} memory_bytes {mem:?}");
     }
     Ok(())
+}
+
+/// The key scanner the exporter would build for `target` (its connection and trust policy).
+fn key_scanner(name: &str, target: RedisTarget, config: KeyFamiliesConfig) -> KeyScanner {
+    KeyScanner::new(name, target.connection.clone(), target.member_policy(), config)
 }

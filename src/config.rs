@@ -19,7 +19,7 @@ use crate::tenderly::backups::BackupsConfig;
 use crate::tenderly::keys::KeyFamiliesConfig;
 use crate::tenderly::queries::QueriesConfig;
 use crate::tenderly::redis_posture::RedisPostureConfig;
-use crate::trust::MemberAllowList;
+use crate::trust::{MemberAllowList, MemberPolicy};
 
 pub use crate::collectors::redis::{RedisCollectors, RedisOptions, RedisTls};
 pub use crate::secret::Secret;
@@ -146,6 +146,15 @@ pub struct MongoTarget {
     pub members_allowed: MemberAllowList,
 }
 
+impl MongoTarget {
+    /// Who may get this target's credentials: the connection string's hosts
+    /// (or the SRV name's domain) and `members_allowed`.
+    pub fn member_policy(&self) -> MemberPolicy {
+        let (hosts, suffixes) = crate::trust::mongo_seed(&self.display);
+        MemberPolicy::new(&self.members_allowed, hosts.iter().map(String::as_str), suffixes.iter().map(String::as_str))
+    }
+}
+
 impl fmt::Debug for MongoTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoTarget")
@@ -175,6 +184,21 @@ pub struct RedisTarget {
     /// Discovered nodes (besides the address's host and `replica_address`) that
     /// may get the credentials (`members_allowed:`; see docs/security-trust-model.md).
     pub members_allowed: MemberAllowList,
+}
+
+impl RedisTarget {
+    /// Who may get this target's credentials: the address's host, the key
+    /// scan's `replica_address` host, and `members_allowed`.
+    pub fn member_policy(&self) -> MemberPolicy {
+        let seed = self.connection.tcp_address().map(|(host, _)| host);
+        let replica = self
+            .key_families
+            .as_ref()
+            .and_then(|k| k.replica_address.as_deref())
+            .and_then(crate::trust::parse_member)
+            .map(|(host, _)| host);
+        MemberPolicy::new(&self.members_allowed, seed.iter().chain(replica.iter()).map(String::as_str), [])
+    }
 }
 
 impl std::ops::Deref for RedisTarget {

@@ -25,14 +25,16 @@
 use std::time::Duration;
 
 use mongodb::bson::{Bson, Document};
-use redis::{ConnectionAddr, IntoConnectionInfo, Value};
+use redis::Value;
 use tokio::time::{timeout_at, Instant};
 
 use crate::collectors::mongodb::client::MongoClient;
 use crate::collectors::redis::client::{bytes_of, open_connection};
+use crate::collectors::redis::cluster::{parse_cluster_nodes, replicas_from_info};
 use crate::collectors::redis::info;
-use crate::config::{MongoTarget, RedisTarget};
-use crate::trust::{self, MemberPolicy, Verdict};
+use crate::config::RedisTarget;
+pub use crate::trust::{member_key, parse_member};
+use crate::trust::{MemberPolicy, Verdict};
 
 /// Upper bound on the members one discovery returns (and on cached member clients).
 pub const MAX_MEMBERS: usize = 100;
@@ -70,26 +72,6 @@ pub enum DiscoveryError {
     Mongodb(String),
 }
 
-/// `host:port`, with brackets around an IPv6 host.
-pub fn member_key(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// Splits `host:port` (`[v6]:port`) into a host without brackets and a port.
-pub fn parse_member(member: &str) -> Option<(String, u16)> {
-    let (host, port) = member.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if host.is_empty() || port == 0 {
-        return None;
-    }
-    Some((host.to_string(), port))
-}
-
 /// The Redis target's settings with the address swapped for a member's
 /// (same scheme, so the same TLS; same database; same credentials).
 pub fn redis_member_spec(spec: &RedisTarget, host: &str, port: u16) -> Option<RedisTarget> {
@@ -101,26 +83,6 @@ pub fn redis_member_spec(spec: &RedisTarget, host: &str, port: u16) -> Option<Re
     let mut member = spec.clone();
     member.connection.url = format!("{scheme}://{}{path}", member_key(host, port));
     Some(member)
-}
-
-/// The trust policy of a Redis target: the address's host, the key scan's
-/// `replica_address` host, and `members_allowed`.
-pub fn redis_policy(spec: &RedisTarget) -> MemberPolicy {
-    let seed = redis_seed(spec).map(|(host, _)| host);
-    let replica = spec
-        .key_families
-        .as_ref()
-        .and_then(|k| k.replica_address.as_deref())
-        .and_then(parse_member)
-        .map(|(host, _)| host);
-    MemberPolicy::new(&spec.members_allowed, seed.iter().chain(replica.iter()).map(String::as_str), [])
-}
-
-/// The trust policy of a MongoDB target: the connection string's hosts (or
-/// the SRV name's domain) and `members_allowed`.
-pub fn mongo_policy(spec: &MongoTarget) -> MemberPolicy {
-    let (hosts, suffixes) = trust::mongo_seed(&spec.display);
-    MemberPolicy::new(&spec.members_allowed, hosts.iter().map(String::as_str), suffixes.iter().map(String::as_str))
 }
 
 /// Marks the members `policy` does not allow as untrusted (names resolved
@@ -142,21 +104,10 @@ pub async fn classify(topology: &mut Topology, policy: &MemberPolicy, deadline: 
     refused
 }
 
-/// The Redis target's own TCP address; `None` for a Unix socket.
-fn redis_seed(spec: &RedisTarget) -> Option<(String, u16)> {
-    let info = spec.url.as_str().into_connection_info().ok()?;
-    match info.addr() {
-        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-            Some((host.trim_start_matches('[').trim_end_matches(']').to_string(), *port))
-        }
-        _ => None,
-    }
-}
-
 /// Discovers a Redis deployment through the configured target.
 pub async fn redis(spec: &RedisTarget, deadline: Instant) -> Result<Topology, DiscoveryError> {
     let mut topology = Topology::default();
-    let Some((seed_host, seed_port)) = redis_seed(spec) else {
+    let Some((seed_host, seed_port)) = spec.connection.tcp_address() else {
         // A Unix socket has no host:port to probe a member at.
         return Ok(topology);
     };
@@ -192,82 +143,9 @@ pub async fn redis(spec: &RedisTarget, deadline: Instant) -> Result<Topology, Di
 }
 
 /// One reachable node of a `CLUSTER NODES` reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterNode {
-    pub host: String,
-    pub port: u16,
-    pub master: bool,
-    /// Whether the line lists slots (only those masters hold keys).
-    pub has_slots: bool,
-}
-
-/// The reachable nodes of a `CLUSTER NODES` reply, deduplicated, at most
-/// [`MAX_MEMBERS`]. A node that has not learnt its own IP (`:7000@17000
-/// myself,master`) is at `seed_host`; failed, handshaking and address-less nodes
-/// are skipped. Shared by discovery and the key-family scan.
-pub fn parse_cluster_nodes(text: &str, seed_host: &str) -> Vec<ClusterNode> {
-    let mut out: Vec<ClusterNode> = Vec::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 8 {
-            continue;
-        }
-        let flags: Vec<&str> = fields[2].split(',').collect();
-        if flags.iter().any(|f| matches!(*f, "fail" | "handshake" | "noaddr")) {
-            continue;
-        }
-        // `ip:port@cport[,hostname]`
-        let (address, hostname) = match fields[1].split_once(',') {
-            Some((a, h)) => (a, Some(h).filter(|h| !h.is_empty())),
-            None => (fields[1], None),
-        };
-        let address = address.split('@').next().unwrap_or(address);
-        let Some((ip, port)) = address.rsplit_once(':') else { continue };
-        let Ok(port) = port.parse::<u16>() else { continue };
-        if port == 0 {
-            continue;
-        }
-        let host = match hostname {
-            Some(h) => h.to_string(),
-            None if ip.is_empty() => seed_host.to_string(),
-            None => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
-        };
-        if !out.iter().any(|n| n.host == host && n.port == port) && out.len() < MAX_MEMBERS {
-            out.push(ClusterNode { host, port, master: flags.contains(&"master"), has_slots: fields.len() >= 9 });
-        }
-    }
-    out
-}
-
 /// Every reachable node of `CLUSTER NODES`, masters and replicas, as `(host, port)`.
 pub fn cluster_nodes(text: &str, seed_host: &str) -> Vec<(String, u16)> {
     parse_cluster_nodes(text, seed_host).into_iter().map(|n| (n.host, n.port)).collect()
-}
-
-/// Replicas from `INFO replication` (`slaveN:ip=...,port=...,state=online,...`).
-pub fn replicas_from_info(replication: &info::Info) -> Vec<(String, u16)> {
-    let mut out = Vec::new();
-    for (key, value) in replication.fields() {
-        let Some(n) = key.strip_prefix("slave") else { continue };
-        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let mut ip = None;
-        let mut port = None;
-        for part in value.split(',') {
-            match part.split_once('=') {
-                Some(("ip", v)) => ip = Some(v),
-                Some(("port", v)) => port = v.parse::<u16>().ok(),
-                _ => {}
-            }
-        }
-        if let (Some(ip), Some(port)) = (ip, port) {
-            if !ip.is_empty() && port != 0 && out.len() < MAX_MEMBERS {
-                out.push((ip.to_string(), port));
-            }
-        }
-    }
-    out
 }
 
 /// Discovers a MongoDB deployment through the configured target's client.

@@ -115,7 +115,11 @@ impl RedisBackend {
         RedisBackend {
             spec: spec.clone(),
             client: RedisClient::new(name, spec.connection.clone()),
-            keys: spec.key_families.clone().filter(|_| scan_keys).map(|cfg| KeyScanner::new(name, spec.clone(), cfg)),
+            keys: spec
+                .key_families
+                .clone()
+                .filter(|_| scan_keys)
+                .map(|cfg| KeyScanner::new(name, spec.connection.clone(), spec.member_policy(), cfg)),
             posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
             last_scan: Mutex::new(None),
         }
@@ -440,8 +444,8 @@ impl Scraper {
 /// The trust policy of a configured target (see [`crate::trust`]).
 fn member_policy(target: &Target) -> crate::trust::MemberPolicy {
     match &target.spec {
-        TargetSpec::Redis(spec) => discovery::redis_policy(spec),
-        TargetSpec::Mongodb(spec) => discovery::mongo_policy(spec),
+        TargetSpec::Redis(spec) => spec.member_policy(),
+        TargetSpec::Mongodb(spec) => spec.member_policy(),
     }
 }
 

@@ -32,6 +32,26 @@ pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most entries of each kind in one allow-list (bounds the config and the checks).
 pub const MAX_ENTRIES: usize = 256;
 
+/// `host:port`, with brackets around an IPv6 host.
+pub fn member_key(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Splits `host:port` (`[v6]:port`) into a host without brackets and a port.
+pub fn parse_member(member: &str) -> Option<(String, u16)> {
+    let (host, port) = member.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
 /// Host names that are cloud metadata services, refused even if allowed.
 const METADATA_NAMES: [&str; 7] = [
     "metadata.google.internal",

@@ -43,14 +43,15 @@ use std::sync::Mutex as StdMutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
-use redis::{ConnectionAddr, IntoConnectionInfo, Value};
+use redis::Value;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
-use crate::config::RedisTarget;
+use crate::collectors::redis::RedisOptions;
 use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Value as MetricValue};
+use crate::trust::MemberPolicy;
 
 /// Family label for keys under the namespace that match no configured prefix.
 pub const OTHER_FAMILY: &str = "other";
@@ -277,7 +278,7 @@ pub enum KeyScanError {
 
 /// Connections use the Redis collector's code (same auth, TLS, handshake rules).
 pub(crate) async fn open_connection(
-    spec: &RedisTarget,
+    spec: &RedisOptions,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
@@ -498,7 +499,10 @@ enum Send {
 /// The incremental key-family scanner of one Redis target.
 pub struct KeyScanner {
     target: String,
-    spec: RedisTarget,
+    /// How to reach the target (and, with another address, its replica or cluster masters).
+    spec: RedisOptions,
+    /// Which advertised cluster masters may get the credentials.
+    policy: MemberPolicy,
     config: KeyFamiliesConfig,
     classifier: Classifier,
     budget: Duration,
@@ -516,14 +520,17 @@ impl std::fmt::Debug for KeyScanner {
 }
 
 impl KeyScanner {
-    /// A scanner for `target`. `config` should have passed [`KeyFamiliesConfig::validate`];
-    /// an invalid config makes every [`advance`](Self::advance) fail with the reason.
-    pub fn new(target: &str, spec: RedisTarget, config: KeyFamiliesConfig) -> Self {
+    /// A scanner for `target`, reached with `spec`, following only the cluster
+    /// masters `policy` allows. `config` should have passed
+    /// [`KeyFamiliesConfig::validate`]; an invalid config makes every
+    /// [`advance`](Self::advance) fail with the reason.
+    pub fn new(target: &str, spec: RedisOptions, policy: MemberPolicy, config: KeyFamiliesConfig) -> Self {
         let classifier = Classifier::new(&config);
         let budget = config.budget();
         KeyScanner {
             target: target.to_string(),
             spec,
+            policy,
             config,
             classifier,
             budget,
@@ -737,7 +744,7 @@ impl KeyScanner {
     /// The masters the target's trust policy allows. The others are never
     /// connected to; they are counted and each is logged once.
     async fn allowed_masters(&self, masters: Vec<(String, u16)>, deadline: Instant) -> Vec<(String, u16)> {
-        let mut policy = crate::discovery::redis_policy(&self.spec);
+        let mut policy = self.policy.clone();
         policy.resolve_names(deadline).await;
         let policy = &policy;
         let checks = masters.into_iter().map(|(host, port)| async move {
@@ -752,9 +759,9 @@ impl KeyScanner {
                 continue;
             }
             refused += 1;
-            let member = crate::discovery::member_key(&addr.0, addr.1);
+            let member = crate::trust::member_key(&addr.0, addr.1);
             let mut logged = self.logged_refused.lock().unwrap_or_else(|p| p.into_inner());
-            if logged.len() < crate::discovery::MAX_MEMBERS && logged.insert(member.clone()) {
+            if logged.len() < crate::collectors::redis::cluster::MAX_NODES && logged.insert(member.clone()) {
                 tracing::warn!(
                     target_name = %self.target,
                     node = %member,
@@ -780,13 +787,7 @@ impl KeyScanner {
         if let Some((host, _)) = replica {
             return host.clone();
         }
-        match self.spec.url.as_str().into_connection_info() {
-            Ok(info) => match info.addr() {
-                ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
-                _ => "127.0.0.1".to_string(),
-            },
-            Err(_) => "127.0.0.1".to_string(),
-        }
+        self.spec.tcp_address().map_or_else(|| "127.0.0.1".to_string(), |(host, _)| host)
     }
 
     /// A whole-command error: refusals disable the scan, others are connection trouble.
@@ -1074,7 +1075,7 @@ fn parse_scan(reply: Value) -> Option<(u64, Vec<Vec<u8>>)> {
 /// has not learnt its own IP (`:7000@17000 myself,master`) is at `seed_host`.
 /// Failed, handshaking and address-less nodes are skipped.
 pub fn cluster_masters(cluster_nodes: &str, seed_host: &str) -> Vec<(String, u16)> {
-    crate::discovery::parse_cluster_nodes(cluster_nodes, seed_host)
+    crate::collectors::redis::cluster::parse_cluster_nodes(cluster_nodes, seed_host)
         .into_iter()
         .filter(|n| n.master && n.has_slots)
         .map(|n| (n.host, n.port))

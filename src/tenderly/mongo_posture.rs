@@ -30,7 +30,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Client;
 use tokio::time::{timeout_at, Instant};
 
-use super::redis_posture::{SECURITY_CHECK, SECURITY_CHECK_EVALUATED};
+use super::posture::{SECURITY_CHECK, SECURITY_CHECK_EVALUATED};
 use crate::collectors::mongodb::bson_num;
 use crate::collectors::mongodb::client::UNAUTHORIZED;
 use crate::metrics::{Exposition, Label};

@@ -28,22 +28,10 @@ use redis::Value;
 use serde::Deserialize;
 use tokio::time::{timeout_at, Instant};
 
-use super::keys::{bytes_of, open_connection, KeyScanError};
-use crate::config::RedisTarget;
+pub use super::posture::{SECURITY_CHECK, SECURITY_CHECK_EVALUATED};
+use crate::collectors::redis::client::{bytes_of, open_connection, RedisError};
+use crate::collectors::redis::RedisOptions;
 use crate::metrics::{Desc, Exposition};
-
-/// Shared with the MongoDB posture module: one family for every posture check.
-pub const SECURITY_CHECK: Desc = Desc::gauge(
-    "tenderly_security_check",
-    "Whether a security posture check passes (1) or fails (0) on the target; absent when it could not be evaluated.",
-)
-.labels(&["target", "check"]);
-/// Shared with the MongoDB posture module.
-pub const SECURITY_CHECK_EVALUATED: Desc = Desc::gauge(
-    "tenderly_security_check_evaluated",
-    "Whether a security posture check could be evaluated on the target (1) or not (0), e.g. for lack of privilege.",
-)
-.labels(&["target", "check"]);
 
 /// Unauthenticated clients are refused (`requirepass`, or the `default` user is not `nopass`).
 pub const AUTH_REQUIRED: &str = "redis_auth_required";
@@ -160,14 +148,14 @@ pub fn encode(posture: &RedisPosture, target: &str, out: &mut Exposition) {
 }
 
 /// Runs every check with default options (CONFIG under its own name, no application user).
-pub async fn check(target: &str, spec: &RedisTarget, deadline: Instant) -> RedisPosture {
+pub async fn check(target: &str, spec: &RedisOptions, deadline: Instant) -> RedisPosture {
     check_with(target, spec, &RedisPostureConfig::default(), deadline).await
 }
 
 /// Runs every check before `deadline`; a check that cannot finish is `NotEvaluated`.
 pub async fn check_with(
     target: &str,
-    spec: &RedisTarget,
+    spec: &RedisOptions,
     options: &RedisPostureConfig,
     deadline: Instant,
 ) -> RedisPosture {
@@ -193,13 +181,13 @@ pub async fn check_with(
 }
 
 /// An unauthenticated connection's PING: NOAUTH means authentication is required.
-async fn probe_auth(spec: &RedisTarget, deadline: Instant) -> Outcome {
+async fn probe_auth(spec: &RedisOptions, deadline: Instant) -> Outcome {
     let mut conn = match open_connection(spec, None, false, deadline).await {
         Ok(conn) => conn,
         // The handshake itself (SELECT of a non-zero db) was refused for lack of AUTH.
-        Err(KeyScanError::Auth(code)) if code == "NOAUTH" => return Outcome::Pass,
+        Err(RedisError::Auth(code)) if code == "NOAUTH" => return Outcome::Pass,
         // Protected mode refused a password-less server's remote client: no password is set.
-        Err(KeyScanError::Auth(code)) if code == "DENIED" => return Outcome::Fail,
+        Err(RedisError::Auth(code)) if code == "DENIED" => return Outcome::Fail,
         Err(_) => return Outcome::NotEvaluated,
     };
     let reply = timeout_at(deadline, redis::cmd("PING").query_async::<Value>(&mut conn)).await;

@@ -212,7 +212,7 @@ fn key_scan_never_follows_cluster_nodes_to_a_master_that_is_not_allowed() {
     });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let config = KeyFamiliesConfig::default();
-    let scanner = KeyScanner::new("hostile", scan_target(seed, MemberAllowList::default()), config.clone());
+    let scanner = key_scanner("hostile", scan_target(seed, MemberAllowList::default()), config.clone());
     for _ in 0..5 {
         rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(2))).expect("a step on the seed");
         if scanner.passes() >= 1 {
@@ -225,7 +225,7 @@ fn key_scan_never_follows_cluster_nodes_to_a_master_that_is_not_allowed() {
 
     // Positive control: with 127.0.0.2 allowed, the scan does go there.
     let allowed = MemberAllowList::parse(&[], &["127.0.0.2/32".to_string()], &[]).expect("valid");
-    let scanner = KeyScanner::new("allowed", scan_target(seed, allowed), config);
+    let scanner = key_scanner("allowed", scan_target(seed, allowed), config);
     let _ = rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(1)));
     wait_until(Duration::from_secs(3), "the allowed master to be contacted", || accepted(&canary) >= 1);
     assert_eq!(scanner.nodes_refused(), 0);
@@ -353,4 +353,9 @@ fn replica_set_discovery_never_authenticates_to_a_host_injected_into_hello() {
         replset_sasl_reaches_injected_primary(", members_allowed: {hosts: ['127.0.0.2']}") >= 1,
         "the allowed primary got no saslStart: the refusal above proves nothing"
     );
+}
+
+/// The key scanner the exporter would build for `target` (its connection and trust policy).
+fn key_scanner(name: &str, target: RedisTarget, config: KeyFamiliesConfig) -> KeyScanner {
+    KeyScanner::new(name, target.connection.clone(), target.member_policy(), config)
 }

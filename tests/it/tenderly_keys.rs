@@ -154,7 +154,7 @@ fn families_are_counted_exactly_over_210k_keys_in_several_bounded_steps() {
     let rt = runtime();
     let config = KeyFamiliesConfig { budget: "20ms".into(), ..KeyFamiliesConfig::default() };
     assert_eq!(config.validate(), Ok(()));
-    let scanner = KeyScanner::new("cache", target(&server, None), config);
+    let scanner = key_scanner("cache", target(&server, None), config);
 
     // Before the first pass completes only progress is exported.
     rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5))).expect("first step");
@@ -222,7 +222,7 @@ fn a_replica_is_scanned_instead_of_the_primary_when_configured() {
     let scans_before = primary.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:");
     assert!(!scans_before);
     let config = KeyFamiliesConfig { replica_address: Some(replica.addr()), ..KeyFamiliesConfig::default() };
-    let scanner = KeyScanner::new("cache", target(&primary, None), config);
+    let scanner = key_scanner("cache", target(&primary, None), config);
     let rt = runtime();
     advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
     assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "session"), Some(500.0));
@@ -315,7 +315,7 @@ fn a_three_master_cluster_is_scanned_on_every_master_and_summed() {
     let rt = runtime();
     // Seed at the second node, as the least-privilege exporter user.
     let config = KeyFamiliesConfig { budget: "10ms".into(), scan_count: 500, ..KeyFamiliesConfig::default() };
-    let scanner = KeyScanner::new("cluster", target(&nodes[1], Some(("exporter", "exporter-pw"))), config);
+    let scanner = key_scanner("cluster", target(&nodes[1], Some(("exporter", "exporter-pw"))), config);
     let calls = advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
     assert!(calls > 1);
     let out = exposition(&scanner);
@@ -353,7 +353,7 @@ fn refused_commands_and_key_patterns_are_learnt_once_and_degrade_metrics() {
     let rt = runtime();
     let config = || KeyFamiliesConfig { scan_count: 50, memory_sample_every: 10, ..KeyFamiliesConfig::default() };
 
-    let scanonly = KeyScanner::new("r", target(&server, Some(("scanonly", "pw1"))), config());
+    let scanonly = key_scanner("r", target(&server, Some(("scanonly", "pw1"))), config());
     advance_until_pass(&rt, &scanonly, 3, Duration::from_secs(2));
     let out = exposition(&scanonly);
     assert_eq!(value(&out, "tenderly_redis_keys", "session"), Some(300.0));
@@ -365,7 +365,7 @@ fn refused_commands_and_key_patterns_are_learnt_once_and_degrade_metrics() {
     assert_eq!(info_field(&errors, "errorstat_NOPERM").as_deref(), Some("count=2"), "{errors}");
 
     server.cli(&["CONFIG", "RESETSTAT"]);
-    let scoped = KeyScanner::new("r", target(&server, Some(("scoped", "pw2"))), config());
+    let scoped = key_scanner("r", target(&server, Some(("scoped", "pw2"))), config());
     advance_until_pass(&rt, &scoped, 3, Duration::from_secs(2));
     let out = exposition(&scoped);
     assert_eq!(value(&out, "tenderly_redis_keys", "session"), Some(300.0));
@@ -377,7 +377,7 @@ fn refused_commands_and_key_patterns_are_learnt_once_and_degrade_metrics() {
     // PTTL and MEMORY USAGE each denied once for the non_tenderly family, then never sent again.
     assert_eq!(info_field(&errors, "errorstat_NOPERM").as_deref(), Some("count=2"), "{errors}");
 
-    let noscan = KeyScanner::new("r", target(&server, Some(("noscan", "pw3"))), config());
+    let noscan = key_scanner("r", target(&server, Some(("noscan", "pw3"))), config());
     let first = rt.block_on(noscan.advance(Instant::now() + Duration::from_secs(5)));
     assert!(matches!(first, Err(KeyScanError::Refused("SCAN"))), "{first:?}");
     for _ in 0..3 {
@@ -511,4 +511,9 @@ fn posture_of_an_unreachable_server_is_not_evaluated() {
     let rt = runtime();
     let p = rt.block_on(redis_posture::check("gone", &spec, Instant::now() + Duration::from_secs(2)));
     assert!(p.checks.iter().all(|(_, o)| *o == Outcome::NotEvaluated), "{p:?}");
+}
+
+/// The key scanner the exporter would build for `target` (its connection and trust policy).
+fn key_scanner(name: &str, target: RedisTarget, config: KeyFamiliesConfig) -> KeyScanner {
+    KeyScanner::new(name, target.connection.clone(), target.member_policy(), config)
 }

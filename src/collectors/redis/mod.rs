@@ -4,6 +4,7 @@
 
 pub mod capped;
 pub mod client;
+pub mod cluster;
 pub mod encode;
 pub mod info;
 
@@ -32,6 +33,20 @@ impl std::fmt::Debug for RedisOptions {
             .field("tls", &self.tls)
             .field("collectors", &self.collectors)
             .finish()
+    }
+}
+
+impl RedisOptions {
+    /// The server's TCP address (brackets stripped from IPv6); `None` for a Unix socket.
+    pub fn tcp_address(&self) -> Option<(String, u16)> {
+        use redis::IntoConnectionInfo as _;
+        let info = self.url.as_str().into_connection_info().ok()?;
+        match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                Some((host.trim_start_matches('[').trim_end_matches(']').to_string(), *port))
+            }
+            _ => None,
+        }
     }
 }
 
