@@ -10,6 +10,7 @@ mod e2e;
 mod fault_matrix;
 mod harness;
 mod http;
+mod http_hostile;
 mod mongo_collstats;
 mod mongo_live;
 mod mongo_replay_selftest;
