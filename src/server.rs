@@ -88,10 +88,10 @@ const STALLED_EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 /// Requests answered in a row from data the client sent before reading the
 /// previous answer (HTTP pipelining, which no scraper uses): beyond this the
 /// answer carries `Connection: close` and the connection ends.
-pub const MAX_PIPELINED_REQUESTS: u32 = 16;
+pub const MAX_PIPELINED_REQUESTS: u32 = 4;
 /// Requests served on one connection before it is closed (`Connection:
 /// close`; Prometheus simply reconnects). Bounds what one client can queue.
-pub const MAX_REQUESTS_PER_CONNECTION: u64 = 1000;
+pub const MAX_REQUESTS_PER_CONNECTION: u64 = 100;
 /// How often a new connection waiting for room re-checks the slots.
 const ROOM_RECHECK: Duration = Duration::from_millis(50);
 /// Go's answer to plain HTTP on a TLS port.
@@ -206,7 +206,8 @@ pub async fn serve(
         let Some(slot) = slot else { break };
         let _ = stream.set_nodelay(true);
         let tls = state.web_security.current().tls_acceptor().cloned();
-        let conn = Connection { state: Arc::clone(&state), builder: builder.clone(), watcher: graceful.watcher(), slot };
+        let conn =
+            Connection { state: Arc::clone(&state), builder: builder.clone(), watcher: graceful.watcher(), slot };
         tokio::spawn(conn.run(stream, tls));
     }
     if let Some(reloader) = reloader {
@@ -267,6 +268,9 @@ struct ConnShared {
 /// How a connection ranks for eviction (lower is closed first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Standing {
+    /// Sending requests without reading the answers (HTTP pipelining, which
+    /// no scraper does): oldest first, even while busy.
+    Pipelining { since_ms: u64 },
     /// Not a byte of a request yet: oldest first.
     Silent { since_ms: u64 },
     /// Writing blocked, the peer not reading, for a while: longest first.
@@ -279,6 +283,9 @@ enum Standing {
 
 impl ConnShared {
     fn standing(&self, now_ms: u64) -> Standing {
+        if self.pipelined.load(Ordering::Acquire) > 0 {
+            return Standing::Pipelining { since_ms: self.accepted_ms };
+        }
         if !self.got_byte.load(Ordering::Acquire) {
             return Standing::Silent { since_ms: self.accepted_ms };
         }
@@ -480,11 +487,23 @@ struct GuardedIo<I> {
     /// When writing last made progress while blocked.
     progress_at: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// [`WRITE_STALL_TIMEOUT`] and [`WRITE_DRAIN_TIMEOUT`] (shorter in unit tests).
+    stall_limit: Duration,
+    drain_limit: Duration,
 }
 
 impl<I> GuardedIo<I> {
     fn new(io: I, shared: Arc<ConnShared>, epoch: Instant) -> Self {
-        GuardedIo { io, shared, epoch, blocked_at: None, progress_at: None, timer: None }
+        GuardedIo {
+            io,
+            shared,
+            epoch,
+            blocked_at: None,
+            progress_at: None,
+            timer: None,
+            stall_limit: WRITE_STALL_TIMEOUT,
+            drain_limit: WRITE_DRAIN_TIMEOUT,
+        }
     }
 
     fn millis(&self, at: Instant) -> u64 {
@@ -498,7 +517,7 @@ impl<I> GuardedIo<I> {
         let progress_at = *self.progress_at.get_or_insert(now);
         let since = self.millis(progress_at);
         self.shared.stalled_since_ms.store(since, Ordering::Release);
-        let deadline = (progress_at + WRITE_STALL_TIMEOUT).min(blocked_at + WRITE_DRAIN_TIMEOUT);
+        let deadline = (progress_at + self.stall_limit).min(blocked_at + self.drain_limit);
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
@@ -526,11 +545,7 @@ impl<I> GuardedIo<I> {
         self.blocked_at = None;
         self.progress_at = None;
         self.shared.stalled_since_ms.store(0, Ordering::Release);
-        if self
-            .shared
-            .phase
-            .compare_exchange(PHASE_RESPONDING, PHASE_IDLE, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        if self.shared.phase.compare_exchange(PHASE_RESPONDING, PHASE_IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
             let now = self.millis(Instant::now());
             self.shared.idle_since_ms.store(now, Ordering::Release);
@@ -1110,7 +1125,8 @@ mod tests {
 
     #[test]
     fn authorities_are_validated_before_reflection() {
-        for good in ["exporter.example:9879", "localhost", "127.0.0.1:9121", "[::1]:9879", "[::1]", "my_host:1", "a-b.c"]
+        for good in
+            ["exporter.example:9879", "localhost", "127.0.0.1:9121", "[::1]:9879", "[::1]", "my_host:1", "a-b.c"]
         {
             assert!(valid_authority(good), "{good}");
         }
@@ -1138,7 +1154,9 @@ mod tests {
     }
 
     #[test]
-    fn eviction_prefers_silent_then_stalled_then_idle_and_never_busy() {
+    fn eviction_prefers_pipelining_silent_stalled_idle_and_never_busy() {
+        let pipelining = (9, Standing::Pipelining { since_ms: 900 });
+        assert_eq!(pick_victim([(1, Standing::Silent { since_ms: 1 }), pipelining]), Some(9));
         let silent = (1, Standing::Silent { since_ms: 500 });
         let stalled = (2, Standing::Stalled { since_ms: 100 });
         let idle = (3, Standing::Idle { since_ms: 10 });
@@ -1147,6 +1165,98 @@ mod tests {
         assert_eq!(pick_victim([busy, idle, stalled]), Some(2));
         assert_eq!(pick_victim([busy, idle, (5, Standing::Idle { since_ms: 5 })]), Some(5));
         assert_eq!(pick_victim([busy]), None);
+    }
+
+    fn shared() -> Arc<ConnShared> {
+        let table = Arc::new(ConnTable::new(1));
+        let slot = table.admit().expect("an empty table has room");
+        Arc::clone(&slot.shared)
+    }
+
+    /// A transport whose peer never reads: writes block once `capacity` bytes are in.
+    fn never_read(capacity: usize) -> (GuardedIo<tokio::io::DuplexStream>, tokio::io::DuplexStream, Arc<ConnShared>) {
+        let (ours, theirs) = tokio::io::duplex(capacity);
+        let conn = shared();
+        conn.got_byte.store(true, Ordering::Release);
+        let mut io = GuardedIo::new(ours, Arc::clone(&conn), Instant::now());
+        io.stall_limit = Duration::from_millis(300);
+        io.drain_limit = Duration::from_millis(900);
+        (io, theirs, conn)
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_fails_at_the_stall_deadline() {
+        let (mut io, _peer, conn) = never_read(64);
+        io.write_all(&[b'x'; 64]).await.expect("fits the buffer");
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(Duration::from_secs(5), io.write_all(b"more"))
+            .await
+            .expect("the write deadline ends the wait")
+            .expect_err("a stalled write fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "{took:?}");
+        assert_ne!(conn.stalled_since_ms.load(Ordering::Acquire), 0, "the stall is visible to the accept path");
+        // Once passed, the deadline stays passed.
+        assert!(io.write_all(b"x").await.is_err());
+        assert!(io.flush().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_a_trickle_is_cut_at_the_drain_deadline() {
+        let (mut io, mut peer, _conn) = never_read(64);
+        let reader = tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            // One byte every 100 ms: progress, never drained.
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if peer.read(&mut byte).await.unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(Duration::from_secs(5), io.write_all(&[b'x'; 4096]))
+            .await
+            .expect("the drain deadline ends the wait")
+            .expect_err("a response that never drains fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(3), "{took:?}");
+        reader.abort();
+    }
+
+    #[tokio::test]
+    async fn a_drained_write_clears_the_stall() {
+        let (mut io, mut peer, conn) = never_read(16);
+        conn.phase.store(PHASE_RESPONDING, Ordering::Release);
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64];
+            let mut got = 0;
+            while got < 64 {
+                got += peer.read(&mut buf[got..]).await.expect("read");
+            }
+        });
+        io.write_all(&[b'x'; 64]).await.expect("the peer reads");
+        io.flush().await.expect("flushed");
+        reader.await.expect("reader");
+        assert_eq!(conn.stalled_since_ms.load(Ordering::Acquire), 0);
+        assert_eq!(conn.phase.load(Ordering::Acquire), PHASE_IDLE, "a finished answer makes the connection idle");
+    }
+
+    #[test]
+    fn pipelined_requests_are_counted_and_capped() {
+        let conn = shared();
+        conn.reads.fetch_add(1, Ordering::AcqRel);
+        assert!(!conn.start_request(), "the first request");
+        for _ in 1..MAX_PIPELINED_REQUESTS {
+            assert!(!conn.start_request(), "pipelined, under the cap");
+        }
+        assert!(conn.start_request(), "pipelined, at the cap: close after this answer");
+        // A request that needed a new read is not pipelined.
+        conn.reads.fetch_add(1, Ordering::AcqRel);
+        assert!(!conn.start_request());
+        assert_eq!(conn.pipelined.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,12 +25,12 @@ use crate::support::{private_temp_dir, wait_until, BlackHole, RedisOptions, Redi
 /// Slow-reader connections: the default connection cap (4 x the default 40
 /// scrape slots), as in the report.
 const SLOW_READERS: usize = 160;
-/// How long the slow readers keep at it.
-const ATTACK_TIME: Duration = Duration::from_secs(12);
+/// The longest the slow readers keep at it (they stop once the victims are done).
+const ATTACK_TIME: Duration = Duration::from_secs(90);
 /// Victim requests made during an attack.
 const VICTIMS: usize = 6;
 /// How long one victim request may take before it counts as failed.
-const VICTIM_TIMEOUT: Duration = Duration::from_secs(10);
+const VICTIM_TIMEOUT: Duration = Duration::from_secs(8);
 /// The bound every victim request must meet under attack.
 const VICTIM_BOUND: Duration = Duration::from_secs(5);
 /// One pipelined request.
@@ -73,11 +73,21 @@ impl Transport {
 
 /// One client that pipelines `GET /metrics` and never reads: writes until the
 /// exporter stops reading, then holds the connection; reconnects (after a
-/// pause, a bounded number of times) when the exporter closes it.
-async fn slow_reader(addr: SocketAddr, transport: Transport, until: Instant, closed: Arc<AtomicUsize>) {
-    let burst: Vec<u8> = PIPELINED.repeat(32);
+/// second, a bounded number of times) when the exporter closes it.
+/// `paced`: one request at a time, 20 ms apart, so no two arrive in one read
+/// and the pipelining cap does not see them: only the write deadline does.
+async fn slow_reader(
+    addr: SocketAddr,
+    transport: Transport,
+    paced: bool,
+    stop: Arc<AtomicBool>,
+    closed: Arc<AtomicUsize>,
+) {
+    let until = Instant::now() + ATTACK_TIME;
+    let over = || stop.load(Ordering::Relaxed) || Instant::now() >= until;
+    let burst: Vec<u8> = if paced { PIPELINED.to_vec() } else { PIPELINED.repeat(32) };
     let mut reconnects = 0;
-    while Instant::now() < until && reconnects < 40 {
+    while !over() && reconnects < 40 {
         let Ok(mut stream) = transport.connect(addr).await else {
             tokio::time::sleep(Duration::from_millis(250)).await;
             reconnects += 1;
@@ -85,10 +95,13 @@ async fn slow_reader(addr: SocketAddr, transport: Transport, until: Instant, clo
         };
         let mut pending: &[u8] = &burst;
         loop {
-            if Instant::now() >= until {
+            if over() {
                 return;
             }
             if pending.is_empty() {
+                if paced {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 pending = &burst;
             }
             // `write` is cancel-safe: the request stream stays well framed.
@@ -100,7 +113,9 @@ async fn slow_reader(addr: SocketAddr, transport: Transport, until: Instant, clo
         }
         closed.fetch_add(1, Ordering::Relaxed);
         reconnects += 1;
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Then takes its slot again: the attack holds connections, it is
+        // not a connection-rate flood.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -138,30 +153,54 @@ async fn victim_request(
 fn slow_reader_attack(
     addr: SocketAddr,
     transport: Transport,
+    paced: bool,
     auth: Option<&str>,
 ) -> Vec<(&'static str, Result<u16, String>, Duration)> {
+    let auth = auth.map(str::to_string);
+    let stop = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicUsize::new(0));
+    // The slow readers and the victim run on separate threads, so the victim
+    // never waits behind the attackers' own tasks.
+    let attack = {
+        let (transport, stop, closed) = (transport.clone(), Arc::clone(&stop), Arc::clone(&closed));
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
+            rt.block_on(async {
+                let attackers: Vec<_> = (0..SLOW_READERS)
+                    .map(|_| {
+                        tokio::spawn(slow_reader(
+                            addr,
+                            transport.clone(),
+                            paced,
+                            Arc::clone(&stop),
+                            Arc::clone(&closed),
+                        ))
+                    })
+                    .collect();
+                for attacker in attackers {
+                    let _ = tokio::time::timeout(ATTACK_TIME + Duration::from_secs(10), attacker).await;
+                }
+            })
+        })
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
-    rt.block_on(async {
-        let until = Instant::now() + ATTACK_TIME;
-        let closed = Arc::new(AtomicUsize::new(0));
-        let attackers: Vec<_> = (0..SLOW_READERS)
-            .map(|_| tokio::spawn(slow_reader(addr, transport.clone(), until, Arc::clone(&closed))))
-            .collect();
+    let victims = rt.block_on(async {
         // Let every slow reader connect and fill its buffers.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let mut victims = Vec::new();
         for i in 0..VICTIMS {
             let path = if i % 2 == 0 { "/metrics" } else { "/-/healthy" };
-            let (result, took) = victim_request(addr, &transport, path, auth).await;
+            let (result, took) = victim_request(addr, &transport, path, auth.as_deref()).await;
             victims.push((path, result, took));
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        for attacker in attackers {
-            let _ = tokio::time::timeout(ATTACK_TIME + Duration::from_secs(10), attacker).await;
-        }
-        eprintln!("slow readers: {} connections closed by the exporter", closed.load(Ordering::Relaxed));
         victims
-    })
+    });
+    // The attack lasts until every victim is done.
+    stop.store(true, Ordering::Relaxed);
+    attack.join().expect("attack thread");
+    eprintln!("slow readers: {} connections closed by the exporter", closed.load(Ordering::Relaxed));
+    victims
 }
 
 fn assert_victims_served(victims: &[(&'static str, Result<u16, String>, Duration)]) {
@@ -175,10 +214,50 @@ fn assert_victims_served(victims: &[(&'static str, Result<u16, String>, Duration
 #[test]
 fn pipelined_slow_readers_do_not_hold_every_connection_slot() {
     let exporter = TestExporter::start(&[], &[]);
-    let victims = slow_reader_attack(exporter.addr, Transport::Plain, None);
+    let victims = slow_reader_attack(exporter.addr, Transport::Plain, false, None);
     assert_victims_served(&victims);
     // And afterwards, as usual.
     assert_eq!(exporter.get("/-/healthy").status, 200);
+}
+
+#[test]
+fn paced_slow_readers_do_not_hold_every_connection_slot() {
+    let exporter = TestExporter::start(&[], &[]);
+    let victims = slow_reader_attack(exporter.addr, Transport::Plain, true, None);
+    assert_victims_served(&victims);
+}
+
+/// A client that sends one request at a time and never reads its answers:
+/// on loopback the kernel's send buffer takes megabytes of answers, so the
+/// write deadline (unit-tested in `server.rs`) may never fire; the cap on
+/// requests per connection still ends the connection.
+#[test]
+fn a_client_that_never_reads_does_not_keep_its_connection() {
+    let exporter = TestExporter::start(&[], &[]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
+    let closed_after = rt.block_on(async {
+        let mut stream = Transport::Plain.connect(exporter.addr).await.expect("connect");
+        let started = Instant::now();
+        let mut pending: &[u8] = PIPELINED;
+        while started.elapsed() < Duration::from_secs(30) {
+            if pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                pending = PIPELINED;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), stream.write(pending)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+                Ok(Ok(n)) => pending = &pending[n..],
+                Err(_) => {} // blocked: the exporter stopped reading
+            }
+        }
+        None
+    });
+    let served = exporter.scrape("/metrics").expect("tenderly_exporter_http_requests_total", &[("handler", "metrics")]);
+    eprintln!("never-reading client: closed after {closed_after:?}, {served} requests answered");
+    let closed = closed_after.expect("the exporter never closed a client that does not read");
+    assert!(closed < Duration::from_secs(15), "closed after {closed:?}");
+    let cap = tenderly_exporter::server::MAX_REQUESTS_PER_CONNECTION as f64;
+    assert!(served <= cap + 1.0, "{served} answered on one connection (cap {cap})");
 }
 
 /// A throwaway CA and a server certificate for `localhost`.
@@ -218,7 +297,7 @@ fn tls_exporter() -> (TestExporter, Transport, CertDir) {
 #[test]
 fn pipelined_slow_readers_without_credentials_do_not_lock_out_tls_scrapers() {
     let (exporter, transport, certs) = tls_exporter();
-    let victims = slow_reader_attack(exporter.addr, transport, Some(VICTIM_AUTH));
+    let victims = slow_reader_attack(exporter.addr, transport, false, Some(VICTIM_AUTH));
     let _ = std::fs::remove_dir_all(&certs.dir);
     assert_victims_served(&victims);
 }
@@ -260,18 +339,18 @@ fn idle_connection_flood_does_not_starve_scrapers() {
                 held.push(s);
             }
         }
-        std::thread::sleep(Duration::from_secs(1));
-        held.len()
+        held
     });
     std::thread::sleep(Duration::from_millis(2500));
     let mut latencies = Vec::new();
     for _ in 0..8 {
-        let (result, took) = timed_get(addr, "/metrics", Duration::from_secs(15));
+        let (result, took) = timed_get(addr, "/metrics", Duration::from_secs(10));
         assert_eq!(result.as_ref().ok(), Some(&200), "victim under an idle flood: {result:?} after {took:?}");
         latencies.push(took);
         std::thread::sleep(Duration::from_millis(400));
     }
-    let opened = flood.join().expect("flood thread");
+    // The flood's connections stay open until every victim is done.
+    let opened = flood.join().expect("flood thread").len();
     latencies.sort();
     let p50 = latencies[latencies.len() / 2];
     let max = latencies[latencies.len() - 1];
@@ -376,7 +455,8 @@ fn requests_waiting_on_a_hung_target_leave_slots_for_the_others() {
 #[test]
 fn malformed_host_headers_are_not_reflected_by_discover() {
     let redis = RedisServer::start(RedisOptions::default());
-    let exporter = exporter_with(&format!("  - {{name: main, kind: redis, address: 'redis://{}'}}\n", redis.addr()), &[]);
+    let exporter =
+        exporter_with(&format!("  - {{name: main, kind: redis, address: 'redis://{}'}}\n", redis.addr()), &[]);
     let targets_for = |host: &str| -> String {
         let mut stream = TcpStream::connect(exporter.addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
@@ -404,7 +484,8 @@ fn malformed_host_headers_are_not_reflected_by_discover() {
 #[test]
 fn two_host_headers_are_a_400_on_every_path() {
     let redis = RedisServer::start(RedisOptions::default());
-    let exporter = exporter_with(&format!("  - {{name: main, kind: redis, address: 'redis://{}'}}\n", redis.addr()), &[]);
+    let exporter =
+        exporter_with(&format!("  - {{name: main, kind: redis, address: 'redis://{}'}}\n", redis.addr()), &[]);
     for path in ["/-/healthy", "/-/ready", "/metrics", "/", "/discover?target=main", "/probe?target=main", "/nope"] {
         // The helper sends `Host: <addr>`; this is the second one.
         let resp = exporter.get_with(path, &[("Host", "evil.example")]);
