@@ -29,6 +29,25 @@
 //! Idle keep-alive connections are closed by hyper's header-read timeout,
 //! which starts as soon as a connection waits for its next request (tested in
 //! `tests/it/web_security.rs`), so idle connections cannot accumulate.
+//!
+//! Every connection has a deadline in both directions (tested against hostile
+//! clients in `tests/it/http_hostile.rs`): a new connection must send its
+//! first byte within [`FIRST_BYTE_TIMEOUT`]; a response write that makes no
+//! progress for [`WRITE_STALL_TIMEOUT`], or is not drained within
+//! [`WRITE_DRAIN_TIMEOUT`], closes the connection; more than
+//! [`MAX_PIPELINED_REQUESTS`] pipelined requests in a row, or
+//! [`MAX_REQUESTS_PER_CONNECTION`] in all, end it after the answer
+//! (`Connection: close`). At the connection cap the accept path closes the
+//! connection worth least (one that pipelines, then one that has not sent a
+//! byte, then one whose writes have stalled, then the longest idle) instead of
+//! making the new one wait, so a scraper or a health check gets in; only
+//! connections doing real work are never closed for another, and that work
+//! is bounded. `/probe` and `/discover` also take a slot of their target
+//! ([`per_target_slots`]; beyond it 503 with `Retry-After`), and a `/probe`
+//! that joins a collection already running takes no global scrape slot, so
+//! requests waiting on a hung target cannot starve the others. A request with
+//! two `Host` headers is a 400 on every path; `/discover` reflects `Host` only
+//! if it is a well-formed `host[:port]`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -1231,7 +1250,7 @@ mod tests {
         let (mut io, mut peer, conn) = never_read(16);
         conn.phase.store(PHASE_RESPONDING, Ordering::Release);
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 64];
+            let mut buf = [0u8; 64];
             let mut got = 0;
             while got < 64 {
                 got += peer.read(&mut buf[got..]).await.expect("read");
