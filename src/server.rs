@@ -44,8 +44,9 @@
 //! connections doing real work are never closed for another, and that work
 //! is bounded. `/probe` and `/discover` also take a slot of their target
 //! ([`per_target_slots`]; beyond it 503 with `Retry-After`), and a `/probe`
-//! that joins a collection already running takes no global scrape slot, so
-//! requests waiting on a hung target cannot starve the others. A request with
+//! that joins a collection already running takes a join slot (as many as
+//! scrape slots) instead of a scrape slot, so requests waiting on a hung
+//! target cannot starve the others. A request with
 //! two `Host` headers is a 400 on every path; `/discover` reflects `Host` only
 //! if it is a well-formed `host[:port]`.
 
@@ -126,6 +127,10 @@ pub struct AppState {
     /// Per configured target: requests waiting on it (`/probe`, `/discover`),
     /// so a hung target cannot take the slots of the others.
     target_slots: BTreeMap<String, Semaphore>,
+    /// Requests that joined a collection already running (they cost the
+    /// database nothing): as many as the scrape slots, so that together they
+    /// stay well under the connection cap and health checks still get in.
+    join_slots: Semaphore,
     web_security: Arc<WebSecurityStore>,
 }
 
@@ -152,6 +157,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             scrape_slots: Semaphore::new(slots),
             target_slots,
+            join_slots: Semaphore::new(slots),
             web_security,
         })
     }
@@ -893,13 +899,14 @@ async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     };
     let query = req.uri().query().unwrap_or("");
     let member_probe = query.split('&').any(|pair| pair == "member" || pair.starts_with("member="));
-    let _slot = if !member_probe && state.scraper.collection_in_flight(&name) {
-        None
+    let joining = !member_probe && state.scraper.collection_in_flight(&name);
+    let slot = if joining {
+        state.join_slots.try_acquire().or_else(|_| state.scrape_slots.try_acquire())
     } else {
-        match state.scrape_slots.try_acquire() {
-            Ok(slot) => Some(slot),
-            Err(_) => return no_scrape_slot(),
-        }
+        state.scrape_slots.try_acquire()
+    };
+    let Ok(_slot) = slot else {
+        return no_scrape_slot();
     };
     let deadline = Instant::now() + deadline_for(req.headers(), &state.web);
     if member_probe {
