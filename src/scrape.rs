@@ -335,6 +335,15 @@ impl Scraper {
         self.targets.contains_key(name)
     }
 
+    /// Whether a collection of the configured target `name` is running now: a
+    /// request for it would join that collection, not start one (the HTTP
+    /// server does not count such a request against the global scrape slots).
+    pub fn collection_in_flight(&self, name: &str) -> bool {
+        let Some(runner) = self.targets.get(name) else { return false };
+        let slot = runner.flight.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().is_some_and(|flight| flight.borrow().is_none() && flight.has_changed().is_ok())
+    }
+
     /// Configured targets as `(name, kind, credential-free address, default)`, for the landing page.
     pub fn target_list(&self) -> Vec<(String, &'static str, String, bool)> {
         self.targets

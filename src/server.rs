@@ -29,26 +29,49 @@
 //! Idle keep-alive connections are closed by hyper's header-read timeout,
 //! which starts as soon as a connection waits for its next request (tested in
 //! `tests/it/web_security.rs`), so idle connections cannot accumulate.
+//!
+//! Every connection has a deadline in both directions (tested against hostile
+//! clients in `tests/it/http_hostile.rs`): a new connection must send its
+//! first byte within [`FIRST_BYTE_TIMEOUT`]; a response write that makes no
+//! progress for [`WRITE_STALL_TIMEOUT`], or is not drained within
+//! [`WRITE_DRAIN_TIMEOUT`], closes the connection; more than
+//! [`MAX_PIPELINED_REQUESTS`] pipelined requests in a row, or
+//! [`MAX_REQUESTS_PER_CONNECTION`] in all, end it after the answer
+//! (`Connection: close`). At the connection cap the accept path closes the
+//! connection worth least (one that pipelines, then one that has not sent a
+//! byte, then one whose writes have stalled, then the longest idle) instead of
+//! making the new one wait, so a scraper or a health check gets in; only
+//! connections doing real work are never closed for another, and that work
+//! is bounded. `/probe` and `/discover` also take a slot of their target
+//! ([`per_target_slots`]; beyond it 503 with `Retry-After`), and a `/probe`
+//! that joins a collection already running takes a join slot (as many as
+//! scrape slots) instead of a scrape slot, so requests waiting on a hung
+//! target cannot starve the others. A request with
+//! two `Host` headers is a 400 on every path; `/discover` reflects `Host` only
+//! if it is a well-formed `host[:port]`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use crate::config::{WebConfig, MAX_DEADLINE, MIN_DEADLINE};
 use crate::discovery;
@@ -69,6 +92,28 @@ pub const WEB_CONFIG_POLL_INTERVAL: Duration = Duration::from_secs(3);
 /// How long the poller waits for one reload before it stops waiting (a hung
 /// filesystem); a new reload starts only after the old one has finished.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
+/// How long a new connection may stay silent before its first byte (a TLS
+/// record or a request line). Real clients send at once; the 10 s header
+/// window applies after that.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a response write may make no progress (the peer is not reading)
+/// before the connection is closed.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long writing may stay blocked before the output is drained, however
+/// slowly the peer reads: a per-response write deadline.
+pub const WRITE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection whose writes made no progress for this long may be closed to
+/// make room for a new connection when every slot is taken.
+const STALLED_EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+/// Requests answered in a row from data the client sent before reading the
+/// previous answer (HTTP pipelining, which no scraper uses): beyond this the
+/// answer carries `Connection: close` and the connection ends.
+pub const MAX_PIPELINED_REQUESTS: u32 = 4;
+/// Requests served on one connection before it is closed (`Connection:
+/// close`; Prometheus simply reconnects). Bounds what one client can queue.
+pub const MAX_REQUESTS_PER_CONNECTION: u64 = 100;
+/// How often a new connection waiting for room re-checks the slots.
+const ROOM_RECHECK: Duration = Duration::from_millis(50);
 /// Go's answer to plain HTTP on a TLS port.
 const HTTP_TO_HTTPS_RESPONSE: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
     Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
@@ -79,7 +124,20 @@ pub struct AppState {
     pub scraper: Scraper,
     ready: AtomicBool,
     scrape_slots: Semaphore,
+    /// Per configured target: requests waiting on it (`/probe`, `/discover`),
+    /// so a hung target cannot take the slots of the others.
+    target_slots: BTreeMap<String, Semaphore>,
+    /// Requests that joined a collection already running (they cost the
+    /// database nothing): as many as the scrape slots, so that together they
+    /// stay well under the connection cap and health checks still get in.
+    join_slots: Semaphore,
     web_security: Arc<WebSecurityStore>,
+}
+
+/// Requests that may wait on one target at once: a quarter of
+/// `--web.max-requests`, at least 2 (an HA pair of Prometheus servers).
+pub fn per_target_slots(max_requests: usize) -> usize {
+    (max_requests / 4).max(2)
 }
 
 impl AppState {
@@ -88,7 +146,20 @@ impl AppState {
     pub fn new(web: WebConfig, scraper: Scraper) -> Result<Self, WebConfigError> {
         let web_security = Arc::new(WebSecurityStore::load(web.web_config_file.as_deref())?);
         let slots = web.max_requests;
-        Ok(AppState { web, scraper, ready: AtomicBool::new(false), scrape_slots: Semaphore::new(slots), web_security })
+        let target_slots = scraper
+            .target_list()
+            .into_iter()
+            .map(|(name, ..)| (name, Semaphore::new(per_target_slots(slots))))
+            .collect();
+        Ok(AppState {
+            web,
+            scraper,
+            ready: AtomicBool::new(false),
+            scrape_slots: Semaphore::new(slots),
+            target_slots,
+            join_slots: Semaphore::new(slots),
+            web_security,
+        })
     }
 
     /// The live `--web.config.file` settings.
@@ -113,7 +184,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connection_slots = Arc::new(Semaphore::new((state.web.max_requests * 4).max(64)));
+    let table = Arc::new(ConnTable::new(connection_cap(state.web.max_requests)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -131,13 +202,6 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut accept_backoff = Duration::from_millis(5);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = Arc::clone(&connection_slots).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let (stream, _peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -151,24 +215,25 @@ pub async fn serve(
                 }
             },
         };
+        // At the cap, the connection that is worth least (silent, stalled or
+        // idle longest) is closed for the new one; only when every slot is
+        // doing real work does the new one wait, and that work is bounded.
+        let slot = loop {
+            if let Some(slot) = table.admit() {
+                break Some(slot);
+            }
+            tokio::select! {
+                _ = &mut shutdown => break None,
+                _ = table.freed.notified() => {}
+                _ = tokio::time::sleep(ROOM_RECHECK) => {}
+            }
+        };
+        let Some(slot) = slot else { break };
         let _ = stream.set_nodelay(true);
         let tls = state.web_security.current().tls_acceptor().cloned();
         let conn =
-            Connection { state: Arc::clone(&state), builder: builder.clone(), watcher: graceful.watcher(), permit };
-        match tls {
-            None => {
-                tokio::spawn(conn.serve(stream));
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls_handshake(&acceptor, stream)).await {
-                        Ok(Some(tls_stream)) => conn.serve(tls_stream).await,
-                        Ok(None) => {}
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                });
-            }
-        }
+            Connection { state: Arc::clone(&state), builder: builder.clone(), watcher: graceful.watcher(), slot };
+        tokio::spawn(conn.run(stream, tls));
     }
     if let Some(reloader) = reloader {
         reloader.abort();
@@ -182,29 +247,421 @@ pub async fn serve(
     Ok(())
 }
 
+/// Open connections: at most [`connection_cap`] of them.
+fn connection_cap(max_requests: usize) -> usize {
+    (max_requests * 4).max(64)
+}
+
+/// The open connections and what each is doing, so that at the cap the
+/// accept path can close the one worth least instead of making a new client
+/// (a scraper, a health check) wait behind idle or stalled ones.
+struct ConnTable {
+    cap: usize,
+    /// Zero point of the millisecond clocks in [`ConnShared`].
+    epoch: Instant,
+    next_id: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
+    /// Signalled when a connection ends.
+    freed: Notify,
+}
+
+/// Phases of a connection, as far as eviction cares.
+const PHASE_IDLE: u8 = 0;
+const PHASE_HANDLING: u8 = 1;
+const PHASE_RESPONDING: u8 = 2;
+
+/// What the accept path and the connection's task share about one connection.
+struct ConnShared {
+    /// Milliseconds since [`ConnTable::epoch`] (all the `*_ms` fields).
+    accepted_ms: u64,
+    /// Whether any request byte has arrived (after TLS, if any).
+    got_byte: AtomicBool,
+    phase: AtomicU8,
+    /// When the connection last finished a response (or was accepted).
+    idle_since_ms: AtomicU64,
+    /// When writing last made progress while blocked; 0 when not blocked.
+    stalled_since_ms: AtomicU64,
+    /// Successful reads, to tell pipelined requests (no read in between) apart.
+    reads: AtomicU64,
+    reads_at_last_request: AtomicU64,
+    pipelined: AtomicU32,
+    requests: AtomicU64,
+    /// Notified when the accept path closes this connection for a new one.
+    evict: Notify,
+}
+
+/// How a connection ranks for eviction (lower is closed first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Standing {
+    /// Sending requests without reading the answers (HTTP pipelining, which
+    /// no scraper does): oldest first, even while busy.
+    Pipelining { since_ms: u64 },
+    /// Not a byte of a request yet: oldest first.
+    Silent { since_ms: u64 },
+    /// Writing blocked, the peer not reading, for a while: longest first.
+    Stalled { since_ms: u64 },
+    /// Between requests (keep-alive) or reading headers: oldest first.
+    Idle { since_ms: u64 },
+    /// Handling a request or writing its answer: never closed for another.
+    Busy,
+}
+
+impl ConnShared {
+    fn standing(&self, now_ms: u64) -> Standing {
+        if self.pipelined.load(Ordering::Acquire) > 0 {
+            return Standing::Pipelining { since_ms: self.accepted_ms };
+        }
+        if !self.got_byte.load(Ordering::Acquire) {
+            return Standing::Silent { since_ms: self.accepted_ms };
+        }
+        let stalled = self.stalled_since_ms.load(Ordering::Acquire);
+        if stalled != 0 && now_ms.saturating_sub(stalled) >= STALLED_EVICTABLE_AFTER.as_millis() as u64 {
+            return Standing::Stalled { since_ms: stalled };
+        }
+        if stalled == 0 && self.phase.load(Ordering::Acquire) == PHASE_IDLE {
+            return Standing::Idle { since_ms: self.idle_since_ms.load(Ordering::Acquire) };
+        }
+        Standing::Busy
+    }
+}
+
+/// The connection to close for a new one, if any may be closed.
+fn pick_victim(standings: impl IntoIterator<Item = (u64, Standing)>) -> Option<u64> {
+    standings.into_iter().filter(|(_, s)| *s != Standing::Busy).min_by_key(|(id, s)| (*s, *id)).map(|(id, _)| id)
+}
+
+impl ConnTable {
+    fn new(cap: usize) -> ConnTable {
+        ConnTable {
+            cap,
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(1),
+            conns: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, so 0 can mean "not set".
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// A slot for a new connection, closing the least valuable open one if
+    /// the table is full; `None` if every open connection is busy.
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let now = self.now_ms();
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if conns.len() >= self.cap {
+            let victim = pick_victim(conns.iter().map(|(id, c)| (*id, c.standing(now))))?;
+            if let Some(evicted) = conns.remove(&victim) {
+                tracing::debug!(standing = ?evicted.standing(now), "connection closed to make room for a new one");
+                evicted.evict.notify_one();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(ConnShared {
+            accepted_ms: now,
+            got_byte: AtomicBool::new(false),
+            phase: AtomicU8::new(PHASE_IDLE),
+            idle_since_ms: AtomicU64::new(now),
+            stalled_since_ms: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            reads_at_last_request: AtomicU64::new(0),
+            pipelined: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
+            evict: Notify::new(),
+        });
+        conns.insert(id, Arc::clone(&shared));
+        Some(Slot { table: Arc::clone(self), id, shared })
+    }
+}
+
+/// One connection's place in the [`ConnTable`]; freed on drop.
+struct Slot {
+    table: Arc<ConnTable>,
+    id: u64,
+    shared: Arc<ConnShared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut conns = self.table.conns.lock().unwrap_or_else(|p| p.into_inner());
+        // Already gone if it was evicted (its slot went to the new connection).
+        if conns.remove(&self.id).is_some() {
+            self.table.freed.notify_one();
+        }
+    }
+}
+
 /// One accepted connection's share of the server: what it needs once its
 /// transport (TCP or TLS) is ready.
 struct Connection {
     state: Arc<AppState>,
     builder: hyper::server::conn::http1::Builder,
     watcher: Watcher,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
 }
 
 impl Connection {
+    /// The whole life of one connection; ends early if the accept path
+    /// closes it to make room ([`ConnTable::admit`]).
+    async fn run(self, stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>) {
+        let shared = Arc::clone(&self.slot.shared);
+        let evicted = shared.evict.notified();
+        tokio::pin!(evicted);
+        // Registered now, so an eviction before the first poll is not lost.
+        evicted.as_mut().enable();
+        let life = async move {
+            if !first_byte(&stream).await {
+                return;
+            }
+            match tls {
+                None => self.serve(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls_handshake(&acceptor, stream)).await {
+                        Ok(Some(tls_stream)) => self.serve(tls_stream).await,
+                        Ok(None) => {}
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = life => {}
+            () = evicted => {}
+        }
+    }
+
     async fn serve<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let state = self.state;
+        let shared = Arc::clone(&self.slot.shared);
+        let epoch = self.slot.table.epoch;
+        let io = GuardedIo::new(io, Arc::clone(&shared), epoch);
         let service = hyper::service::service_fn(move |req| {
             let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            let shared = Arc::clone(&shared);
+            async move {
+                let close = shared.start_request();
+                shared.phase.store(PHASE_HANDLING, Ordering::Release);
+                let mut resp = handle(&state, req).await;
+                shared.phase.store(PHASE_RESPONDING, Ordering::Release);
+                if close {
+                    resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(resp)
+            }
         });
         if let Err(e) = self.watcher.watch(self.builder.serve_connection(TokioIo::new(io), service)).await {
             tracing::debug!(error = %e, "connection closed with error");
         }
-        drop(self.permit);
+        drop(self.slot);
+    }
+}
+
+impl ConnShared {
+    /// Counts a request; `true` if the connection should close after its
+    /// answer (too many pipelined requests in a row, or too many in all).
+    fn start_request(&self) -> bool {
+        let n = self.requests.fetch_add(1, Ordering::AcqRel) + 1;
+        let reads = self.reads.load(Ordering::Acquire);
+        let previous = self.reads_at_last_request.swap(reads, Ordering::AcqRel);
+        // No read since the last request started: this one was already
+        // buffered, sent before the client had its previous answer.
+        let pipelined = if n > 1 && reads == previous {
+            self.pipelined.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.pipelined.store(0, Ordering::Release);
+            0
+        };
+        if pipelined >= MAX_PIPELINED_REQUESTS {
+            tracing::debug!(pipelined, "closing a connection that pipelines requests");
+            return true;
+        }
+        n >= MAX_REQUESTS_PER_CONNECTION
+    }
+}
+
+/// Waits (at most [`FIRST_BYTE_TIMEOUT`]) for the client's first byte;
+/// `false` if it never came or the connection closed.
+async fn first_byte(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::debug!("no first byte in time; connection closed");
+            false
+        }
+    }
+}
+
+/// The connection's transport with a write deadline: writing may make no
+/// progress for at most [`WRITE_STALL_TIMEOUT`] and may stay blocked for at
+/// most [`WRITE_DRAIN_TIMEOUT`] before the output is drained; after that,
+/// every operation fails and hyper closes the connection. Reads record that
+/// the client has sent something (and how often, for pipelining).
+struct GuardedIo<I> {
+    io: I,
+    shared: Arc<ConnShared>,
+    epoch: Instant,
+    /// When writing first blocked since the output was last drained.
+    blocked_at: Option<Instant>,
+    /// When writing last made progress while blocked.
+    progress_at: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// [`WRITE_STALL_TIMEOUT`] and [`WRITE_DRAIN_TIMEOUT`] (shorter in unit tests).
+    stall_limit: Duration,
+    drain_limit: Duration,
+}
+
+impl<I> GuardedIo<I> {
+    fn new(io: I, shared: Arc<ConnShared>, epoch: Instant) -> Self {
+        GuardedIo {
+            io,
+            shared,
+            epoch,
+            blocked_at: None,
+            progress_at: None,
+            timer: None,
+            stall_limit: WRITE_STALL_TIMEOUT,
+            drain_limit: WRITE_DRAIN_TIMEOUT,
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64 + 1
+    }
+
+    /// The transport could not take more: start or check the deadline.
+    fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let now = Instant::now();
+        let blocked_at = *self.blocked_at.get_or_insert(now);
+        let progress_at = *self.progress_at.get_or_insert(now);
+        let since = self.millis(progress_at);
+        self.shared.stalled_since_ms.store(since, Ordering::Release);
+        let deadline = (progress_at + self.stall_limit).min(blocked_at + self.drain_limit);
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::debug!("peer stopped reading; write deadline passed, closing the connection");
+                Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed(&mut self) {
+        if self.blocked_at.is_some() {
+            let now = Instant::now();
+            self.progress_at = Some(now);
+            let since = self.millis(now);
+            self.shared.stalled_since_ms.store(since, Ordering::Release);
+        }
+    }
+
+    /// Everything written so far has been handed to the transport.
+    fn drained(&mut self) {
+        self.blocked_at = None;
+        self.progress_at = None;
+        self.shared.stalled_since_ms.store(0, Ordering::Release);
+        if self.shared.phase.compare_exchange(PHASE_RESPONDING, PHASE_IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            let now = self.millis(Instant::now());
+            self.shared.idle_since_ms.store(now, Ordering::Release);
+        }
+    }
+
+    /// A deadline that has passed stays passed, whatever the transport says.
+    fn expired(&self) -> bool {
+        self.timer.as_ref().is_some_and(|t| self.blocked_at.is_some() && t.is_elapsed())
+    }
+}
+
+fn write_deadline_passed<T>() -> Poll<std::io::Result<T>> {
+    Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write deadline passed")))
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for GuardedIo<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.shared.got_byte.store(true, Ordering::Release);
+            self.shared.reads.fetch_add(1, Ordering::AcqRel);
+        }
+        result
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for GuardedIo<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.expired() {
+            return write_deadline_passed();
+        }
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.blocked(cx).map(|r| r.map(|()| 0)),
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.expired() {
+            return write_deadline_passed();
+        }
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.blocked(cx).map(|r| r.map(|()| 0)),
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.expired() {
+            return write_deadline_passed();
+        }
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Pending => self.blocked(cx),
+            Poll::Ready(Ok(())) => {
+                self.drained();
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.expired() {
+            return write_deadline_passed();
+        }
+        match Pin::new(&mut self.io).poll_shutdown(cx) {
+            Poll::Pending => self.blocked(cx),
+            other => other,
+        }
     }
 }
 
@@ -311,7 +768,15 @@ async fn next_hangup(hangup: &mut Option<Hangup>) {
 /// does), then the method check, then the handler.
 pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
     let security = state.web_security.current();
-    let mut resp = route(state, &security, req).await;
+    let mut resp = if req.headers().get_all(HOST).iter().nth(1).is_some() {
+        // RFC 9112 section 3.2: more than one Host is a 400, whatever the path.
+        state.scraper.count_request(handler_name(state, req.uri().path()), 400);
+        let mut resp = text(StatusCode::BAD_REQUEST, "more than one Host header\n");
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        resp
+    } else {
+        route(state, &security, req).await
+    };
     for (name, value) in security.response_headers() {
         resp.headers_mut().insert(name.clone(), value.clone());
     }
@@ -395,9 +860,23 @@ pub fn deadline_for(headers: &hyper::HeaderMap, web: &WebConfig) -> Duration {
     budget.unwrap_or(web.default_timeout).clamp(MIN_DEADLINE, MAX_DEADLINE)
 }
 
+/// 503 with `Retry-After`: every scrape slot is taken.
+fn no_scrape_slot() -> Response<Body> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes, see --web.max-requests\n");
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// 503 with `Retry-After`: too many requests already wait on this target.
+fn no_target_slot() -> Response<Body> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many requests waiting on this target, retry\n");
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 async fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     let Ok(_slot) = state.scrape_slots.try_acquire() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes, see --web.max-requests\n");
+        return no_scrape_slot();
     };
     let deadline = Instant::now() + deadline_for(req.headers(), &state.web);
     let exposition = state.scraper.scrape_defaults(deadline).await;
@@ -412,12 +891,25 @@ async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
         // Never echo the value: it is attacker-controlled and may be a URL with credentials.
         return text(StatusCode::BAD_REQUEST, "unknown target: /probe only scrapes targets named in --config.file\n");
     }
-    let Ok(_slot) = state.scrape_slots.try_acquire() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes, see --web.max-requests\n");
+    // Requests waiting on one target take that target's slots; a request
+    // that joins a collection already running costs the database nothing and
+    // takes no scrape slot, so a hung target cannot starve the others.
+    let Some(Ok(_target_slot)) = state.target_slots.get(&name).map(Semaphore::try_acquire) else {
+        return no_target_slot();
+    };
+    let query = req.uri().query().unwrap_or("");
+    let member_probe = query.split('&').any(|pair| pair == "member" || pair.starts_with("member="));
+    let joining = !member_probe && state.scraper.collection_in_flight(&name);
+    let slot = if joining {
+        state.join_slots.try_acquire().or_else(|_| state.scrape_slots.try_acquire())
+    } else {
+        state.scrape_slots.try_acquire()
+    };
+    let Ok(_slot) = slot else {
+        return no_scrape_slot();
     };
     let deadline = Instant::now() + deadline_for(req.headers(), &state.web);
-    let query = req.uri().query().unwrap_or("");
-    if query.split('&').any(|pair| pair == "member" || pair.starts_with("member=")) {
+    if member_probe {
         let Some(member) = query_param(query, "member") else {
             return text(StatusCode::BAD_REQUEST, "invalid 'member' parameter\n");
         };
@@ -447,14 +939,17 @@ async fn discover(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     if !state.scraper.has_target(&name) {
         return text(StatusCode::BAD_REQUEST, "unknown target: /discover only asks targets named in --config.file\n");
     }
+    let Some(Ok(_target_slot)) = state.target_slots.get(&name).map(Semaphore::try_acquire) else {
+        return no_target_slot();
+    };
     let Ok(_slot) = state.scrape_slots.try_acquire() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes, see --web.max-requests\n");
+        return no_scrape_slot();
     };
     let exporter = req
         .headers()
         .get(HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| discovery::valid_host_header(h))
+        .filter(|h| valid_authority(h))
         .unwrap_or(&state.web.listen_address)
         .to_string();
     match state.scraper.discover(&name, Instant::now() + discovery::DISCOVERY_DEADLINE).await {
@@ -470,6 +965,58 @@ async fn discover(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
             text(StatusCode::SERVICE_UNAVAILABLE, "discovery failed, see the exporter's log\n")
         }
     }
+}
+
+/// Whether a `Host` value is a well-formed `host[:port]` that may be
+/// reflected: a DNS name (labels of letters, digits, `-` and `_`, not starting
+/// or ending with `-`), an IPv4 address or a bracketed IPv6 address, and an
+/// optional port 1-65535.
+fn valid_authority(value: &str) -> bool {
+    if value.is_empty() || value.len() > 261 {
+        return false;
+    }
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else { return false };
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(value), None),
+        }
+    };
+    if let Some(port) = port {
+        let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !digits || !matches!(port.parse::<u32>(), Ok(1..=65535)) {
+            return false;
+        }
+    }
+    match host {
+        None => true,
+        Some(host) => host.parse::<std::net::Ipv4Addr>().is_ok() || valid_dns_name(host),
+    }
+}
+
+fn valid_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        // All digits and dots is an IPv4 address or nothing.
+        && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 fn encode_response(exposition: crate::metrics::Exposition) -> Response<Body> {
@@ -600,6 +1147,148 @@ mod tests {
         assert_eq!(query_param("a=b&target=x%2Dy", "target").as_deref(), Some("x-y"));
         assert_eq!(query_param("target=%zz", "target"), None);
         assert_eq!(query_param("other=1", "target"), None);
+    }
+
+    #[test]
+    fn authorities_are_validated_before_reflection() {
+        for good in
+            ["exporter.example:9879", "localhost", "127.0.0.1:9121", "[::1]:9879", "[::1]", "my_host:1", "a-b.c"]
+        {
+            assert!(valid_authority(good), "{good}");
+        }
+        for bad in [
+            "[::1",
+            ":99999",
+            ":9121",
+            "-evil.com",
+            "evil-.com",
+            "a..b",
+            "host:0",
+            "host:65536",
+            "host:+80",
+            "host:",
+            "::1",
+            "[::1]x",
+            "[zz]:1",
+            "evil\"host",
+            "a/b",
+            "1.2.3.999",
+            "",
+        ] {
+            assert!(!valid_authority(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn eviction_prefers_pipelining_silent_stalled_idle_and_never_busy() {
+        let pipelining = (9, Standing::Pipelining { since_ms: 900 });
+        assert_eq!(pick_victim([(1, Standing::Silent { since_ms: 1 }), pipelining]), Some(9));
+        let silent = (1, Standing::Silent { since_ms: 500 });
+        let stalled = (2, Standing::Stalled { since_ms: 100 });
+        let idle = (3, Standing::Idle { since_ms: 10 });
+        let busy = (4, Standing::Busy);
+        assert_eq!(pick_victim([busy, idle, stalled, silent]), Some(1));
+        assert_eq!(pick_victim([busy, idle, stalled]), Some(2));
+        assert_eq!(pick_victim([busy, idle, (5, Standing::Idle { since_ms: 5 })]), Some(5));
+        assert_eq!(pick_victim([busy]), None);
+    }
+
+    fn shared() -> Arc<ConnShared> {
+        let table = Arc::new(ConnTable::new(1));
+        let slot = table.admit().expect("an empty table has room");
+        Arc::clone(&slot.shared)
+    }
+
+    /// A transport whose peer never reads: writes block once `capacity` bytes are in.
+    fn never_read(capacity: usize) -> (GuardedIo<tokio::io::DuplexStream>, tokio::io::DuplexStream, Arc<ConnShared>) {
+        let (ours, theirs) = tokio::io::duplex(capacity);
+        let conn = shared();
+        conn.got_byte.store(true, Ordering::Release);
+        let mut io = GuardedIo::new(ours, Arc::clone(&conn), Instant::now());
+        io.stall_limit = Duration::from_millis(300);
+        io.drain_limit = Duration::from_millis(900);
+        (io, theirs, conn)
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_fails_at_the_stall_deadline() {
+        let (mut io, _peer, conn) = never_read(64);
+        io.write_all(&[b'x'; 64]).await.expect("fits the buffer");
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(Duration::from_secs(5), io.write_all(b"more"))
+            .await
+            .expect("the write deadline ends the wait")
+            .expect_err("a stalled write fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "{took:?}");
+        assert_ne!(conn.stalled_since_ms.load(Ordering::Acquire), 0, "the stall is visible to the accept path");
+        // Once passed, the deadline stays passed.
+        assert!(io.write_all(b"x").await.is_err());
+        assert!(io.flush().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_a_trickle_is_cut_at_the_drain_deadline() {
+        let (mut io, mut peer, _conn) = never_read(64);
+        let reader = tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            // One byte every 100 ms: progress, never drained.
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if peer.read(&mut byte).await.unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(Duration::from_secs(5), io.write_all(&[b'x'; 4096]))
+            .await
+            .expect("the drain deadline ends the wait")
+            .expect_err("a response that never drains fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(3), "{took:?}");
+        reader.abort();
+    }
+
+    #[tokio::test]
+    async fn a_drained_write_clears_the_stall() {
+        let (mut io, mut peer, conn) = never_read(16);
+        conn.phase.store(PHASE_RESPONDING, Ordering::Release);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            let mut got = 0;
+            while got < 64 {
+                got += peer.read(&mut buf[got..]).await.expect("read");
+            }
+        });
+        io.write_all(&[b'x'; 64]).await.expect("the peer reads");
+        io.flush().await.expect("flushed");
+        reader.await.expect("reader");
+        assert_eq!(conn.stalled_since_ms.load(Ordering::Acquire), 0);
+        assert_eq!(conn.phase.load(Ordering::Acquire), PHASE_IDLE, "a finished answer makes the connection idle");
+    }
+
+    #[test]
+    fn pipelined_requests_are_counted_and_capped() {
+        let conn = shared();
+        conn.reads.fetch_add(1, Ordering::AcqRel);
+        assert!(!conn.start_request(), "the first request");
+        for _ in 1..MAX_PIPELINED_REQUESTS {
+            assert!(!conn.start_request(), "pipelined, under the cap");
+        }
+        assert!(conn.start_request(), "pipelined, at the cap: close after this answer");
+        // A request that needed a new read is not pipelined.
+        conn.reads.fetch_add(1, Ordering::AcqRel);
+        assert!(!conn.start_request());
+        assert_eq!(conn.pipelined.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn per_target_slots_scale_with_max_requests() {
+        assert_eq!(per_target_slots(40), 10);
+        assert_eq!(per_target_slots(1), 2);
     }
 
     #[test]
