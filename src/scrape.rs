@@ -539,8 +539,8 @@ impl TargetRunner {
 
     fn collector_name(&self) -> &'static str {
         match self.backend {
-            Backend::Redis(_) => "redis",
-            Backend::Mongodb(_) => "mongodb",
+            Backend::Redis(_) => crate::collectors::redis::COLLECTOR,
+            Backend::Mongodb(_) => crate::collectors::mongodb::SERVER_STATUS,
         }
     }
 
@@ -599,12 +599,17 @@ impl TargetRunner {
         let success = match timeout_at(deadline, scanner.advance(deadline)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                tracing::debug!(target_name = %self.target.name, collector = "tenderly_keys", error = %e, "key scan step failed");
+                tracing::debug!(target_name = %self.target.name, collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
                 false
             }
             Err(_) => false,
         };
-        let run = CollectorRun { collector: "tenderly_keys", success, duration: started.elapsed(), counted: true };
+        let run = CollectorRun {
+            collector: crate::tenderly::keys::COLLECTOR,
+            success,
+            duration: started.elapsed(),
+            counted: true,
+        };
         if let Ok(mut stats) = stats.lock() {
             let counts = stats.runs.entry((self.target.name.clone(), run.collector)).or_default();
             counts.runs += 1;
@@ -648,12 +653,17 @@ impl TargetRunner {
                         true
                     }
                     Err(e) => {
-                        self.note_failure("redis", e.kind(), &e.to_string());
+                        self.note_failure(crate::collectors::redis::COLLECTOR, e.kind(), &e.to_string());
                         redis_encode::encode_up(false, &mut exposition);
                         false
                     }
                 };
-                runs.push(CollectorRun { collector: "redis", success, duration: started.elapsed(), counted: false });
+                runs.push(CollectorRun {
+                    collector: crate::collectors::redis::COLLECTOR,
+                    success,
+                    duration: started.elapsed(),
+                    counted: false,
+                });
                 for (family, n) in client.series_dropped() {
                     let labels = vec![("target", self.target.name.clone().into()), ("family", family.into())];
                     exposition.add(&SERIES_DROPPED, labels, n);
@@ -700,10 +710,14 @@ impl TargetRunner {
                         }
                     }
                     Err(e) => {
-                        self.note_failure("mongodb", &mongo_error_kind(&e), &e.to_string());
+                        self.note_failure(
+                            crate::collectors::mongodb::SERVER_STATUS,
+                            &mongo_error_kind(&e),
+                            &e.to_string(),
+                        );
                         mongo_encode::encode_up(false, &mut exposition);
                         runs.push(CollectorRun {
-                            collector: "mongodb",
+                            collector: crate::collectors::mongodb::SERVER_STATUS,
                             success: false,
                             duration: started.elapsed(),
                             counted: false,

@@ -30,6 +30,9 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
+/// The name backup freshness goes by in the collector table.
+pub const COLLECTOR: &str = "tenderly_backups";
+
 /// Most files matched per source (the rest is ignored and the scan marked truncated).
 pub const MAX_MATCHES: usize = 10_000;
 /// Most directory entries examined per source.

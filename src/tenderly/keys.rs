@@ -53,6 +53,9 @@ use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Value as MetricValue};
 use crate::trust::MemberPolicy;
 
+/// The `collector` label of the key scan's runs.
+pub const COLLECTOR: &str = "tenderly_keys";
+
 /// Family label for keys under the namespace that match no configured prefix.
 pub const OTHER_FAMILY: &str = "other";
 /// Family label for keys outside the namespace.

@@ -3,6 +3,9 @@
 
 use crate::metrics::Desc;
 
+/// The name the posture checks go by in the collector table.
+pub const COLLECTOR: &str = "tenderly_posture";
+
 /// One series per target and check.
 pub const SECURITY_CHECK: Desc = Desc::gauge(
     "tenderly_security_check",
@@ -15,3 +18,8 @@ pub const SECURITY_CHECK_EVALUATED: Desc = Desc::gauge(
     "Whether a security posture check could be evaluated on the target (1) or not (0), e.g. for lack of privilege.",
 )
 .labels(&["target", "check"]);
+
+/// Every family the posture checks (Redis and MongoDB) export.
+pub fn descriptors() -> Vec<&'static Desc> {
+    vec![&SECURITY_CHECK, &SECURITY_CHECK_EVALUATED]
+}

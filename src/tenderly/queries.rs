@@ -47,6 +47,9 @@ use crate::collectors::mongodb::Role;
 use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
 
+/// The `collector` label of the Tenderly queries' runs.
+pub const COLLECTOR: &str = "tenderly_queries";
+
 /// Most queries (shipped + custom) per target.
 pub const MAX_QUERIES: usize = 100;
 /// Most label dimensions per query (allow-listed plus constant).

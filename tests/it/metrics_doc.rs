@@ -19,6 +19,16 @@ pub fn render_reference() -> String {
     let mut out = String::new();
     out.push_str(BEGIN);
     out.push_str("\n\n");
+    out.push_str(
+        "### Collectors\n\n| collector | target | switch | default | runs on |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in tenderly_exporter::catalog::COLLECTORS {
+        let kind = c.kind.map_or("any", |k| k.as_str());
+        let switch = c.flag.map(|f| format!("`--[no-]collector.{f}`")).unwrap_or_default();
+        let default = if c.default_on { "on" } else { "off" };
+        out.push_str(&format!("| `{}` | {kind} | {switch} | {default} | {} |\n", c.name, c.runs_on));
+    }
+    out.push('\n');
     let catalog = tenderly_exporter::metric_catalog();
     for (i, (collector, desc)) in catalog.iter().enumerate() {
         if i == 0 || catalog[i - 1].0 != *collector {

@@ -16,6 +16,18 @@ pub mod profile;
 pub mod replset;
 pub mod server_status;
 
+// The `collector` label of each section's runs (one switch each, except the
+// first, which is the target itself: hello + serverStatus).
+pub const SERVER_STATUS: &str = "mongodb";
+pub const REPLSET: &str = "mongodb_replset";
+pub const OPLOG: &str = "mongodb_oplog";
+pub const CURRENTOP: &str = "mongodb_currentop";
+pub const DBSTATS: &str = "mongodb_dbstats";
+pub const PROFILER: &str = "mongodb_profiler";
+pub const TOP: &str = "mongodb_top";
+pub const COLLSTATS: &str = "mongodb_collstats";
+pub const INDEXSTATS: &str = "mongodb_indexstats";
+
 /// What kind of node a target is, from `hello`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {

@@ -8,6 +8,9 @@ pub mod cluster;
 pub mod encode;
 pub mod info;
 
+/// The `collector` label of this collector's runs.
+pub const COLLECTOR: &str = "redis";
+
 use std::path::PathBuf;
 
 use crate::secret::Secret;
