@@ -82,3 +82,35 @@ fn every_declaration_has_labels_help_and_one_collector() {
         assert!(desc.labels.iter().all(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '_')), "{}", desc.name);
     }
 }
+
+/// The sample names a family produces (`_bucket`/`_sum`/`_count` for histograms).
+fn sample_names(desc: &tenderly_exporter::metrics::Desc) -> Vec<String> {
+    match desc.kind {
+        Kind::Histogram => ["_bucket", "_sum", "_count"].iter().map(|s| format!("{}{s}", desc.name)).collect(),
+        _ => vec![desc.name.to_string()],
+    }
+}
+
+/// What a live `/metrics` with a real Redis and a MongoDB primary (replay
+/// server) emits is all declared, so the generated reference lists it.
+#[test]
+fn every_family_a_live_scrape_emits_is_in_the_reference() {
+    use crate::support::mongo_replay::{ReplayServer, Scenario};
+    use crate::support::{exporter::TestExporter, RedisOptions, RedisServer};
+    let redis = RedisServer::start(RedisOptions::default());
+    let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let exporter = TestExporter::start(&["--redis.addr", &redis.addr(), "--mongodb.uri", &replay.uri()], &[]);
+    let scrape = exporter.scrape("/metrics");
+    assert_eq!(scrape.value("redis_up", &[]), Some(1.0), "{}", scrape.text);
+    assert_eq!(scrape.value("mongodb_up", &[]), Some(1.0), "{}", scrape.text);
+    let declared: std::collections::HashSet<String> =
+        tenderly_exporter::metric_catalog().iter().flat_map(|(_, d)| sample_names(d)).collect();
+    let reference = std::fs::read_to_string(doc_path()).expect("docs/metrics.md");
+    let mut missing: Vec<&str> =
+        scrape.samples.iter().map(|(name, _, _)| name.as_str()).filter(|name| !declared.contains(*name)).collect();
+    missing.dedup();
+    assert!(missing.is_empty(), "emitted but not declared (so not in docs/metrics.md): {missing:?}");
+    for (_, desc) in tenderly_exporter::metric_catalog() {
+        assert!(reference.contains(&format!("| `{}` |", desc.name)), "{} is not in docs/metrics.md", desc.name);
+    }
+}
