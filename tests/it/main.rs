@@ -11,6 +11,7 @@ mod fault_matrix;
 mod harness;
 mod http;
 mod mongo_collstats;
+mod mongo_hostile;
 mod mongo_live;
 mod mongo_replay_selftest;
 mod mongo_replset;

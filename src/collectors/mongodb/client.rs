@@ -617,6 +617,7 @@ impl MongoClient {
         });
         let results = futures_util::future::join_all(calls).await;
         let mut failure = None;
+        let mut answered = false;
         let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
         for (name, level, docs) in results {
             let Some(state) = profiles.get_mut(&name) else { continue };
@@ -624,13 +625,18 @@ impl MongoClient {
                 state.set_level(&level);
             }
             match docs {
-                Ok(batch) => state.ingest(&batch.docs),
+                Ok(batch) => {
+                    answered = true;
+                    state.ingest(&batch.docs);
+                }
                 Err(e) => failure = Some(e),
             }
         }
         let out = profiles.values().cloned().collect();
         match failure {
-            Some(e) if profiles.is_empty() => Err(e),
+            // No database answered (the states exist from earlier scrapes, so
+            // `profiles` is not empty): the collector failed.
+            Some(e) if !answered => Err(e),
             // Some databases answered: their counters are still worth exporting.
             _ => Ok(out),
         }

@@ -461,6 +461,8 @@ struct State {
     collections: HashMap<(String, String), Vec<Document>>,
     /// Scripted replies by (command, db, collection).
     scripted: HashMap<(String, String, String), Document>,
+    /// Raw reply bodies by (command, db), sent verbatim (hostile-server tests).
+    raw_replies: HashMap<(String, String), Arc<Vec<u8>>>,
 }
 
 impl Shared {
@@ -505,6 +507,7 @@ impl ReplayServer {
             bodies: VecDeque::new(),
             collections: HashMap::new(),
             scripted: HashMap::new(),
+            raw_replies: HashMap::new(),
         };
 
         let listener = TcpListener::bind(addr).map_err(|source| ReplayError::Bind { addr, source })?;
@@ -608,6 +611,14 @@ impl ReplayServer {
     /// Answers `command` (`"count"`, `"aggregate"`, `"find"`) on `<db>.<coll>` with `reply`.
     pub fn set_command_reply(&self, command: &str, db: &str, coll: &str, reply: Document) {
         self.shared.state().scripted.insert((command.to_owned(), db.to_owned(), coll.to_owned()), reply);
+    }
+
+    /// Answers `command` on database `db` with `body`, sent verbatim as the
+    /// reply's BSON document (not parsed or checked here): for crafted hostile
+    /// replies a `Document` cannot hold, such as 20,000 levels of nesting.
+    /// Handshakes (`hello`/`isMaster`) are never replaced.
+    pub fn set_raw_reply(&self, command: &str, db: &str, body: Vec<u8>) {
+        self.shared.state().raw_replies.insert((command.to_owned(), db.to_owned()), Arc::new(body));
     }
 
     /// Full bodies (including `$db`) of the commands named `command` received
@@ -1030,6 +1041,17 @@ fn handle_message(
             None => state.global_fault.clone(),
         }
     };
+
+    let raw = if handshake { None } else { shared.state().raw_replies.get(&(name.clone(), request.db.clone())).cloned() };
+    if let Some(body) = raw {
+        if request.more_to_come {
+            return Ok(());
+        }
+        let (op_code, payload) = if request.legacy { (OP_REPLY, op_reply_payload(&body)) } else { (OP_MSG, op_msg_payload(&body)) };
+        let bytes = frame(shared, message.request_id, op_code, &payload).ok_or(ConnEnd::Protocol)?;
+        stream.write_all(&bytes).map_err(|_| ConnEnd::Io)?;
+        return stream.flush().map_err(|_| ConnEnd::Io);
+    }
 
     let reply = match &fault {
         Fault::Delay(delay) => {
