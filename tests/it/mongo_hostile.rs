@@ -13,7 +13,7 @@ use mongodb::bson::{doc, DateTime, RawArrayBuf, RawDocumentBuf};
 use proptest::prelude::*;
 use tenderly_exporter::collectors::mongodb::bson_guard::{self, GuardError, MAX_DEPTH};
 
-use crate::support::exporter::{Exposition, TestExporter};
+use crate::support::exporter::{http_request, Exposition, TestExporter};
 use crate::support::mongo_replay::{ReplayServer, Scenario};
 
 /// A document nested `depth` levels (`{"a": {"a": ...}}`), built without recursion.
@@ -152,6 +152,84 @@ fn profiler_reads_at_most_its_limit_whatever_the_server_sends() {
     // Entries are one second apart: the newest one read is the 1,000th.
     let mark = m.expect("mongodb_profiler_high_water_mark_timestamp_seconds", &[("db", "tenderly")]);
     assert_eq!(mark, (base_ms + 999 * 1000) as f64 / 1000.0, "read more than the limit\n{}", m.text);
+}
+
+/// The exporter binary as a child process (so its own peak RSS can be read),
+/// killed on drop.
+struct ChildExporter {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl ChildExporter {
+    fn start(mongo_uri: &str) -> ChildExporter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
+            .args(["--mongodb.uri", mongo_uri, "--web.listen-address", &addr.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("exporter starts");
+        let exporter = ChildExporter { child, addr };
+        crate::support::wait_until(std::time::Duration::from_secs(20), "exporter listening", || {
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        exporter
+    }
+
+    /// `VmHWM` (peak resident set) of the child, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+}
+
+impl Drop for ChildExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server that ignores `limit` and answers the profiler with ~20 MB of
+/// entries: the exporter's peak RSS stays well under the shipped unit's
+/// `MemoryMax=128M` (old code decoded and copied the whole reply).
+#[test]
+fn profiler_flood_keeps_the_exporter_peak_rss_low() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("SKIPPED: no /proc to read the peak RSS from");
+        return;
+    }
+    let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let base_ms = future_base_ms();
+    let padding = "p".repeat(200);
+    let entries = (0..80_000i64).map(|i| {
+        let mut e = RawDocumentBuf::new();
+        e.append("ts", DateTime::from_millis(base_ms + i * 1000));
+        e.append("op", "query");
+        e.append("ns", "tenderly.appointments");
+        e.append("millis", 500i32);
+        e.append("pad", padding.as_str());
+        e
+    });
+    let body = cursor_reply("tenderly.system.profile", entries);
+    assert!(body.len() > 20_000_000, "reply is {} bytes", body.len());
+    replay.set_raw_reply("find", "tenderly", body);
+    let exporter = ChildExporter::start(&replay.uri());
+    for _ in 0..3 {
+        let resp = http_request(exporter.addr, "GET", "/metrics", &[]);
+        assert_eq!(resp.status, 200);
+        let m = Exposition::parse(&resp.body);
+        assert_eq!(success(&m, "mongodb_profiler"), 1.0, "{}", m.text);
+    }
+    let peak_mib = exporter.peak_rss_kib() / 1024;
+    eprintln!("exporter peak RSS (VmHWM) after 3 flooded scrapes: {peak_mib} MiB");
+    assert!(peak_mib < 96, "peak RSS {peak_mib} MiB");
 }
 
 /// 100 members (the cap is 64): the total says 100; per-member series stop at 64.

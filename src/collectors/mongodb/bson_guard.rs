@@ -246,7 +246,10 @@ mod tests {
         // 200,000 levels would need megabytes of stack if walked recursively.
         let bytes = nested_bytes(200_000);
         assert_eq!(check_raw(&bytes, MAX_DEPTH, usize::MAX), Err(GuardError::TooDeep { limit: MAX_DEPTH }));
-        assert_eq!(check_raw(&nested_bytes(MAX_DEPTH + 1), MAX_DEPTH, usize::MAX), Err(GuardError::TooDeep { limit: MAX_DEPTH }));
+        assert_eq!(
+            check_raw(&nested_bytes(MAX_DEPTH + 1), MAX_DEPTH, usize::MAX),
+            Err(GuardError::TooDeep { limit: MAX_DEPTH })
+        );
         assert_eq!(check_raw(&nested_bytes(MAX_DEPTH), MAX_DEPTH, usize::MAX), Ok(MAX_DEPTH));
     }
 

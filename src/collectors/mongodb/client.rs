@@ -812,8 +812,7 @@ pub enum CursorError {
 /// caller puts this under its deadline. Dropping the cursor early makes the
 /// driver kill it on the server. Shared with the Tenderly queries.
 pub async fn read_cursor(db: &mongodb::Database, command: Document, caps: CursorCaps) -> Result<Batch, CursorError> {
-    let raw = RawDocumentBuf::try_from(&command)
-        .map_err(|_| CursorError::Guard(GuardError::Malformed))?;
+    let raw = RawDocumentBuf::try_from(&command).map_err(|_| CursorError::Guard(GuardError::Malformed))?;
     let mut cursor = db.run_raw_cursor_command(raw).await.map_err(CursorError::Driver)?;
     let mut builder = BatchBuilder::new(caps);
     while cursor.advance().await.map_err(CursorError::Driver)? {

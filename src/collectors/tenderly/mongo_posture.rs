@@ -129,7 +129,10 @@ pub fn parse(reply: &Document) -> MongoPosture {
 /// [`NotEvaluated::Failed`]. Never panics.
 pub async fn check(client: &Client, deadline: Instant) -> MongoPosture {
     match timeout_at(deadline, client.database("admin").run_command(doc! {"getCmdLineOpts": 1})).await {
-        Ok(Ok(reply)) => match crate::collectors::mongodb::bson_guard::check_document(reply, crate::collectors::mongodb::bson_guard::MAX_DEPTH) {
+        Ok(Ok(reply)) => match crate::collectors::mongodb::bson_guard::check_document(
+            reply,
+            crate::collectors::mongodb::bson_guard::MAX_DEPTH,
+        ) {
             Ok(reply) => parse(&reply),
             Err(_) => MongoPosture::unknown(NotEvaluated::Failed),
         },

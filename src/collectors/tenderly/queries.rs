@@ -41,8 +41,8 @@ use serde::Deserialize;
 use tokio::time::{timeout_at, Instant};
 
 use super::audit::{self, AuditCounter};
-use crate::collectors::mongodb::bson_num::{self, Num};
 use crate::collectors::mongodb::bson_guard::{self, CursorCaps};
+use crate::collectors::mongodb::bson_num::{self, Num};
 use crate::collectors::mongodb::client::{describe, read_cursor, CursorError, UNAUTHORIZED};
 use crate::collectors::mongodb::Role;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};

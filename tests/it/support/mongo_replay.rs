@@ -1042,12 +1042,14 @@ fn handle_message(
         }
     };
 
-    let raw = if handshake { None } else { shared.state().raw_replies.get(&(name.clone(), request.db.clone())).cloned() };
+    let raw =
+        if handshake { None } else { shared.state().raw_replies.get(&(name.clone(), request.db.clone())).cloned() };
     if let Some(body) = raw {
         if request.more_to_come {
             return Ok(());
         }
-        let (op_code, payload) = if request.legacy { (OP_REPLY, op_reply_payload(&body)) } else { (OP_MSG, op_msg_payload(&body)) };
+        let (op_code, payload) =
+            if request.legacy { (OP_REPLY, op_reply_payload(&body)) } else { (OP_MSG, op_msg_payload(&body)) };
         let bytes = frame(shared, message.request_id, op_code, &payload).ok_or(ConnEnd::Protocol)?;
         stream.write_all(&bytes).map_err(|_| ConnEnd::Io)?;
         return stream.flush().map_err(|_| ConnEnd::Io);
