@@ -291,21 +291,32 @@ fn nested_mixed(depth: usize, arrays: &[bool]) -> Vec<u8> {
     out
 }
 
-/// Known residual, kept to measure a future fix: replies of commands that have
-/// no cursor (`serverStatus`, `replSetGetStatus`, `dbStats`, `hello`, ...) are
-/// decoded into a `Document` by the driver itself (mongodb 3.9.1,
-/// `operation::run_command::RunCommand::handle_response`), recursively, before
-/// the exporter sees them; 20,000 levels still overflow this test's 2 MiB
-/// thread there. Closing it needs a wire-level depth check inside the driver.
+/// `serverStatus` has no cursor: the driver decodes its reply itself, so the
+/// depth check sits in the driver's wire layer (vendor/mongodb, patched). Old
+/// code: 20,000 levels overflowed the stack there and aborted the binary.
 #[test]
-#[ignore = "residual: the mongodb driver decodes non-cursor replies recursively before the exporter can check them"]
-fn server_status_nested_20000_levels_needs_a_driver_side_check() {
+fn server_status_nested_20000_levels_marks_the_target_down_not_the_exporter() {
     let hostile = ReplayServer::start(Scenario::Primary).expect("replay server starts");
     let mut reply = RawDocumentBuf::new();
     reply.append("x", nested(20_000));
     reply.append("ok", 1.0);
     hostile.set_raw_reply("serverStatus", "admin", reply.into_bytes());
     let exporter = exporter_for(&hostile);
+    for _ in 0..2 {
+        let m = exporter.scrape("/metrics");
+        assert_eq!(m.expect("mongodb_up", &[]), 0.0, "{}", m.text);
+    }
+    assert_eq!(exporter.get("/-/healthy").status, 200);
+}
+
+/// The driver's own `hello` (handshake and monitoring) nested 20,000 levels:
+/// the target is down, the exporter lives.
+#[test]
+fn hello_nested_20000_levels_marks_the_target_down_not_the_exporter() {
+    let hostile = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    hostile.set_hello_extra(nested(20_000));
+    let exporter = exporter_for(&hostile);
     let m = exporter.scrape("/metrics");
     assert_eq!(m.expect("mongodb_up", &[]), 0.0, "{}", m.text);
+    assert_eq!(exporter.get("/-/healthy").status, 200);
 }

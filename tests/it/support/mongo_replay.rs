@@ -463,6 +463,8 @@ struct State {
     scripted: HashMap<(String, String, String), Document>,
     /// Raw reply bodies by (command, db), sent verbatim (hostile-server tests).
     raw_replies: HashMap<(String, String), Arc<Vec<u8>>>,
+    /// A raw document appended to every handshake reply as field `x`.
+    hello_extra: Option<Arc<Vec<u8>>>,
 }
 
 impl Shared {
@@ -508,6 +510,7 @@ impl ReplayServer {
             collections: HashMap::new(),
             scripted: HashMap::new(),
             raw_replies: HashMap::new(),
+            hello_extra: None,
         };
 
         let listener = TcpListener::bind(addr).map_err(|source| ReplayError::Bind { addr, source })?;
@@ -619,6 +622,12 @@ impl ReplayServer {
     /// Handshakes (`hello`/`isMaster`) are never replaced.
     pub fn set_raw_reply(&self, command: &str, db: &str, body: Vec<u8>) {
         self.shared.state().raw_replies.insert((command.to_owned(), db.to_owned()), Arc::new(body));
+    }
+
+    /// Appends `extra` (raw BSON, not parsed here) as field `x` of every
+    /// `hello`/`isMaster` reply from now on, handshake and monitoring alike.
+    pub fn set_hello_extra(&self, extra: mongodb::bson::RawDocumentBuf) {
+        self.shared.state().hello_extra = Some(Arc::new(extra.into_bytes()));
     }
 
     /// Full bodies (including `$db`) of the commands named `command` received
@@ -1068,6 +1077,16 @@ fn handle_message(
     }
 
     let mut doc_bytes = encode_doc(&reply).ok_or(ConnEnd::Protocol)?;
+    let extra = if handshake { shared.state().hello_extra.clone() } else { None };
+    if let Some(extra) = extra {
+        // Splice `x: <extra>` in before the terminating NUL and fix the length.
+        doc_bytes.pop();
+        doc_bytes.extend_from_slice(&[0x03, b'x', 0]);
+        doc_bytes.extend_from_slice(&extra);
+        doc_bytes.push(0);
+        let len = i32::try_from(doc_bytes.len()).map_err(|_| ConnEnd::Protocol)?;
+        doc_bytes[0..4].copy_from_slice(&len.to_le_bytes());
+    }
     if fault == Fault::MalformedBson {
         let lie = i32::try_from(doc_bytes.len() + 1024).map_err(|_| ConnEnd::Protocol)?;
         doc_bytes[0..4].copy_from_slice(&lie.to_le_bytes());

@@ -249,6 +249,17 @@ impl Message {
             )));
         }
 
+        // tenderly-exporter patch (issue 9): refuse replies nested deeper than
+        // MAX_REPLY_DEPTH before anything recursive (serde, `Document`) sees them.
+        if let Some(document) = &document_payload {
+            check_reply_depth(document)?;
+        }
+        for sequence in &document_sequences {
+            for document in &sequence.documents {
+                check_reply_depth(document)?;
+            }
+        }
+
         Ok(Self {
             response_to: header.response_to,
             flags,
@@ -402,6 +413,46 @@ impl Message {
 }
 
 const DEFAULT_MAX_MESSAGE_SIZE_BYTES: i32 = 48 * 1024 * 1024;
+
+/// tenderly-exporter patch (issue 9): deepest BSON nesting accepted in a reply,
+/// the reply itself being level 1. MongoDB stores documents nested at most 100
+/// levels. The exporter refuses any document (or non-cursor reply) nested
+/// deeper than 128 levels itself (`bson_guard::MAX_DEPTH`); this limit adds the
+/// 3 levels a cursor reply wraps around its documents (`cursor.firstBatch.<n>`)
+/// plus headroom, so that exact limit stays the exporter's, and nothing deeper
+/// ever reaches recursive code.
+pub(crate) const MAX_REPLY_DEPTH: usize = 136;
+
+/// Walks `document` without recursion (a heap stack of iterators) and fails
+/// when it nests deeper than [`MAX_REPLY_DEPTH`] or does not parse. Decoding a
+/// reply into serde types or a `Document` recurses once per level, so without
+/// this check a reply nested 20,000 levels deep overflows the stack and aborts
+/// the process.
+pub(crate) fn check_reply_depth(document: &crate::bson::RawDocument) -> Result<()> {
+    use crate::bson::{RawBsonRef, RawDocument};
+    let malformed = || Error::invalid_response("malformed BSON in reply");
+    let mut stack = vec![document.iter()];
+    while let Some(top) = stack.last_mut() {
+        let Some(element) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        let (_, value) = element.map_err(|_| malformed())?;
+        let child: &RawDocument = match value {
+            RawBsonRef::Document(d) => d,
+            RawBsonRef::Array(a) => RawDocument::from_bytes(a.as_bytes()).map_err(|_| malformed())?,
+            RawBsonRef::JavaScriptCodeWithScope(c) => c.scope,
+            _ => continue,
+        };
+        if stack.len() >= MAX_REPLY_DEPTH {
+            return Err(Error::invalid_response(format!(
+                "reply nested deeper than {MAX_REPLY_DEPTH} levels"
+            )));
+        }
+        stack.push(child.iter());
+    }
+    Ok(())
+}
 
 bitflags! {
     /// Represents the bitwise flags for an OP_MSG as defined in the spec.
