@@ -14,9 +14,22 @@
 //! is the reply converted into a `Document` (whose recursion is then bounded
 //! by [`MAX_DEPTH`]).
 //!
+//! Two layers, because the driver decodes some replies itself:
+//! - Cursor commands (`find`, `aggregate`, `listCollections`) are read as raw
+//!   documents (`client::read_cursor`) and each one is checked here before it
+//!   is decoded.
+//! - Replies the driver decodes (non-cursor commands such as `serverStatus`,
+//!   its own `hello`, error bodies) are checked inside the driver, at the wire
+//!   layer, by the same iterative walk (`vendor/mongodb`, see
+//!   `vendor/README.md`), with a limit of `MAX_DEPTH + 8`; the exporter then
+//!   checks the decoded reply against [`MAX_DEPTH`] ([`check_document`]) and
+//!   takes a refused one apart without recursion.
+//!
 //! Byte and document caps ([`MAX_REPLY_BYTES`], [`CursorCaps`]) bound the
-//! memory one reply or one cursor can take, whatever the server does with
-//! `limit` or `batchSize`.
+//! memory one cursor can take, whatever the server does with `limit` or
+//! `batchSize`. One reply message is still read whole by the driver first (up
+//! to the server's `maxMessageSizeBytes`, 48 MB by default); the caps make sure
+//! no more than that is ever decoded or kept.
 
 use mongodb::bson::{Bson, Document, RawBsonRef, RawDocument};
 
@@ -30,12 +43,12 @@ use mongodb::bson::{Bson, Document, RawBsonRef, RawDocument};
 /// stack at most.
 pub const MAX_DEPTH: usize = 128;
 
-/// Largest single command reply, or the sum of all documents read from one
-/// cursor, in bytes. The replies we read are far smaller: `serverStatus` of a
-/// busy node is ~100 kB, `replSetGetStatus` of a 50-member set ~60 kB, a
-/// profiler batch of 1,000 projected entries well under 1 MiB. The wire
-/// protocol allows 48 MB messages; 8 MiB keeps the decoded copy of one reply
-/// (several times its byte size) far below the shipped unit's `MemoryMax`.
+/// Largest sum of documents decoded from one cursor, in bytes. What we read is
+/// far smaller: `serverStatus` of a busy node is ~100 kB, `replSetGetStatus` of
+/// a 50-member set ~60 kB, a profiler batch of 1,000 projected entries well
+/// under 1 MiB. The wire protocol allows 48 MB messages; 8 MiB keeps the
+/// decoded copy (several times the byte size) far below the shipped unit's
+/// `MemoryMax=128M`.
 pub const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why a reply was refused.

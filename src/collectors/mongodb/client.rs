@@ -16,8 +16,10 @@
 //!   documents, each checked for nesting depth without recursion before it is
 //!   decoded, and at most a fixed number of documents and bytes are read whatever
 //!   the server does with `limit`; the cursor is then dropped (the driver kills
-//!   it). Replies of other commands are checked for depth before any walk, and
-//!   too deep a reply is taken apart without recursion.
+//!   it). Replies of other commands are decoded by the driver, which checks
+//!   their depth first at the wire layer (patched, `vendor/README.md`); the
+//!   exporter checks them again before any walk and takes too deep a reply
+//!   apart without recursion.
 //! - A command refused with `Unauthorized` (13) is not retried for ten minutes
 //!   and is logged once with the grant that fixes it (`doctor` prints the same).
 
