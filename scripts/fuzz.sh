@@ -5,6 +5,8 @@
 #   redis_info     INFO / CLUSTER INFO reply -> parse, every typed view, encode, render
 #   redis_kv_list  `k=v,...` lists and the number parsers
 #   mongodb_bson   up to 8 BSON documents -> every MongoDB parser, encode, render
+#   mongodb_bson_depth  any bytes, also wrapped thousands of levels deep ->
+#                  the iterative depth/size guard (bson_guard) and the conversion it allows
 #   config_file    targets YAML -> config::parse_file
 #
 # Usage:
@@ -41,7 +43,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: --seconds must be a whole number" >&2; exit 2; }
-[[ ${#targets[@]} -gt 0 ]] || targets=(redis_info redis_kv_list mongodb_bson config_file)
+[[ ${#targets[@]} -gt 0 ]] || targets=(redis_info redis_kv_list mongodb_bson mongodb_bson_depth config_file)
 
 export RUSTC_BOOTSTRAP=1
 CARGO_FUZZ_VERSION=0.13.2
@@ -62,6 +64,7 @@ max_len() {
         redis_info) echo 65536 ;;
         redis_kv_list) echo 4096 ;;
         mongodb_bson) echo 1048576 ;;
+        mongodb_bson_depth) echo 262144 ;;
         config_file) echo 16384 ;;
         *) echo 65536 ;;
     esac

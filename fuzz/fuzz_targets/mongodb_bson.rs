@@ -7,6 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mongodb::bson::Document;
+use tenderly_exporter::collectors::mongodb::bson_guard;
 use tenderly_exporter::collectors::mongodb::encode::{encode, encode_up};
 use tenderly_exporter::collectors::mongodb::{
     current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot,
@@ -27,6 +28,11 @@ fn read_documents(data: &[u8]) -> Vec<Document> {
         let Some(header) = rest.first_chunk::<4>() else { break };
         let Ok(len) = usize::try_from(i32::from_le_bytes(*header)) else { break };
         if len > rest.len() {
+            break;
+        }
+        // As in the exporter: the depth is checked without recursion before
+        // the recursive decoding.
+        if bson_guard::check_raw(&rest[..len], bson_guard::MAX_DEPTH, usize::MAX).is_err() {
             break;
         }
         match Document::from_reader(&rest[..len]) {

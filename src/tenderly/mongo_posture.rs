@@ -134,7 +134,13 @@ pub async fn check(client: &Client, deadline: Instant) -> MongoPosture {
     )
     .await
     {
-        Ok(Ok(reply)) => parse(&reply),
+        Ok(Ok(reply)) => match crate::collectors::mongodb::bson_guard::check_document(
+            reply,
+            crate::collectors::mongodb::bson_guard::MAX_DEPTH,
+        ) {
+            Ok(reply) => parse(&reply),
+            Err(_) => MongoPosture::unknown(NotEvaluated::Failed),
+        },
         Ok(Err(e)) => match e.kind.as_ref() {
             mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED => {
                 MongoPosture::unknown(NotEvaluated::Unauthorized)

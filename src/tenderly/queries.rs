@@ -41,8 +41,9 @@ use serde::Deserialize;
 use tokio::time::{timeout_at, Instant};
 
 use super::audit::{self, AuditCounter};
+use crate::collectors::mongodb::bson_guard::{self, CursorCaps};
 use crate::collectors::mongodb::bson_num::{self, Num};
-use crate::collectors::mongodb::client::{describe, first_batch, UNAUTHORIZED};
+use crate::collectors::mongodb::client::{describe, read_cursor, CursorError, UNAUTHORIZED};
 use crate::collectors::mongodb::Role;
 use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
@@ -1012,12 +1013,14 @@ impl QueryRunner {
             }
             state.last_attempt = Some(Instant::now());
             let counter = lock(audit);
-            (counter.db().to_owned(), counter.find_command(max_time_ms(deadline)))
+            (counter.db().to_owned(), (counter.find_command(max_time_ms(deadline)), counter.limit()))
         };
+        let (command, limit) = command;
         let started = Instant::now();
-        let result = match command_under_deadline(client, &db, command, deadline).await {
-            Ok(reply) => {
-                lock(audit).ingest(&first_batch(&reply));
+        // The server may ignore `limit`: never read more than asked for.
+        let result = match cursor_under_deadline(client, &db, command, CursorCaps::docs(limit), deadline).await {
+            Ok(docs) => {
+                lock(audit).ingest(&docs);
                 Ok((Vec::new(), false))
             }
             Err(e) => Err(e),
@@ -1127,9 +1130,10 @@ async fn run_query(q: &Prepared, client: &Client, deadline: Instant, now_ms: i64
                 "cursor": {"batchSize": cap + 2},
                 "maxTimeMS": max_time_ms(deadline),
             };
-            let reply = command_under_deadline(client, &q.database, command, deadline).await?;
-            close_cursor(client, &q.database, &q.collection, &reply, deadline).await;
-            let rows = first_batch(&reply);
+            // One row more than `max_results` tells "truncated"; a server ignoring
+            // `$limit` is cut there too.
+            let caps = CursorCaps::docs(max_results.saturating_add(1));
+            let rows = cursor_under_deadline(client, &q.database, command, caps, deadline).await?;
             let truncated = rows.len() > *max_results;
             Ok((fold_rows(q, value, &rows[..rows.len().min(*max_results)]), truncated))
         }
@@ -1207,23 +1211,36 @@ async fn command_under_deadline(
 ) -> Result<Document, Failure> {
     match timeout_at(deadline, crate::collectors::mongodb::client::run_command(&client.database(db), command)).await {
         Err(_) => Err(Failure::Timeout),
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(e)) => match e.kind.as_ref() {
-            mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED => Err(Failure::Unauthorized),
-            // maxTimeMS expired on the server.
-            mongodb::error::ErrorKind::Command(c) if c.code == 50 => Err(Failure::Timeout),
-            _ => Err(Failure::Other(describe(&e))),
-        },
+        Ok(Ok(reply)) => {
+            bson_guard::check_document(reply, bson_guard::MAX_DEPTH).map_err(|e| Failure::Other(e.to_string()))
+        }
+        Ok(Err(e)) => Err(driver_failure(&e)),
     }
 }
 
-/// A cursor the server left open (it should not: the batch is larger than the
-/// `$limit`) is killed, best effort, within the deadline.
-async fn close_cursor(client: &Client, db: &str, collection: &str, reply: &Document, deadline: Instant) {
-    let id = reply.get_document("cursor").ok().and_then(|c| c.get("id")).and_then(bson_num::num);
-    if let Some(Num::Int(id)) = id.filter(|n| *n != Num::Int(0)) {
-        let kill = doc! {"killCursors": collection, "cursors": [id]};
-        let _ = timeout_at(deadline, crate::collectors::mongodb::client::run_command(&client.database(db), kill)).await;
+/// A cursor command read through the collector's bounded, depth-checked
+/// reader (`client::read_cursor`); the cursor is dropped (and killed) after.
+async fn cursor_under_deadline(
+    client: &Client,
+    db: &str,
+    command: Document,
+    caps: CursorCaps,
+    deadline: Instant,
+) -> Result<Vec<Document>, Failure> {
+    match timeout_at(deadline, read_cursor(&client.database(db), command, caps)).await {
+        Err(_) => Err(Failure::Timeout),
+        Ok(Ok(batch)) => Ok(batch.docs),
+        Ok(Err(CursorError::Guard(e))) => Err(Failure::Other(e.to_string())),
+        Ok(Err(CursorError::Driver(e))) => Err(driver_failure(&e)),
+    }
+}
+
+fn driver_failure(e: &mongodb::error::Error) -> Failure {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED => Failure::Unauthorized,
+        // maxTimeMS expired on the server.
+        mongodb::error::ErrorKind::Command(c) if c.code == 50 => Failure::Timeout,
+        _ => Failure::Other(describe(e)),
     }
 }
 

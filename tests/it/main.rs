@@ -16,6 +16,7 @@ mod redis_parse; // INFO parser and encoder on every capture
 // -- Generic collectors against live servers (real redis-server, MongoDB replay server) --
 mod harness; // the live-test harness itself
 mod mongo_collstats; // opt-in top/$collStats/$indexStats
+mod mongo_hostile; // hostile MongoDB replies: deep nesting, oversized cursors, member counts
 mod mongo_live; // the MongoDB collector through the real driver
 mod mongo_replay_selftest; // the replay server answers like a mongod
 mod redis_hostile; // hostile Redis replies: 50 MB INFO, endless bulk strings, dead targets

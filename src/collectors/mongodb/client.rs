@@ -21,6 +21,14 @@
 //!   `local.oplog.rs` reads on a standalone would fill the server log with errors.
 //! - Commands are plain `runCommand`s (`find`/`aggregate` with a single batch), so
 //!   no cursor is ever left open on the server.
+//! - Every reply is untrusted (see `bson_guard`): cursor commands are read as raw
+//!   documents, each checked for nesting depth without recursion before it is
+//!   decoded, and at most a fixed number of documents and bytes are read whatever
+//!   the server does with `limit`; the cursor is then dropped (the driver kills
+//!   it). Replies of other commands are decoded by the driver, which checks
+//!   their depth first at the wire layer (patched, `vendor/README.md`); the
+//!   exporter checks them again before any walk and takes too deep a reply
+//!   apart without recursion.
 //! - A command refused with `Unauthorized` (13) is not retried for ten minutes
 //!   and is logged once with the grant that fixes it (`doctor` prints the same).
 
@@ -28,12 +36,13 @@ use std::collections::BTreeMap;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::{ClientOptions, Credential, ReadPreference, SelectionCriteria, ServerMonitoringMode};
 use mongodb::Client;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use super::bson_guard::{self, Batch, BatchBuilder, CursorCaps, GuardError};
 use super::collstats::{self, CollectionStats, Namespace};
 use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot, NodeInfo, Role};
 use crate::config::MongoTarget;
@@ -105,6 +114,8 @@ pub struct MongoClient {
     profiles: StdMutex<BTreeMap<String, profile::DbProfile>>,
     /// Commands refused with Unauthorized, and when to try again.
     refused: StdMutex<BTreeMap<&'static str, Instant>>,
+    /// Commands whose reply was refused or cut by `bson_guard` (logged once each).
+    guarded: StdMutex<std::collections::BTreeSet<&'static str>>,
     /// Tenderly queries and audit counters, when the target has a `tenderly:` section.
     queries: Option<QueryRunner>,
     /// The last posture reading and when it was taken.
@@ -127,6 +138,7 @@ impl MongoClient {
             client: Mutex::new(None),
             profiles: StdMutex::new(BTreeMap::new()),
             refused: StdMutex::new(BTreeMap::new()),
+            guarded: StdMutex::new(std::collections::BTreeSet::new()),
             queries: None,
             posture: Cached::new(POSTURE_INTERVAL),
             member: None,
@@ -315,17 +327,15 @@ impl MongoClient {
         let calls = dbs.iter().filter(|db| collstats::wanted_db(db)).map(|name| async move {
             let db = client.database(name);
             let reply = self
-                .command(
+                .cursor(
                     &db,
                     doc! {"listCollections": 1, "nameOnly": true, "authorizedCollections": true,
                     "filter": {"type": "collection"}, "cursor": {"batchSize": LIST_COLLECTIONS_BATCH}},
+                    CursorCaps::docs(LIST_COLLECTIONS_BATCH as usize),
                     deadline,
                     "listCollections",
                 )
                 .await;
-            if let Ok(reply) = &reply {
-                kill_cursor(&db, reply, "$cmd.listCollections", deadline).await;
-            }
             (name, reply)
         });
         let mut names = Vec::new();
@@ -333,9 +343,9 @@ impl MongoClient {
         let mut answered = false;
         for (db, reply) in futures_util::future::join_all(calls).await {
             match reply {
-                Ok(reply) => {
+                Ok(batch) => {
                     answered = true;
-                    names.extend(collstats::parse_list_collections(db, &reply));
+                    names.extend(collstats::parse_list_collection_docs(db, &batch.docs));
                 }
                 Err(e) => failure = Some(e),
             }
@@ -393,17 +403,15 @@ impl MongoClient {
             async move {
                 let db = client.database(&ns.db);
                 let reply = self
-                    .command(
+                    .cursor(
                         &db,
                         doc! {"aggregate": &ns.collection, "pipeline": [stage],
                         "cursor": {"batchSize": PER_COLLECTION_BATCH}, "maxTimeMS": max_time_ms(deadline)},
+                        CursorCaps::docs(PER_COLLECTION_BATCH as usize),
                         deadline,
                         name,
                     )
                     .await;
-                if let Ok(reply) = &reply {
-                    kill_cursor(&db, reply, &ns.collection, deadline).await;
-                }
                 (ns, reply)
             }
         });
@@ -411,7 +419,7 @@ impl MongoClient {
         let mut failure = None;
         for (ns, reply) in futures_util::future::join_all(calls).await {
             match reply {
-                Ok(reply) => answered.push((ns.clone(), first_batch(&reply))),
+                Ok(batch) => answered.push((ns.clone(), batch.docs)),
                 Err(e) => failure = Some(e),
             }
         }
@@ -500,12 +508,12 @@ impl MongoClient {
                 "projection": {"ts": 1, "wall": 1}, "limit": 1, "singleBatch": true,
             }
         };
-        let first = self.command(&local, edge(1), deadline, "find local.oplog.rs");
-        let last = self.command(&local, edge(-1), deadline, "find local.oplog.rs");
+        let first = self.cursor(&local, edge(1), CursorCaps::docs(1), deadline, "find local.oplog.rs");
+        let last = self.cursor(&local, edge(-1), CursorCaps::docs(1), deadline, "find local.oplog.rs");
         let stats = self.command(&local, doc! {"collStats": "oplog.rs"}, deadline, "collStats local.oplog.rs");
         let (first, last, stats) = tokio::join!(first, last, stats);
-        let first = first_batch(&first?).into_iter().next();
-        let last = first_batch(&last?).into_iter().next();
+        let first = first?.docs.into_iter().next();
+        let last = last?.docs.into_iter().next();
         Ok(oplog::parse(first.as_ref(), last.as_ref(), stats.ok().as_ref()))
     }
 
@@ -516,17 +524,18 @@ impl MongoClient {
             doc! {"$match": {"active": true}},
             // Only what the parser reads: never query text or client addresses.
             doc! {"$project": current_op::projection()},
-            doc! {"$limit": 10_000},
+            doc! {"$limit": CURRENT_OP_MAX_DOCS},
         ];
-        let reply = self
-            .command(
+        let batch = self
+            .cursor(
                 &client.database("admin"),
-                doc! {"aggregate": 1, "pipeline": pipeline, "cursor": {"batchSize": 10_000}, "maxTimeMS": max_time_ms(deadline)},
+                doc! {"aggregate": 1, "pipeline": pipeline, "cursor": {"batchSize": CURRENT_OP_MAX_DOCS}, "maxTimeMS": max_time_ms(deadline)},
+                CursorCaps::docs(CURRENT_OP_MAX_DOCS as usize),
                 deadline,
                 "$currentOp",
             )
             .await?;
-        Ok(current_op::parse(&first_batch(&reply), threshold))
+        Ok(current_op::parse(&batch.docs, threshold))
     }
 
     /// Names of the databases this user may read, capped, without `local`/`config`.
@@ -605,10 +614,12 @@ impl MongoClient {
             let db = client.database(&name);
             let level = self.command(&db, doc! {"profile": -1}, deadline, "profile").await;
             let docs = self
-                .command(
+                .cursor(
                     &db,
                     doc! {"find": "system.profile", "filter": filter, "sort": {"ts": 1}, "limit": limit,
                     "projection": profile::projection(), "singleBatch": true},
+                    // The server may ignore `limit`: never read more than asked for.
+                    CursorCaps::docs(limit_docs),
                     deadline,
                     "find system.profile",
                 )
@@ -617,6 +628,7 @@ impl MongoClient {
         });
         let results = futures_util::future::join_all(calls).await;
         let mut failure = None;
+        let mut answered = false;
         let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
         for (name, level, docs) in results {
             let Some(state) = profiles.get_mut(&name) else { continue };
@@ -624,13 +636,18 @@ impl MongoClient {
                 state.set_level(&level);
             }
             match docs {
-                Ok(reply) => state.ingest(&first_batch(&reply)),
+                Ok(batch) => {
+                    answered = true;
+                    state.ingest(&batch.docs);
+                }
                 Err(e) => failure = Some(e),
             }
         }
         let out = profiles.values().cloned().collect();
         match failure {
-            Some(e) if profiles.is_empty() => Err(e),
+            // No database answered (the states exist from earlier scrapes, so
+            // `profiles` is not empty): the collector failed.
+            Some(e) if !answered => Err(e),
             // Some databases answered: their counters are still worth exporting.
             _ => Ok(out),
         }
@@ -651,22 +668,78 @@ impl MongoClient {
         }
         match timeout_at(deadline, run_command(db, command)).await {
             Err(_) => Err(SectionOutcome::Failed(format!("{name}: deadline exceeded"))),
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => {
-                if command_code(&e) == Some(UNAUTHORIZED) {
-                    let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-                    if refused.insert(name, Instant::now() + REFUSAL_BACKOFF).is_none() {
-                        tracing::warn!(
-                            target_name = %self.target, command = name, grant = grant_for(name),
-                            "mongodb refused a command for lack of privileges; retrying in 10 minutes"
-                        );
-                    }
-                    Err(SectionOutcome::Unauthorized { command: name, grant: grant_for(name) })
-                } else {
-                    Err(SectionOutcome::Failed(format!("{name}: {}", describe(&e))))
-                }
+            Ok(Ok(reply)) => {
+                bson_guard::check_document(reply, bson_guard::MAX_DEPTH).map_err(|e| self.refuse_reply(name, &e))
+            }
+            Ok(Err(e)) => Err(self.classify(name, &e)),
+        }
+    }
+
+    /// Runs a cursor command (`find`, `aggregate`, `listCollections`) and reads at
+    /// most `caps` of it as raw documents, each depth-checked before it is decoded.
+    /// A reply over a cap is cut there (`Batch::truncated`, logged once) and the
+    /// cursor dropped, which makes the driver kill it on the server.
+    async fn cursor(
+        &self,
+        db: &mongodb::Database,
+        command: Document,
+        caps: CursorCaps,
+        deadline: Instant,
+        name: &'static str,
+    ) -> Result<Batch, SectionOutcome> {
+        if let Some(until) = self.refused.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            if *until > Instant::now() {
+                return Err(SectionOutcome::Unauthorized { command: name, grant: grant_for(name) });
             }
         }
+        let batch = timeout_at(deadline, read_cursor(db, command, caps)).await;
+        match batch {
+            Err(_) => Err(SectionOutcome::Failed(format!("{name}: deadline exceeded"))),
+            Ok(Ok(batch)) => {
+                if batch.truncated {
+                    self.warn_guard_once(name, || {
+                        tracing::warn!(
+                            target_name = %self.target, command = name, max_docs = caps.max_docs,
+                            max_bytes = caps.max_bytes,
+                            "mongodb reply over the exporter's cap; read only the first documents and closed the cursor"
+                        )
+                    });
+                }
+                Ok(batch)
+            }
+            Ok(Err(CursorError::Guard(e))) => Err(self.refuse_reply(name, &e)),
+            Ok(Err(CursorError::Driver(e))) => Err(self.classify(name, &e)),
+        }
+    }
+
+    /// A reply `bson_guard` refused: the section fails, logged once per command
+    /// (what and where; never the server's text).
+    fn refuse_reply(&self, name: &'static str, e: &GuardError) -> SectionOutcome {
+        self.warn_guard_once(name, || {
+            tracing::warn!(target_name = %self.target, command = name, error = %e, "mongodb reply refused");
+        });
+        SectionOutcome::Failed(format!("{name}: {e}"))
+    }
+
+    fn warn_guard_once(&self, name: &'static str, log: impl FnOnce()) {
+        if self.guarded.lock().unwrap_or_else(|p| p.into_inner()).insert(name) {
+            log();
+        }
+    }
+
+    /// Classifies a driver error; Unauthorized starts the refusal backoff.
+    fn classify(&self, name: &'static str, e: &mongodb::error::Error) -> SectionOutcome {
+        if command_code(e) != Some(UNAUTHORIZED) {
+            return SectionOutcome::Failed(format!("{name}: {}", describe(e)));
+        }
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.insert(name, Instant::now() + REFUSAL_BACKOFF).is_none() {
+            tracing::warn!(
+                target_name = %self.target, command = name, grant = grant_for(name),
+                "mongodb refused a command for lack of privileges; retrying in 10 minutes"
+            );
+        }
+        SectionOutcome::Unauthorized { command: name, grant: grant_for(name) }
     }
 
     /// The process-lifetime client, created on first use. Creating it does not
@@ -777,10 +850,46 @@ async fn run(
     deadline: Instant,
     name: &'static str,
 ) -> Result<Document, MongoError> {
-    timeout_at(deadline, run_command(db, command))
+    let reply = timeout_at(deadline, run_command(db, command))
         .await
         .map_err(|_| MongoError::Timeout(name))?
-        .map_err(|e| MongoError::Command { command: name, reason: describe(&e) })
+        .map_err(|e| MongoError::Command { command: name, reason: describe(&e) })?;
+    bson_guard::check_document(reply, bson_guard::MAX_DEPTH).map_err(|e| {
+        tracing::warn!(command = name, error = %e, "mongodb reply refused");
+        MongoError::Command { command: name, reason: e.to_string() }
+    })
+}
+
+/// Why a bounded cursor read failed.
+#[derive(Debug)]
+pub enum CursorError {
+    /// The server's reply broke a `bson_guard` limit.
+    Guard(GuardError),
+    Driver(mongodb::error::Error),
+}
+
+/// Runs `command` as a cursor command and reads at most `caps` of it, each
+/// document checked for depth on its raw bytes before it is decoded. The
+/// caller puts this under its deadline. Dropping the cursor early makes the
+/// driver kill it on the server. Shared with the Tenderly queries.
+pub async fn read_cursor(db: &mongodb::Database, command: Document, caps: CursorCaps) -> Result<Batch, CursorError> {
+    let raw = RawDocumentBuf::try_from(&command).map_err(|_| CursorError::Guard(GuardError::Malformed))?;
+    // The database's selection criteria (the trust predicate of
+    // `restrict_discovery`) must be passed explicitly: the driver does not
+    // apply them to cursor commands by itself.
+    use mongodb::action::Action as _;
+    let mut cursor = db
+        .run_raw_cursor_command(raw)
+        .optional(db.selection_criteria().cloned(), |action, c| action.selection_criteria(c))
+        .await
+        .map_err(CursorError::Driver)?;
+    let mut builder = BatchBuilder::new(caps);
+    while cursor.advance().await.map_err(CursorError::Driver)? {
+        if !builder.offer(cursor.current()).map_err(CursorError::Guard)? {
+            break;
+        }
+    }
+    Ok(builder.finish())
 }
 
 /// Role and set facts from a `hello` reply.
@@ -816,14 +925,8 @@ pub fn node_info(hello: &Document) -> NodeInfo {
 const LIST_COLLECTIONS_BATCH: i32 = 1_000;
 /// `$collStats`/`$indexStats` batch size (one document per shard, one per index).
 const PER_COLLECTION_BATCH: i32 = 10_000;
-
-/// Closes the cursor a reply left open (more than one batch), best effort, under the deadline.
-async fn kill_cursor(db: &mongodb::Database, reply: &Document, collection: &str, deadline: Instant) {
-    let id = reply.get_document("cursor").ok().and_then(|c| c.get_i64("id").ok()).unwrap_or(0);
-    if id != 0 {
-        let _ = timeout_at(deadline, run_command(db, doc! {"killCursors": collection, "cursors": [id]})).await;
-    }
-}
+/// Active operations read from `$currentOp` (also the pipeline's `$limit`).
+const CURRENT_OP_MAX_DOCS: i32 = 10_000;
 
 /// `cursor.firstBatch` of a `find`/`aggregate` reply.
 pub fn first_batch(reply: &Document) -> Vec<Document> {

@@ -206,10 +206,14 @@ pub fn parse_top(reply: &Document) -> Vec<TopEntry> {
 /// label-safe and not internal; views and time-series buckets excluded.
 pub fn parse_list_collections(db: &str, reply: &Document) -> Vec<Namespace> {
     let batch = doc_at(reply, "cursor").and_then(|c| c.get_array("firstBatch").ok());
-    let mut names: Vec<Namespace> = batch
+    let docs: Vec<&Document> = batch.into_iter().flatten().filter_map(Bson::as_document).collect();
+    parse_list_collection_docs(db, docs)
+}
+
+/// [`parse_list_collections`] over the documents of the cursor.
+pub fn parse_list_collection_docs<'a>(db: &str, docs: impl IntoIterator<Item = &'a Document>) -> Vec<Namespace> {
+    let mut names: Vec<Namespace> = docs
         .into_iter()
-        .flatten()
-        .filter_map(Bson::as_document)
         .filter(|d| d.get_str("type").map_or(true, |t| t == "collection"))
         .filter_map(|d| Namespace::new(db, d.get_str("name").ok()?))
         .collect();

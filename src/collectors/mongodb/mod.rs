@@ -4,6 +4,7 @@
 //! (BSON document -> snapshot struct, one module per command family) and
 //! encoding is pure (snapshot -> [`Exposition`](crate::metrics::Exposition)).
 
+pub mod bson_guard;
 pub mod bson_num;
 pub mod client;
 pub mod collstats;

@@ -201,6 +201,9 @@ pub struct ReplSetStatus {
     pub members: Vec<MemberStatus>,
     /// Members dropped beyond [`MAX_MEMBERS`] or without a usable name.
     pub dropped_members: usize,
+    /// Every member document the reply listed, including those beyond
+    /// [`MAX_MEMBERS`]: the cap bounds the per-member series, not this total.
+    pub total_members: usize,
 }
 
 impl ReplSetStatus {
@@ -290,6 +293,7 @@ pub fn parse_status(doc: &Document) -> ReplSetStatus {
                 status.dropped_members += 1;
                 continue;
             };
+            status.total_members += 1;
             let name = str_of(m.get("name")).unwrap_or_default();
             if name.is_empty() || status.members.len() >= MAX_MEMBERS {
                 status.dropped_members += 1;
@@ -408,7 +412,7 @@ pub fn encode(status: Option<&ReplSetStatus>, config: Option<&ReplSetConfig>, ou
 fn encode_status(status: &ReplSetStatus, out: &mut Exposition) {
     let set_label = || vec![("set", Cow::Owned(status.set.clone()))];
     out.add(&PRIMARY_PRESENT, set_label(), status.primary_present());
-    out.add(&MEMBERS, set_label(), status.members.len() as u64);
+    out.add(&MEMBERS, set_label(), status.total_members as u64);
     if let Some(term) = status.term {
         out.add(&TERM, set_label(), term);
     }

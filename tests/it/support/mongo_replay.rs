@@ -463,6 +463,10 @@ struct State {
     scripted: HashMap<(String, String, String), Document>,
     /// Fields that replace (or add to) those of every `hello` reply.
     hello_fields: Document,
+    /// Raw reply bodies by (command, db), sent verbatim (hostile-server tests).
+    raw_replies: HashMap<(String, String), Arc<Vec<u8>>>,
+    /// A raw document appended to every handshake reply as field `x`.
+    hello_extra: Option<Arc<Vec<u8>>>,
 }
 
 impl Shared {
@@ -508,6 +512,8 @@ impl ReplayServer {
             collections: HashMap::new(),
             scripted: HashMap::new(),
             hello_fields: Document::new(),
+            raw_replies: HashMap::new(),
+            hello_extra: None,
         };
 
         let listener = TcpListener::bind(addr).map_err(|source| ReplayError::Bind { addr, source })?;
@@ -617,6 +623,20 @@ impl ReplayServer {
     /// what a hostile server advertises (`hosts`, `me`, `primary`, `setName`).
     pub fn set_hello_fields(&self, fields: Document) {
         self.shared.state().hello_fields = fields;
+    }
+
+    /// Answers `command` on database `db` with `body`, sent verbatim as the
+    /// reply's BSON document (not parsed or checked here): for crafted hostile
+    /// replies a `Document` cannot hold, such as 20,000 levels of nesting.
+    /// Handshakes (`hello`/`isMaster`) are never replaced.
+    pub fn set_raw_reply(&self, command: &str, db: &str, body: Vec<u8>) {
+        self.shared.state().raw_replies.insert((command.to_owned(), db.to_owned()), Arc::new(body));
+    }
+
+    /// Appends `extra` (raw BSON, not parsed here) as field `x` of every
+    /// `hello`/`isMaster` reply from now on, handshake and monitoring alike.
+    pub fn set_hello_extra(&self, extra: mongodb::bson::RawDocumentBuf) {
+        self.shared.state().hello_extra = Some(Arc::new(extra.into_bytes()));
     }
 
     /// Full bodies (including `$db`) of the commands named `command` received
@@ -1040,6 +1060,19 @@ fn handle_message(
         }
     };
 
+    let raw =
+        if handshake { None } else { shared.state().raw_replies.get(&(name.clone(), request.db.clone())).cloned() };
+    if let Some(body) = raw {
+        if request.more_to_come {
+            return Ok(());
+        }
+        let (op_code, payload) =
+            if request.legacy { (OP_REPLY, op_reply_payload(&body)) } else { (OP_MSG, op_msg_payload(&body)) };
+        let bytes = frame(shared, message.request_id, op_code, &payload).ok_or(ConnEnd::Protocol)?;
+        stream.write_all(&bytes).map_err(|_| ConnEnd::Io)?;
+        return stream.flush().map_err(|_| ConnEnd::Io);
+    }
+
     let reply = match &fault {
         Fault::Delay(delay) => {
             sleep_unless_stopped(shared, *delay)?;
@@ -1053,6 +1086,16 @@ fn handle_message(
     }
 
     let mut doc_bytes = encode_doc(&reply).ok_or(ConnEnd::Protocol)?;
+    let extra = if handshake { shared.state().hello_extra.clone() } else { None };
+    if let Some(extra) = extra {
+        // Splice `x: <extra>` in before the terminating NUL and fix the length.
+        doc_bytes.pop();
+        doc_bytes.extend_from_slice(&[0x03, b'x', 0]);
+        doc_bytes.extend_from_slice(&extra);
+        doc_bytes.push(0);
+        let len = i32::try_from(doc_bytes.len()).map_err(|_| ConnEnd::Protocol)?;
+        doc_bytes[0..4].copy_from_slice(&len.to_le_bytes());
+    }
     if fault == Fault::MalformedBson {
         let lie = i32::try_from(doc_bytes.len() + 1024).map_err(|_| ConnEnd::Protocol)?;
         doc_bytes[0..4].copy_from_slice(&lie.to_le_bytes());
