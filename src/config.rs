@@ -21,6 +21,7 @@ use crate::tenderly::queries::QueriesConfig;
 use crate::tenderly::redis_posture::RedisPostureConfig;
 use crate::trust::{MemberAllowList, MemberPolicy};
 
+pub use crate::collectors::mongodb::{MongoCollectors, MongoLimits, MongoOptions};
 pub use crate::collectors::redis::{RedisCollectors, RedisOptions, RedisTls};
 pub use crate::secret::Secret;
 
@@ -70,101 +71,33 @@ impl TargetKind {
     }
 }
 
-/// Which MongoDB collectors run (hello and serverStatus always do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MongoCollectors {
-    /// Security posture from getCmdLineOpts (every 5 minutes).
-    pub posture: bool,
-    pub replset: bool,
-    pub oplog: bool,
-    pub currentop: bool,
-    pub dbstats: bool,
-    pub profiler: bool,
-    /// Opt-in: `$collStats` per collection (capped by `MongoLimits::max_collections`).
-    pub collstats: bool,
-    /// Opt-in: `$indexStats` per collection (same cap).
-    pub indexstats: bool,
-    /// Opt-in: the `top` command (per-collection time and counts, same cap).
-    pub top: bool,
-}
-
-impl Default for MongoCollectors {
-    fn default() -> Self {
-        MongoCollectors {
-            posture: true,
-            replset: true,
-            oplog: true,
-            currentop: true,
-            dbstats: true,
-            profiler: true,
-            collstats: false,
-            indexstats: false,
-            top: false,
-        }
-    }
-}
-
-/// Limits and thresholds of the MongoDB collectors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MongoLimits {
-    /// Active operations running at least this long count as long-running.
-    pub currentop_threshold: Duration,
-    /// At most this many databases get dbStats and profiler reads per scrape.
-    pub max_databases: usize,
-    /// At most this many profiler documents are read per database per scrape.
-    pub profiler_max_docs: u32,
-    /// At most this many collections get `$collStats`/`$indexStats`/`top` series per scrape.
-    pub max_collections: usize,
-}
-
-impl Default for MongoLimits {
-    fn default() -> Self {
-        MongoLimits {
-            currentop_threshold: Duration::from_secs(1),
-            max_databases: 100,
-            profiler_max_docs: 1000,
-            max_collections: 50,
-        }
-    }
-}
-
-/// Where and how to reach one MongoDB node.
+/// Where and how to reach one MongoDB node, plus the Tenderly signals that
+/// run over the same client. Like [`RedisTarget`], it *is* its connection
+/// options (`Deref`); the generic collector only sees [`MongoOptions`].
 #[derive(Clone, PartialEq)]
 pub struct MongoTarget {
-    /// The connection string as given (may hold credentials and TLS options): never displayed.
-    pub uri: Secret,
-    /// `mongodb://host:port[,...]` without credentials or options, for display.
-    pub display: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub collectors: MongoCollectors,
-    pub limits: MongoLimits,
-    /// Tenderly application signals (shipped and custom queries, audit counters, posture).
+    /// What the generic MongoDB collector needs.
+    pub connection: MongoOptions,
+    /// Tenderly application signals (shipped and custom queries, audit counters, posture options).
     pub tenderly: Option<QueriesConfig>,
-    /// Discovered hosts (besides the connection string's) that may get the
-    /// credentials (`members_allowed:`; see docs/security-trust-model.md).
-    pub members_allowed: MemberAllowList,
+    /// Security posture from getCmdLineOpts (every 5 minutes).
+    pub posture: bool,
 }
 
-impl MongoTarget {
-    /// Who may get this target's credentials: the connection string's hosts
-    /// (or the SRV name's domain) and `members_allowed`.
-    pub fn member_policy(&self) -> MemberPolicy {
-        let (hosts, suffixes) = crate::trust::mongo_seed(&self.display);
-        MemberPolicy::new(&self.members_allowed, hosts.iter().map(String::as_str), suffixes.iter().map(String::as_str))
+impl std::ops::Deref for MongoTarget {
+    type Target = MongoOptions;
+
+    fn deref(&self) -> &MongoOptions {
+        &self.connection
     }
 }
 
 impl fmt::Debug for MongoTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoTarget")
-            .field("uri", &self.display)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("collectors", &self.collectors)
-            .field("limits", &self.limits)
+            .field("connection", &self.connection)
             .field("tenderly", &self.tenderly.as_ref().map(|t| t.app_database.clone()))
-            .field("members_allowed", &self.members_allowed)
+            .field("posture", &self.posture)
             .finish()
     }
 }
@@ -527,7 +460,6 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         ));
     }
     let collectors = MongoCollectors {
-        posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true),
         replset: Cli::switch(cli.mongodb_replset, cli.no_mongodb_replset, true),
         oplog: Cli::switch(cli.mongodb_oplog, cli.no_mongodb_oplog, true),
         currentop: Cli::switch(cli.mongodb_currentop, cli.no_mongodb_currentop, true),
@@ -546,14 +478,17 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
     Ok(Some(Target {
         name: "mongodb".to_string(),
         spec: TargetSpec::Mongodb(MongoTarget {
-            uri,
-            display,
-            username: cli.mongodb_user.clone(),
-            password,
-            collectors,
-            limits,
+            connection: MongoOptions {
+                uri,
+                display,
+                username: cli.mongodb_user.clone(),
+                password,
+                collectors,
+                limits,
+                members_allowed: MemberAllowList::default(),
+            },
             tenderly: tenderly_from_flags(cli)?,
-            members_allowed: MemberAllowList::default(),
+            posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true),
         }),
         timeout: None,
         default: true,
@@ -714,6 +649,7 @@ pub fn parse_file_full(
                 )?;
                 let display = validate_mongodb_uri(&t.address, &at("address"))?;
                 let defaults = MongoCollectors::default();
+                let posture = t.collectors.as_ref().and_then(|c| c.posture).unwrap_or(true);
                 let collectors = match t.collectors {
                     None => defaults,
                     Some(c) => {
@@ -724,7 +660,6 @@ pub fn parse_file_full(
                         ];
                         reject_foreign_keys(&foreign, "mongodb", &at)?;
                         MongoCollectors {
-                            posture: c.posture.unwrap_or(defaults.posture),
                             replset: c.replset.unwrap_or(defaults.replset),
                             oplog: c.oplog.unwrap_or(defaults.oplog),
                             currentop: c.currentop.unwrap_or(defaults.currentop),
@@ -754,14 +689,17 @@ pub fn parse_file_full(
                     q.validate().map_err(|e| invalid(at(&format!("tenderly.{}", e.field)), e.problem, e.fix))?;
                 }
                 TargetSpec::Mongodb(MongoTarget {
-                    uri: Secret::new(t.address.trim()),
-                    display,
-                    username: file_username,
-                    password: file_password,
-                    collectors,
-                    limits,
+                    connection: MongoOptions {
+                        uri: Secret::new(t.address.trim()),
+                        display,
+                        username: file_username,
+                        password: file_password,
+                        collectors,
+                        limits,
+                        members_allowed,
+                    },
                     tenderly: t.tenderly,
-                    members_allowed,
+                    posture,
                 })
             }
         };

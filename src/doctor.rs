@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::collectors::mongodb::client::{MongoClient, SectionOutcome};
 use crate::collectors::redis::client::{acl_grant_for, RedisClient};
 use crate::config::{Config, TargetSpec};
+use crate::tenderly::mongo::MongoSignals;
 
 /// How long each target gets.
 pub const DOCTOR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,7 +33,9 @@ pub async fn run(config: &Config) -> (String, bool) {
                 check_redis(RedisClient::new(&target.name, spec.connection.clone()), deadline, &mut report).await
             }
             TargetSpec::Mongodb(spec) => {
-                check_mongodb(MongoClient::new(&target.name, spec.clone()), deadline, &mut report).await
+                let signals = MongoSignals::new(&target.name, spec.tenderly.clone(), spec.posture);
+                let client = MongoClient::new(&target.name, spec.connection.clone());
+                check_mongodb(client, &signals, deadline, &mut report).await
             }
         };
         all_ok &= ok;
@@ -63,7 +66,7 @@ async fn check_redis(client: RedisClient, deadline: Instant, report: &mut String
     }
 }
 
-async fn check_mongodb(client: MongoClient, deadline: Instant, report: &mut String) -> bool {
+async fn check_mongodb(client: MongoClient, signals: &MongoSignals, deadline: Instant, report: &mut String) -> bool {
     match client.scrape(deadline).await {
         Err(e) => {
             let _ = writeln!(report, "  FAIL mongodb: {e}");
@@ -86,6 +89,24 @@ async fn check_mongodb(client: MongoClient, deadline: Instant, report: &mut Stri
                     }
                 };
                 let _ = writeln!(report, "{line}");
+            }
+            // The Tenderly queries, as the exporter runs them after the scrape.
+            if let Ok(driver) = client.client(deadline).await {
+                let mut out = crate::metrics::Exposition::new();
+                match signals.run(&driver, scrape.snapshot.node.role, deadline, &mut out).await {
+                    Some(run) if run.success => {
+                        let _ = writeln!(report, "  OK   {}", crate::tenderly::queries::COLLECTOR);
+                    }
+                    Some(_) => {
+                        ok = false;
+                        let _ = writeln!(
+                            report,
+                            "  FAIL {}: one or more queries failed (see tenderly_query_success)",
+                            crate::tenderly::queries::COLLECTOR
+                        );
+                    }
+                    None => {}
+                }
             }
             ok
         }

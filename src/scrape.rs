@@ -29,6 +29,7 @@ use crate::discovery::{self, DiscoveryError, Topology, DISCOVERY_DEADLINE};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 use crate::tenderly::backups::{self, BackupsConfig};
 use crate::tenderly::keys::KeyScanner;
+use crate::tenderly::mongo::MongoSignals;
 use crate::tenderly::redis_posture::{self, RedisPosture, RedisPostureConfig};
 use crate::tenderly::{Cached, POSTURE_INTERVAL};
 
@@ -105,7 +106,7 @@ type Flight = watch::Receiver<Option<Arc<Collection>>>;
 
 enum Backend {
     Redis(Box<RedisBackend>),
-    Mongodb(Box<MongoClient>),
+    Mongodb(Box<MongoBackend>),
 }
 
 impl RedisBackend {
@@ -123,6 +124,19 @@ impl RedisBackend {
             posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
             last_scan: Mutex::new(None),
         }
+    }
+}
+
+/// A MongoDB target: the generic collector's client plus the Tenderly signals
+/// that run over it after each scrape.
+struct MongoBackend {
+    client: MongoClient,
+    signals: MongoSignals,
+}
+
+impl MongoBackend {
+    fn new(client: MongoClient, name: &str, spec: &crate::config::MongoTarget) -> Self {
+        MongoBackend { client, signals: MongoSignals::new(name, spec.tenderly.clone(), spec.posture) }
     }
 }
 
@@ -209,7 +223,8 @@ impl Scraper {
                 let backend = match &t.spec {
                     TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend::new(&t.name, spec, true))),
                     TargetSpec::Mongodb(spec) => {
-                        Backend::Mongodb(Box::new(MongoClient::new(t.name.clone(), spec.clone())))
+                        let client = MongoClient::new(t.name.clone(), spec.connection.clone());
+                        Backend::Mongodb(Box::new(MongoBackend::new(client, &t.name, spec)))
                     }
                 };
                 (
@@ -244,8 +259,8 @@ impl Scraper {
         let deadline = deadline.min(Instant::now() + DISCOVERY_DEADLINE);
         let found = match &runner.backend {
             Backend::Redis(redis) => timeout_at(deadline, discovery::redis(&redis.spec, deadline)).await,
-            Backend::Mongodb(client) => {
-                timeout_at(deadline, discovery::mongodb(client, runner.target.display_address(), deadline)).await
+            Backend::Mongodb(mongo) => {
+                timeout_at(deadline, discovery::mongodb(&mongo.client, runner.target.display_address(), deadline)).await
             }
         };
         let mut topology = found.map_err(|_| DiscoveryError::Timeout)??;
@@ -472,7 +487,11 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
         }
         TargetSpec::Mongodb(spec) => (
             TargetSpec::Mongodb(spec.clone()),
-            Backend::Mongodb(Box::new(MongoClient::for_member(name.clone(), spec.clone(), host, port))),
+            Backend::Mongodb(Box::new(MongoBackend::new(
+                MongoClient::for_member(name.clone(), spec.connection.clone(), host, port),
+                &name,
+                spec,
+            ))),
         ),
     };
     Some(TargetRunner {
@@ -684,7 +703,8 @@ impl TargetRunner {
                     }
                 }
             }
-            Backend::Mongodb(client) => {
+            Backend::Mongodb(mongo) => {
+                let client = &mongo.client;
                 let result = match timeout_at(deadline, client.scrape(deadline)).await {
                     Ok(r) => r,
                     Err(_) => Err(crate::collectors::mongodb::client::MongoError::Timeout("scrape")),
@@ -693,7 +713,19 @@ impl TargetRunner {
                     Ok(scrape) => {
                         mongo_encode::encode_up(true, &mut exposition);
                         mongo_encode::encode(&scrape.snapshot, &mut exposition);
-                        exposition.merge(scrape.tenderly);
+                        // The Tenderly layer, over the same client, within the same deadline.
+                        if let Ok(driver) = client.client(deadline).await {
+                            let signals =
+                                mongo.signals.run(&driver, scrape.snapshot.node.role, deadline, &mut exposition);
+                            if let Ok(Some(run)) = timeout_at(deadline, signals).await {
+                                runs.push(CollectorRun {
+                                    collector: crate::tenderly::queries::COLLECTOR,
+                                    success: run.success,
+                                    duration: run.duration,
+                                    counted: false,
+                                });
+                            }
+                        }
                         self.note_success();
                         for section in scrape.sections {
                             // A collector that does not apply to this node is not a run.

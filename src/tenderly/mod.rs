@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod backups;
 pub mod keys;
+pub mod mongo;
 pub mod mongo_posture;
 pub mod posture;
 pub mod queries;

@@ -6,6 +6,9 @@
 // Test support: servers, the replay server, processes and skips, goldens, PromQL.
 mod support;
 
+// -- The shape of the crate --
+mod architecture; // layers import only downwards; no cycles; cli.rs imports nothing
+
 // -- Parsers and encoders (pure: captures in, expositions out) --
 mod metrics_doc; // docs/metrics.md rendered from the declarations
 mod mongo_replset; // replSetGetStatus/Config, oplog, currentOp, dbStats, profiler parsers

@@ -44,10 +44,8 @@ use tokio::time::{timeout_at, Instant};
 
 use super::bson_guard::{self, Batch, BatchBuilder, CursorCaps, GuardError};
 use super::collstats::{self, CollectionStats, Namespace};
+use super::MongoOptions;
 use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSnapshot, NodeInfo, Role};
-use crate::config::MongoTarget;
-use crate::metrics::Exposition;
-use crate::tenderly::{mongo_posture, queries::QueryRunner, Cached, POSTURE_INTERVAL};
 
 /// How long a refused command is left alone before it is tried again (privileges
 /// can be granted while the exporter runs).
@@ -100,15 +98,12 @@ pub enum MongoError {
 pub struct MongoScrape {
     pub snapshot: MongoSnapshot,
     pub sections: Vec<SectionRun>,
-    /// Tenderly application signals (queries, audit counters, posture), already encoded:
-    /// their state (caches, high-water marks) lives in the client between scrapes.
-    pub tenderly: Exposition,
 }
 
 /// A MongoDB target's client and the state kept between scrapes.
 pub struct MongoClient {
     target: String,
-    spec: MongoTarget,
+    spec: MongoOptions,
     client: Mutex<Option<Client>>,
     /// Profiler high-water marks and cumulative counters per database.
     profiles: StdMutex<BTreeMap<String, profile::DbProfile>>,
@@ -116,10 +111,6 @@ pub struct MongoClient {
     refused: StdMutex<BTreeMap<&'static str, Instant>>,
     /// Commands whose reply was refused or cut by `bson_guard` (logged once each).
     guarded: StdMutex<std::collections::BTreeSet<&'static str>>,
-    /// Tenderly queries and audit counters, when the target has a `tenderly:` section.
-    queries: Option<QueryRunner>,
-    /// The last posture reading and when it was taken.
-    posture: Cached<mongo_posture::MongoPosture>,
     /// A replica-set member discovered from this target (`/probe?member=`):
     /// the target's options, this host, `directConnection=true`.
     member: Option<(String, u16)>,
@@ -132,24 +123,21 @@ impl std::fmt::Debug for MongoClient {
 }
 
 impl MongoClient {
-    pub fn new(target: impl Into<String>, spec: MongoTarget) -> Self {
+    pub fn new(target: impl Into<String>, spec: MongoOptions) -> Self {
         MongoClient {
             target: target.into(),
             client: Mutex::new(None),
             profiles: StdMutex::new(BTreeMap::new()),
             refused: StdMutex::new(BTreeMap::new()),
             guarded: StdMutex::new(std::collections::BTreeSet::new()),
-            queries: None,
-            posture: Cached::new(POSTURE_INTERVAL),
             member: None,
             spec,
         }
-        .with_queries()
     }
 
     /// A client for one member of the target's deployment: the same connection
     /// options and credentials, but only `host:port`, connected directly.
-    pub fn for_member(target: impl Into<String>, spec: MongoTarget, host: String, port: u16) -> Self {
+    pub fn for_member(target: impl Into<String>, spec: MongoOptions, host: String, port: u16) -> Self {
         let mut client = MongoClient::new(target, spec);
         client.member = Some((host, port));
         client
@@ -159,11 +147,6 @@ impl MongoClient {
     pub async fn hello(&self, deadline: Instant) -> Result<Document, MongoError> {
         let client = self.client(deadline).await?;
         run(&client.database("admin"), doc! {"hello": 1}, deadline, "hello").await
-    }
-
-    fn with_queries(mut self) -> Self {
-        self.queries = self.spec.tenderly.clone().map(|config| QueryRunner::new(&self.target, config));
-        self
     }
 
     /// One scrape under `deadline`. Fails as a whole only when `hello` or
@@ -246,7 +229,6 @@ impl MongoClient {
             Some(outcome) => Err(outcome),
         };
         self.collections(&client, &node, dbs, deadline, &mut scrape).await;
-        self.tenderly(&client, &node, deadline, &mut scrape).await;
         Ok(scrape)
     }
 
@@ -424,35 +406,6 @@ impl MongoClient {
             }
         }
         (answered, failure)
-    }
-
-    /// Tenderly queries (where the role holds the data set) and posture.
-    async fn tenderly(&self, client: &Client, node: &NodeInfo, deadline: Instant, scrape: &mut MongoScrape) {
-        if let Some(runner) = &self.queries {
-            let applies = self.spec.tenderly.as_ref().is_some_and(|c| c.applies_to(node.role));
-            if applies {
-                let started = Instant::now();
-                let all_ok = runner.run(client, deadline).await;
-                runner.encode(&mut scrape.tenderly);
-                scrape.sections.push(SectionRun {
-                    collector: "tenderly_queries",
-                    outcome: if all_ok {
-                        SectionOutcome::Ok
-                    } else {
-                        SectionOutcome::Failed("one or more queries failed (see tenderly_query_success)".into())
-                    },
-                    duration: started.elapsed(),
-                });
-            } else {
-                // A stepped-down primary must not count audit events twice later.
-                runner.standby();
-            }
-        }
-        let posture_wanted = self.spec.collectors.posture && self.spec.tenderly.as_ref().is_none_or(|c| c.posture);
-        if posture_wanted {
-            let posture = self.posture.get_or_refresh(|| mongo_posture::check(client, deadline)).await;
-            posture.encode(&self.target, &mut scrape.tenderly);
-        }
     }
 
     /// Runs one optional collector, timing it and turning its error into an outcome.
@@ -744,7 +697,10 @@ impl MongoClient {
 
     /// The process-lifetime client, created on first use. Creating it does not
     /// connect; the driver connects lazily and keeps the pool warm.
-    async fn client(&self, deadline: Instant) -> Result<Client, MongoError> {
+    /// The driver client of this target (made on first use and kept), for
+    /// the layers above that run their own commands over the same connection
+    /// pool (the Tenderly queries and posture), under `deadline`.
+    pub async fn client(&self, deadline: Instant) -> Result<Client, MongoError> {
         let mut slot = timeout_at(deadline, self.client.lock()).await.map_err(|_| MongoError::Timeout("queueing"))?;
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
@@ -767,7 +723,7 @@ impl MongoClient {
 }
 
 /// Settings the exporter always wants, unless the connection string chose otherwise.
-pub fn apply_defaults(options: &mut ClientOptions, spec: &MongoTarget) {
+pub fn apply_defaults(options: &mut ClientOptions, spec: &MongoOptions) {
     options.app_name = Some("tenderly-exporter".to_string());
     let single_host = options.hosts.len() == 1 && options.repl_set_name.is_none();
     if options.direct_connection.is_none() && single_host && options.srv_max_hosts.is_none() {
@@ -803,7 +759,7 @@ pub fn apply_defaults(options: &mut ClientOptions, spec: &MongoTarget) {
 /// server selection timeout, which is the point. A read preference other
 /// than primary in the URI widens the roles to secondaries (tags and
 /// staleness are not applied).
-fn restrict_discovery(options: &mut ClientOptions, spec: &MongoTarget) {
+fn restrict_discovery(options: &mut ClientOptions, spec: &MongoOptions) {
     let (hosts, suffixes) = crate::trust::mongo_seed(&spec.display);
     let policy = crate::trust::MemberPolicy::new(
         &spec.members_allowed,
