@@ -36,12 +36,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use crate::collectors::mongodb::high_water::HighWaterMark;
+use crate::collectors::mongodb::high_water::{self, HighWaterMark};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 /// Default cap on audit documents read per run.
@@ -186,7 +185,8 @@ impl AuditCounter {
     pub fn ingest(&mut self, docs: &[Document]) {
         let mut mark =
             HighWaterMark { mark_ms: Some(self.mark_ms), seen_at_mark: std::mem::take(&mut self.seen_at_mark) };
-        let fold = mark.fold(docs, "timestamp", self.limit, fingerprint);
+        let fold = mark
+            .fold(docs, "timestamp", self.limit, |d| high_water::fingerprint(d, &["timestamp", "category", "success"]));
         self.mark_ms = mark.mark_ms.unwrap_or(self.mark_ms);
         self.seen_at_mark = mark.seen_at_mark;
         self.started = true;
@@ -245,23 +245,6 @@ impl AuditCounter {
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Hash of the projected fields; never leaves memory.
-fn fingerprint(d: &Document) -> u64 {
-    let mut stable = Document::new();
-    for field in ["timestamp", "category", "success"] {
-        if let Some(v) = d.get(field) {
-            stable.insert(field, v.clone());
-        }
-    }
-    let mut hasher = DefaultHasher::new();
-    let mut bytes = Vec::new();
-    match stable.to_writer(&mut bytes) {
-        Ok(()) => bytes.hash(&mut hasher),
-        Err(_) => format!("{stable:?}").hash(&mut hasher),
-    }
-    hasher.finish()
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@
 //! Key names are held in memory for one round trip and never logged or
 //! exported.
 
-use crate::collectors::redis::client;
+use crate::collectors::redis::client::{self, RedisError};
 use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -254,27 +254,19 @@ fn parse_host_port(text: &str) -> Option<(String, u16)> {
     ok.then(|| (host.to_string(), port))
 }
 
-/// Why a step of the scan failed. No key names, no server-echoed text.
+/// Why a step of the scan failed: a connection or reply problem (the Redis
+/// collector's own error, shared), or one of the scan's. No key names, no
+/// server-echoed text.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyScanError {
     #[error("invalid key_families config: {0}")]
     Config(String),
-    #[error("reconnect backoff after {failures} consecutive failures, next attempt in {wait_ms} ms")]
-    Backoff { failures: u32, wait_ms: u128 },
-    #[error("connect failed: {0}")]
-    Connect(String),
-    #[error("authentication failed ({0})")]
-    Auth(String),
-    #[error("deadline exceeded during {0}")]
-    Timeout(&'static str),
     #[error("{0} refused by the server; the key scan is disabled (grant it to the exporter's ACL user)")]
     Refused(&'static str),
-    #[error("unexpected reply to {0}")]
-    Protocol(&'static str),
     #[error("no cluster master is allowed by the target's trust policy ({0} refused); see members_allowed")]
     NoAllowedMaster(usize),
-    #[error("reading TLS file {path}: {kind}")]
-    TlsFile { path: String, kind: std::io::ErrorKind },
+    #[error(transparent)]
+    Redis(#[from] RedisError),
 }
 
 // ---- connections -------------------------------------------------------------
@@ -286,23 +278,7 @@ pub(crate) async fn open_connection(
     credentials: bool,
     deadline: Instant,
 ) -> Result<MultiplexedConnection, KeyScanError> {
-    client::open_connection(spec, addr, credentials, deadline).await.map_err(KeyScanError::from)
-}
-
-impl From<client::RedisError> for KeyScanError {
-    fn from(e: client::RedisError) -> Self {
-        use client::RedisError as R;
-        match e {
-            R::Backoff { failures, wait_ms } => KeyScanError::Backoff { failures, wait_ms },
-            R::Connect(reason) => KeyScanError::Connect(reason),
-            R::Auth(code) => KeyScanError::Auth(code),
-            R::Timeout(what) => KeyScanError::Timeout(what),
-            R::Protocol(what) => KeyScanError::Protocol(what),
-            R::TlsFile { path, kind } => KeyScanError::TlsFile { path, kind },
-            R::Command { command, reason } => KeyScanError::Connect(format!("{command}: {reason}")),
-            e @ R::ReplyTooLarge { .. } => KeyScanError::Connect(e.to_string()),
-        }
-    }
+    Ok(client::open_connection(spec, addr, credentials, deadline).await?)
 }
 
 pub(crate) use client::bytes_of;
@@ -578,7 +554,10 @@ impl KeyScanner {
         if state.pass.is_none() {
             if let Some(at) = state.retry_at {
                 if at > start {
-                    return Err(KeyScanError::Backoff { failures: state.failures, wait_ms: (at - start).as_millis() });
+                    return Err(KeyScanError::Redis(RedisError::Backoff {
+                        failures: state.failures,
+                        wait_ms: (at - start).as_millis(),
+                    }));
                 }
             }
             match self.start_pass(&mut state, deadline).await {
@@ -608,7 +587,7 @@ impl KeyScanner {
     /// its cursor (SCAN cursors stay valid across connections).
     fn failed(&self, state: &mut ScanState, e: KeyScanError) -> KeyScanError {
         match &e {
-            KeyScanError::Refused(_) | KeyScanError::Config(_) | KeyScanError::Timeout(_) => {}
+            KeyScanError::Refused(_) | KeyScanError::Config(_) | KeyScanError::Redis(RedisError::Timeout(_)) => {}
             _ => {
                 state.failures = state.failures.saturating_add(1);
                 let backoff = Duration::from_millis(500)
@@ -699,9 +678,9 @@ impl KeyScanner {
         };
         let info: Value = timeout_at(deadline, redis::cmd("INFO").arg("server").query_async(&mut seed))
             .await
-            .map_err(|_| KeyScanError::Timeout("INFO server"))?
+            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("INFO server")))?
             .map_err(|e| self.command_error("INFO", &e))?;
-        let info = bytes_of(&info).ok_or(KeyScanError::Protocol("INFO server"))?;
+        let info = bytes_of(&info).ok_or(KeyScanError::Redis(RedisError::Protocol("INFO server")))?;
         let cluster = info_field(info, "redis_mode") == Some("cluster");
         let families = self.classifier.names.len();
         let mut pass = Pass {
@@ -722,13 +701,13 @@ impl KeyScanner {
         }
         let nodes: Value = timeout_at(deadline, redis::cmd("CLUSTER").arg("NODES").query_async(&mut seed))
             .await
-            .map_err(|_| KeyScanError::Timeout("CLUSTER NODES"))?
+            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("CLUSTER NODES")))?
             .map_err(|e| self.command_error("CLUSTER NODES", &e))?;
-        let text = bytes_of(&nodes).ok_or(KeyScanError::Protocol("CLUSTER NODES"))?;
+        let text = bytes_of(&nodes).ok_or(KeyScanError::Redis(RedisError::Protocol("CLUSTER NODES")))?;
         let seed_host = self.seed_host(replica.as_ref());
         let masters = cluster_masters(&String::from_utf8_lossy(text), &seed_host);
         if masters.is_empty() {
-            return Err(KeyScanError::Protocol("CLUSTER NODES (no master owns slots)"));
+            return Err(KeyScanError::Redis(RedisError::Protocol("CLUSTER NODES (no master owns slots)")));
         }
         let masters = self.allowed_masters(masters, deadline).await;
         if masters.is_empty() {
@@ -828,7 +807,9 @@ impl KeyScanner {
             if node.conn.is_none() {
                 node.conn = Some(open_connection(&self.spec, node.addr.as_ref(), true, deadline).await?);
             }
-            let Some(conn) = node.conn.as_mut() else { return Err(KeyScanError::Protocol("connection state")) };
+            let Some(conn) = node.conn.as_mut() else {
+                return Err(KeyScanError::Redis(RedisError::Protocol("connection state")));
+            };
 
             // Plan first, apply only after the replies arrived: a timed-out round trip changes nothing.
             let refusals = self.refusal_snapshot();
@@ -869,12 +850,12 @@ impl KeyScanner {
             } else {
                 timeout_at(deadline, pipe.query_async(conn))
                     .await
-                    .map_err(|_| KeyScanError::Timeout("key scan round trip"))?
+                    .map_err(|_| KeyScanError::Redis(RedisError::Timeout("key scan round trip")))?
                     .map_err(|e| KeyScanError::from(client::classify_connect_error(&e)))?
             };
             last_rtt = sent_at.elapsed();
             if replies.len() != expects.len() {
-                return Err(KeyScanError::Protocol("key scan pipeline"));
+                return Err(KeyScanError::Redis(RedisError::Protocol("key scan pipeline")));
             }
             // Apply the plan: keys whose PTTL will never be sent count from SCAN alone;
             // deferred work (probing an unconfirmed command) stays pending.
@@ -943,9 +924,9 @@ impl KeyScanner {
                             }
                             return Err(self.disable("SCAN", e.code()));
                         }
-                        return Err(KeyScanError::Protocol("SCAN"));
+                        return Err(KeyScanError::Redis(RedisError::Protocol("SCAN")));
                     }
-                    other => parse_scan(other).ok_or(KeyScanError::Protocol("SCAN"))?,
+                    other => parse_scan(other).ok_or(KeyScanError::Redis(RedisError::Protocol("SCAN")))?,
                 };
                 keys_this_step += keys.len() as u64;
                 pass.keys_scanned += keys.len() as u64;

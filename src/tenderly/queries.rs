@@ -43,7 +43,9 @@ use tokio::time::{timeout_at, Instant};
 use super::audit::{self, AuditCounter};
 use crate::collectors::mongodb::bson_guard::{self, CursorCaps};
 use crate::collectors::mongodb::bson_num::{self, Num};
-use crate::collectors::mongodb::client::{describe, read_cursor, CursorError, UNAUTHORIZED};
+use crate::collectors::mongodb::client::{
+    describe, max_time_ms, read_cursor, CursorError, REFUSAL_BACKOFF, UNAUTHORIZED,
+};
 use crate::collectors::mongodb::Role;
 use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
@@ -71,8 +73,6 @@ pub const MAX_MIN_INTERVAL: Duration = Duration::from_secs(86_400);
 const MAX_AGO: Duration = Duration::from_secs(10 * 366 * 86_400);
 /// Queries of one target running at once (the client pool has 4 connections).
 const CONCURRENCY: usize = 3;
-/// A refused query is not retried for this long.
-const REFUSAL_BACKOFF: Duration = Duration::from_secs(600);
 /// Label-set combinations up to which allow-listed values are emitted as 0
 /// when absent from the result (so `tenderly_users{status="locked"}` is 0, not missing).
 const MAX_ZERO_FILL: usize = 64;
@@ -1242,12 +1242,6 @@ fn driver_failure(e: &mongodb::error::Error) -> Failure {
         mongodb::error::ErrorKind::Command(c) if c.code == 50 => Failure::Timeout,
         _ => Failure::Other(describe(e)),
     }
-}
-
-/// `maxTimeMS`: what is left of the deadline, at least 100 ms.
-fn max_time_ms(deadline: Instant) -> i64 {
-    let left = deadline.saturating_duration_since(Instant::now()).as_millis();
-    i64::try_from(left).unwrap_or(i64::MAX).max(100)
 }
 
 fn unix_millis(t: SystemTime) -> i64 {

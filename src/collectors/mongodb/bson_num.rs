@@ -160,6 +160,54 @@ pub fn bool_at(doc: &Document, path: &str) -> Option<bool> {
     }
 }
 
+// ---- typed readers over optional fields (replies whose types drift between versions) ----
+/// Any finite number.
+pub fn f64_of(value: Option<&Bson>) -> Option<f64> {
+    value.and_then(num).map(Num::as_f64)
+}
+
+/// An integer; doubles and decimals only when exactly integral.
+pub fn i64_of(value: Option<&Bson>) -> Option<i64> {
+    match value.and_then(num)? {
+        Num::Int(v) => Some(v),
+        Num::Float(_) => None,
+    }
+}
+
+/// A boolean; numbers count as true when non-zero (old shells and some
+/// tools write `hidden: 1`).
+pub fn bool_of(value: Option<&Bson>) -> Option<bool> {
+    match value? {
+        Bson::Boolean(b) => Some(*b),
+        other => f64_of(Some(other)).map(|v| v != 0.0),
+    }
+}
+
+pub fn str_of(value: Option<&Bson>) -> Option<&str> {
+    match value? {
+        Bson::String(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Unix milliseconds of a Date, or of the seconds of a Timestamp (its
+/// increment orders events within a second and is not time).
+pub fn date_or_timestamp_millis(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::DateTime(d) => Some(d.timestamp_millis()),
+        Bson::Timestamp(ts) => Some(i64::from(ts.time) * 1000),
+        _ => None,
+    }
+}
+
+/// Milliseconds since the epoch of a Date.
+pub fn date_millis(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::DateTime(d) => Some(d.timestamp_millis()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,7 +49,7 @@ use super::{current_op, dbstats, oplog, profile, replset, server_status, MongoSn
 
 /// How long a refused command is left alone before it is tried again (privileges
 /// can be granted while the exporter runs).
-const REFUSAL_BACKOFF: Duration = Duration::from_secs(600);
+pub const REFUSAL_BACKOFF: Duration = Duration::from_secs(600);
 
 /// MongoDB's `Unauthorized` error code.
 pub const UNAUTHORIZED: i32 = 13;
@@ -894,7 +894,7 @@ pub fn first_batch(reply: &Document) -> Vec<Document> {
 }
 
 /// `maxTimeMS` for server-side work: what is left of the deadline, at least 100 ms.
-fn max_time_ms(deadline: Instant) -> i64 {
+pub fn max_time_ms(deadline: Instant) -> i64 {
     let left = deadline.saturating_duration_since(Instant::now()).as_millis();
     i64::try_from(left).unwrap_or(i64::MAX).max(100)
 }

@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 
 use mongodb::bson::{Bson, Document};
 
-use super::replset::bson_read::{bool_of, f64_of, str_of};
+use super::bson_num::{bool_of, f64_of, str_of};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 /// Databases that keep their own `db` label value; the rest become `other`.

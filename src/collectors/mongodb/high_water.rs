@@ -10,10 +10,32 @@
 //! edge) rather than re-reading the same page forever.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use mongodb::bson::Document;
 
-use super::replset::bson_read::date_millis;
+use super::bson_num::date_millis;
+
+/// 64-bit hash of `fields` of a document (those present). Only equality
+/// within this process matters (fingerprints never leave memory), so the std
+/// hasher with its fixed keys is enough.
+pub fn fingerprint(d: &Document, fields: &[&str]) -> u64 {
+    let mut stable = Document::new();
+    for field in fields {
+        if let Some(v) = d.get(field) {
+            stable.insert(*field, v.clone());
+        }
+    }
+    let mut hasher = DefaultHasher::new();
+    let mut bytes = Vec::new();
+    match stable.to_writer(&mut bytes) {
+        Ok(()) => bytes.hash(&mut hasher),
+        // Not reachable for a document read off the wire; hashing the debug
+        // form keeps the function total anyway.
+        Err(_) => format!("{stable:?}").hash(&mut hasher),
+    }
+    hasher.finish()
+}
 
 /// Most fingerprints kept for one millisecond; beyond it the mark moves on
 /// (memory stays bounded whatever the server sends).

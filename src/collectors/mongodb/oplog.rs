@@ -20,8 +20,8 @@
 
 use mongodb::bson::{Bson, Document};
 
+use super::bson_num::{date_or_timestamp_millis, f64_of};
 use super::bson_num::{num, Num};
-use super::replset::bson_read::{date_or_timestamp_millis, f64_of};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 
 const FIRST: Desc = Desc::gauge(

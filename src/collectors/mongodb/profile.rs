@@ -59,13 +59,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use super::high_water::HighWaterMark;
-use super::replset::bson_read::{f64_of, i64_of};
+use super::bson_num::{f64_of, i64_of};
+use super::high_water::{self, HighWaterMark};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label, Value};
 
 /// Default cap on profiler documents read per database per scrape.
@@ -249,7 +248,7 @@ impl DbProfile {
     /// or dated before the mark, are ignored.
     pub fn ingest(&mut self, docs: &[Document]) {
         let mut mark = HighWaterMark { mark_ms: self.mark_ms, seen_at_mark: std::mem::take(&mut self.seen_at_mark) };
-        let fold = mark.fold(docs, "ts", self.limit, fingerprint);
+        let fold = mark.fold(docs, "ts", self.limit, |d| high_water::fingerprint(d, &FINGERPRINT_FIELDS));
         self.mark_ms = mark.mark_ms;
         self.seen_at_mark = mark.seen_at_mark;
         self.started = true;
@@ -315,27 +314,6 @@ fn op_index(op: &str) -> usize {
 /// The projection for the client's `find`: exactly the fingerprint fields.
 pub fn projection() -> Document {
     FINGERPRINT_FIELDS.iter().map(|f| ((*f).to_owned(), Bson::Int32(1))).collect()
-}
-
-/// 64-bit hash of the stable fields of a profiler document. Only equality
-/// within this process matters (fingerprints never leave memory), so the
-/// std hasher with its fixed keys is enough.
-fn fingerprint(d: &Document) -> u64 {
-    let mut stable = Document::new();
-    for field in FINGERPRINT_FIELDS {
-        if let Some(v) = d.get(field) {
-            stable.insert(field, v.clone());
-        }
-    }
-    let mut hasher = DefaultHasher::new();
-    let mut bytes = Vec::new();
-    match stable.to_writer(&mut bytes) {
-        Ok(()) => bytes.hash(&mut hasher),
-        // Not reachable for a document read off the wire; hashing the debug
-        // form keeps the function total anyway.
-        Err(_) => format!("{stable:?}").hash(&mut hasher),
-    }
-    hasher.finish()
 }
 
 /// Emits the profiler families of every tracked database.

@@ -35,7 +35,7 @@ use std::borrow::Cow;
 
 use mongodb::bson::{Bson, Document};
 
-use self::bson_read::{bool_of, date_or_timestamp_millis, f64_of, i64_of, str_of};
+use super::bson_num::{bool_of, date_or_timestamp_millis, f64_of, i64_of, str_of};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 /// Upper bound on members read from one reply. MongoDB allows 50 members per
@@ -463,66 +463,6 @@ pub fn descriptors() -> Vec<&'static Desc> {
     ALL.to_vec()
 }
 
-/// Typed reads of BSON values for the replication-side modules (`oplog`,
-/// `current_op`, `dbstats`, `profile`). Numbers go through
-/// [`bson_num`](super::bson_num) (Int32, Int64, Double, Decimal128; NaN and
-/// infinities are not numbers) so every MongoDB collector reads them the same
-/// way; the date helpers live here because only these modules need them. A
-/// wrong type reads as absent, never as an error: one odd field must not cost
-/// the whole scrape.
-pub(crate) mod bson_read {
-    use mongodb::bson::Bson;
-
-    use super::super::bson_num::{num, Num};
-
-    /// Any finite number.
-    pub(crate) fn f64_of(value: Option<&Bson>) -> Option<f64> {
-        value.and_then(num).map(Num::as_f64)
-    }
-
-    /// An integer; doubles and decimals only when exactly integral.
-    pub(crate) fn i64_of(value: Option<&Bson>) -> Option<i64> {
-        match value.and_then(num)? {
-            Num::Int(v) => Some(v),
-            Num::Float(_) => None,
-        }
-    }
-
-    /// A boolean; numbers count as true when non-zero (old shells and some
-    /// tools write `hidden: 1`).
-    pub(crate) fn bool_of(value: Option<&Bson>) -> Option<bool> {
-        match value? {
-            Bson::Boolean(b) => Some(*b),
-            other => f64_of(Some(other)).map(|v| v != 0.0),
-        }
-    }
-
-    pub(crate) fn str_of(value: Option<&Bson>) -> Option<&str> {
-        match value? {
-            Bson::String(s) => Some(s.as_str()),
-            _ => None,
-        }
-    }
-
-    /// Unix milliseconds of a Date, or of the seconds of a Timestamp (its
-    /// increment orders events within a second and is not time).
-    pub(crate) fn date_or_timestamp_millis(value: Option<&Bson>) -> Option<i64> {
-        match value? {
-            Bson::DateTime(d) => Some(d.timestamp_millis()),
-            Bson::Timestamp(ts) => Some(i64::from(ts.time) * 1000),
-            _ => None,
-        }
-    }
-
-    /// Milliseconds since the epoch of a Date.
-    pub(crate) fn date_millis(value: Option<&Bson>) -> Option<i64> {
-        match value? {
-            Bson::DateTime(d) => Some(d.timestamp_millis()),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use mongodb::bson::{doc, DateTime, Timestamp};
@@ -567,14 +507,14 @@ mod tests {
     #[test]
     fn decimal128_and_odd_numbers_read() {
         let dec: mongodb::bson::Decimal128 = "12.5".parse().expect("decimal");
-        assert_eq!(bson_read::f64_of(Some(&Bson::Decimal128(dec))), Some(12.5));
+        assert_eq!(crate::collectors::mongodb::bson_num::f64_of(Some(&Bson::Decimal128(dec))), Some(12.5));
         let nan: mongodb::bson::Decimal128 = "NaN".parse().expect("decimal");
-        assert_eq!(bson_read::f64_of(Some(&Bson::Decimal128(nan))), None);
-        assert_eq!(bson_read::f64_of(Some(&Bson::Double(f64::INFINITY))), None);
-        assert_eq!(bson_read::i64_of(Some(&Bson::Double(2.5))), None);
-        assert_eq!(bson_read::i64_of(Some(&Bson::Double(1e300))), None);
-        assert_eq!(bson_read::i64_of(Some(&Bson::Double(3.0))), Some(3));
-        assert_eq!(bson_read::bool_of(Some(&Bson::Int32(1))), Some(true));
+        assert_eq!(crate::collectors::mongodb::bson_num::f64_of(Some(&Bson::Decimal128(nan))), None);
+        assert_eq!(crate::collectors::mongodb::bson_num::f64_of(Some(&Bson::Double(f64::INFINITY))), None);
+        assert_eq!(crate::collectors::mongodb::bson_num::i64_of(Some(&Bson::Double(2.5))), None);
+        assert_eq!(crate::collectors::mongodb::bson_num::i64_of(Some(&Bson::Double(1e300))), None);
+        assert_eq!(crate::collectors::mongodb::bson_num::i64_of(Some(&Bson::Double(3.0))), Some(3));
+        assert_eq!(crate::collectors::mongodb::bson_num::bool_of(Some(&Bson::Int32(1))), Some(true));
     }
 
     #[test]
