@@ -201,14 +201,30 @@ impl Drop for ChildExporter {
 /// `MemoryMax=128M` (old code decoded and copied the whole reply).
 #[test]
 fn profiler_flood_keeps_the_exporter_peak_rss_low() {
+    flood(50_000, true);
+}
+
+/// A reply larger than any real server sends (one document is at most
+/// 16 MiB + 16 KiB) is refused by the driver's reader before it is buffered
+/// whole: the profiler fails alone and the exporter's memory stays low.
+#[test]
+fn a_reply_over_the_message_cap_fails_the_profiler_without_buffering_it() {
+    flood(160_000, false);
+}
+
+/// Serves a profiler `find` reply of `entries` 250-byte documents (12.5 MB at
+/// 50,000, 40 MB at 160,000) to an exporter child process, scrapes three
+/// times, and checks the profiler's outcome and the exporter's peak RSS
+/// against half the shipped unit's `MemoryMax=128M`.
+fn flood(entries: i64, expect_success: bool) {
     if !std::path::Path::new("/proc/self/status").exists() {
-        eprintln!("SKIPPED: no /proc to read the peak RSS from");
+        crate::support::process::skip("no /proc to read the peak RSS from");
         return;
     }
     let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
     let base_ms = future_base_ms();
     let padding = "p".repeat(200);
-    let entries = (0..80_000i64).map(|i| {
+    let docs = (0..entries).map(|i| {
         let mut e = RawDocumentBuf::new();
         e.append("ts", DateTime::from_millis(base_ms + i * 1000));
         e.append("op", "query");
@@ -217,19 +233,22 @@ fn profiler_flood_keeps_the_exporter_peak_rss_low() {
         e.append("pad", padding.as_str());
         e
     });
-    let body = cursor_reply("tenderly.system.profile", entries);
-    assert!(body.len() > 20_000_000, "reply is {} bytes", body.len());
+    let body = cursor_reply("tenderly.system.profile", docs);
+    let over_cap = body.len() > 16 * 1024 * 1024 + 64 * 1024;
+    assert_eq!(over_cap, !expect_success, "reply is {} bytes", body.len());
     replay.set_raw_reply("find", "tenderly", body);
     let exporter = ChildExporter::start(&replay.uri());
     for _ in 0..3 {
         let resp = http_request(exporter.addr, "GET", "/metrics", &[]);
         assert_eq!(resp.status, 200);
         let m = Exposition::parse(&resp.body);
-        assert_eq!(success(&m, "mongodb_profiler"), 1.0, "{}", m.text);
+        assert_eq!(m.expect("mongodb_up", &[]), 1.0, "{}", m.text);
+        let want = if expect_success { 1.0 } else { 0.0 };
+        assert_eq!(success(&m, "mongodb_profiler"), want, "{}", m.text);
     }
     let peak_mib = exporter.peak_rss_kib() / 1024;
-    eprintln!("exporter peak RSS (VmHWM) after 3 flooded scrapes: {peak_mib} MiB");
-    assert!(peak_mib < 96, "peak RSS {peak_mib} MiB");
+    eprintln!("exporter peak RSS (VmHWM) after 3 flooded scrapes of {entries} entries: {peak_mib} MiB");
+    assert!(peak_mib < 64, "peak RSS {peak_mib} MiB");
 }
 
 /// 100 members (the cap is 64): the total says 100; per-member series stop at 64.

@@ -119,7 +119,10 @@ impl Message {
         max_message_size_bytes: Option<i32>,
     ) -> Result<Self> {
         let header = Header::read_from(&mut reader).await?;
-        let max_len = max_message_size_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE_BYTES);
+        // tenderly-exporter patch: replies are also capped at MAX_REPLY_BYTES
+        // (a real server's reply is one document of at most 16 MiB + 16 KiB),
+        // so a hostile server cannot make the exporter buffer 48 MB per reply.
+        let max_len = max_message_size_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE_BYTES).min(MAX_REPLY_BYTES);
         if header.length > max_len {
             return Err(ErrorKind::InvalidResponse {
                 message: format!("Message length {} over maximum {}", header.length, max_len),
@@ -182,7 +185,15 @@ impl Message {
             .into());
         }
 
-        let uncompressed_size = Checked::<usize>::try_from(compressed.read_i32_sync()?)?;
+        let claimed_size = compressed.read_i32_sync()?;
+        // tenderly-exporter patch: the same cap before anything is decompressed.
+        if claimed_size > MAX_REPLY_BYTES {
+            return Err(ErrorKind::InvalidResponse {
+                message: format!("Uncompressed message length {claimed_size} over maximum {MAX_REPLY_BYTES}"),
+            }
+            .into());
+        }
+        let uncompressed_size = Checked::<usize>::try_from(claimed_size)?;
         let compressor_id: u8 = compressed.read_u8_sync()?;
         let decompressed = decompress_message(compressed, compressor_id)?;
 
@@ -422,6 +433,11 @@ const DEFAULT_MAX_MESSAGE_SIZE_BYTES: i32 = 48 * 1024 * 1024;
 /// plus headroom, so that exact limit stays the exporter's, and nothing deeper
 /// ever reaches recursive code.
 pub(crate) const MAX_REPLY_DEPTH: usize = 136;
+
+/// tenderly-exporter patch: the largest reply message read (bytes, header
+/// included): MongoDB's largest internal document (16 MiB + 16 KiB) plus room
+/// for the message framing.
+pub(crate) const MAX_REPLY_BYTES: i32 = 16 * 1024 * 1024 + 64 * 1024;
 
 /// Walks `document` without recursion (a heap stack of iterators) and fails
 /// when it nests deeper than [`MAX_REPLY_DEPTH`] or does not parse. Decoding a
