@@ -9,6 +9,7 @@
 //!   reply decoded; now at most `limit` documents are read.
 //! * `mongodb_replset_members` is the true member count, not the 64 cap.
 
+use crate::support::exporter::ChildExporter;
 use mongodb::bson::{doc, DateTime, RawArrayBuf, RawDocumentBuf};
 use proptest::prelude::*;
 use tenderly_exporter::collectors::mongodb::bson_guard::{self, GuardError, MAX_DEPTH};
@@ -154,49 +155,7 @@ fn profiler_reads_at_most_its_limit_whatever_the_server_sends() {
     assert_eq!(mark, (base_ms + 999 * 1000) as f64 / 1000.0, "read more than the limit\n{}", m.text);
 }
 
-/// The exporter binary as a child process (so its own peak RSS can be read),
-/// killed on drop.
-struct ChildExporter {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl ChildExporter {
-    fn start(mongo_uri: &str) -> ChildExporter {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
-            .args(["--mongodb.uri", mongo_uri, "--web.listen-address", &addr.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("exporter starts");
-        let exporter = ChildExporter { child, addr };
-        crate::support::wait_until(std::time::Duration::from_secs(20), "exporter listening", || {
-            std::net::TcpStream::connect(addr).is_ok()
-        });
-        exporter
-    }
-
-    /// `VmHWM` (peak resident set) of the child, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
-    }
-}
-
-impl Drop for ChildExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A server that ignores `limit` and answers the profiler with ~20 MB of
+/// A server that ignores `limit` and answers the profiler with 12.5 MB of
 /// entries: the exporter's peak RSS stays well under the shipped unit's
 /// `MemoryMax=128M` (old code decoded and copied the whole reply).
 #[test]
@@ -237,7 +196,7 @@ fn flood(entries: i64, expect_success: bool) {
     let over_cap = body.len() > 16 * 1024 * 1024 + 64 * 1024;
     assert_eq!(over_cap, !expect_success, "reply is {} bytes", body.len());
     replay.set_raw_reply("find", "tenderly", body);
-    let exporter = ChildExporter::start(&replay.uri());
+    let exporter = ChildExporter::start(&["--mongodb.uri", &replay.uri()]);
     for _ in 0..3 {
         let resp = http_request(exporter.addr, "GET", "/metrics", &[]);
         assert_eq!(resp.status, 200);
@@ -246,7 +205,7 @@ fn flood(entries: i64, expect_success: bool) {
         let want = if expect_success { 1.0 } else { 0.0 };
         assert_eq!(success(&m, "mongodb_profiler"), want, "{}", m.text);
     }
-    let peak_mib = exporter.peak_rss_kib() / 1024;
+    let peak_mib = exporter.peak_rss() / (1024 * 1024);
     eprintln!("exporter peak RSS (VmHWM) after 3 flooded scrapes of {entries} entries: {peak_mib} MiB");
     assert!(peak_mib < 64, "peak RSS {peak_mib} MiB");
 }

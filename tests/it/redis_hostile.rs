@@ -8,15 +8,15 @@
 //!   (VmHWM) stays under the shipped unit's `MemoryMax=128M`;
 //! * a dead target scraped once a second: exactly one warning.
 
+use crate::support::exporter::ChildExporter;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::exporter::{http_request, Exposition};
+use crate::support::exporter::http_request;
 
 /// The shipped systemd unit's `MemoryMax` (deploy/tenderly-exporter.service).
 const MEMORY_MAX: u64 = 128 * 1024 * 1024;
@@ -149,92 +149,10 @@ fn serve(conn: TcpStream, mode: Hostile, stop: &AtomicBool, info_all: &Mutex<u32
     }
 }
 
-/// The exporter binary with a piped, collected stderr.
-struct Binary {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    addr: SocketAddr,
-}
-
-impl Binary {
-    fn start(args: &[&str]) -> Binary {
-        for _ in 0..8 {
-            let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-            let listen = format!("127.0.0.1:{port}");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
-                .args(["--web.listen-address", &listen])
-                .args(args)
-                .env_remove("REDIS_ADDR")
-                .env_remove("MONGODB_URI")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawning the exporter binary");
-            let log = Arc::new(Mutex::new(String::new()));
-            let stderr = child.stderr.take().expect("stderr piped");
-            let sink = Arc::clone(&log);
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-            let mut bin = Binary { child, log, addr: listen.parse().expect("addr") };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if bin.log().contains("listening") {
-                    return bin;
-                }
-                if bin.child.try_wait().ok().flatten().is_some() {
-                    break; // port taken: try another
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = bin.child.kill();
-            let _ = bin.child.wait();
-        }
-        panic!("the exporter binary did not start");
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn metrics(&self) -> Exposition {
-        let resp = http_request(self.addr, "GET", "/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "5")]);
-        assert_eq!(resp.status, 200, "/metrics: {}\nlog:\n{}", resp.body, self.log());
-        Exposition::parse(&resp.body)
-    }
-
-    /// `VmHWM` (peak resident set) of the exporter process, in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc/PID/status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status");
-        kib * 1024
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn assert_capped(mode: Hostile) {
     let fake = FakeRedis::start(mode);
     let target = fake.addr.to_string();
-    let mut bin = Binary::start(&["--redis.addr", &target, "--no-collector.tenderly.keys"]);
+    let mut bin = ChildExporter::start(&["--redis.addr", &target, "--no-collector.tenderly.keys"]);
     for attempt in 0..3 {
         let m = bin.metrics();
         assert_eq!(m.value("redis_up", &[]), Some(0.0), "{mode:?} attempt {attempt}: {}", m.text);
@@ -279,7 +197,7 @@ fn a_dead_target_scraped_every_second_warns_once() {
     let dead = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     // Nothing listens there any more: connection refused.
     let target = dead.to_string();
-    let bin = Binary::start(&["--redis.addr", &target]);
+    let bin = ChildExporter::start(&["--redis.addr", &target]);
     let before = bin.log().lines().count();
     for _ in 0..12 {
         let m = bin.metrics();
@@ -300,7 +218,7 @@ fn a_dead_target_scraped_every_second_warns_once() {
 fn made_up_commands_are_capped_and_the_drop_is_counted_per_target() {
     let fake = FakeRedis::start(Hostile::ManyCommands(5000));
     let target = fake.addr.to_string();
-    let bin = Binary::start(&["--redis.addr", &target, "--no-collector.tenderly.keys"]);
+    let bin = ChildExporter::start(&["--redis.addr", &target, "--no-collector.tenderly.keys"]);
     let dropped = [("target", "redis"), ("family", "commandstats")];
     let first = bin.metrics();
     assert_eq!(first.value("redis_up", &[]), Some(1.0), "{}", first.text);

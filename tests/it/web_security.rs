@@ -6,12 +6,12 @@
 //! Prometheus-like client sees them. Reloads are checked through the API,
 //! through the poll, and through SIGHUP to the real binary.
 
+use crate::support::exporter::ChildExporter;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tenderly_exporter::server::WEB_CONFIG_POLL_INTERVAL;
@@ -492,68 +492,13 @@ fn a_bad_web_config_stops_the_binary_at_startup() {
     );
 }
 
-/// The real binary, for SIGHUP (an in-process test cannot safely signal itself).
-struct Binary {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    port: u16,
-}
-
-impl Binary {
-    fn start(web_config: &str) -> Binary {
-        for _ in 0..8 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
-                .args(["--web.listen-address", &format!("127.0.0.1:{port}"), "--web.config.file", web_config])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawning the exporter binary");
-            let log = Arc::new(Mutex::new(String::new()));
-            let stderr = child.stderr.take().expect("stderr piped");
-            let sink = Arc::clone(&log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-            let mut bin = Binary { child, log, port };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if bin.log().contains("listening") {
-                    return bin;
-                }
-                if bin.child.try_wait().ok().flatten().is_some() {
-                    break; // port taken: try another
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = bin.child.kill();
-        }
-        panic!("the exporter binary did not start");
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn sighup_reloads_the_running_binary() {
     let pki = Pki::new();
     let path = pki.write_config(&format!("{}{}", tls_section(""), users(&[("alice", "old-pw")])));
-    let bin = Binary::start(&path);
-    let addr: SocketAddr = format!("127.0.0.1:{}", bin.port).parse().expect("addr");
+    // The real binary, for SIGHUP (an in-process test cannot safely signal itself).
+    let bin = ChildExporter::start(&["--web.config.file", &path]);
+    let addr: SocketAddr = bin.addr;
     assert_eq!(curl(&pki, addr, "/-/healthy", &["-u", "alice:old-pw"]).status, Some(200), "{}", bin.log());
 
     pki.write_config(&format!("{}{}", tls_section(""), users(&[("alice", "new-pw")])));

@@ -211,3 +211,94 @@ fn parse_labels(s: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// The real exporter binary as a child process (for what an in-process server
+/// cannot show: its own peak RSS, its stderr, signals), on a free loopback
+/// port, with a clean environment for targets, stderr collected, killed on drop.
+pub struct ChildExporter {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    log: Arc<std::sync::Mutex<String>>,
+}
+
+impl ChildExporter {
+    /// Starts the binary with `args` (plus `--web.listen-address`) and waits
+    /// until it logs `listening`; a port taken meanwhile is retried.
+    pub fn start(args: &[&str]) -> ChildExporter {
+        use std::io::BufRead as _;
+        for _ in 0..8 {
+            let port = crate::support::process::free_port();
+            let listen = format!("127.0.0.1:{port}");
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
+                .args(["--web.listen-address", &listen])
+                .args(args)
+                .env_remove("REDIS_ADDR")
+                .env_remove("MONGODB_URI")
+                .env_remove("TENDERLY_EXPORTER_CONFIG")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawning the exporter binary");
+            let log = Arc::new(std::sync::Mutex::new(String::new()));
+            let stderr = child.stderr.take().expect("stderr piped");
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+            let mut bin = ChildExporter { child, log, addr: listen.parse().expect("addr") };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if bin.log().contains("listening") {
+                    return bin;
+                }
+                if !bin.alive() {
+                    break; // port taken: try another
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = bin.child.kill();
+            let _ = bin.child.wait();
+        }
+        panic!("the exporter binary did not start");
+    }
+
+    /// Everything the binary wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// `/metrics` with a 5 s scrape timeout, parsed (panics with the log on a non-200).
+    pub fn metrics(&self) -> Exposition {
+        let resp = http_request(self.addr, "GET", "/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "5")]);
+        assert_eq!(resp.status, 200, "/metrics: {}\nlog:\n{}", resp.body, self.log());
+        Exposition::parse(&resp.body)
+    }
+
+    /// `VmHWM` (peak resident set) of the process, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc/PID/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib * 1024
+    }
+}
+
+impl Drop for ChildExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
