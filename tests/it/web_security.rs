@@ -11,7 +11,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tenderly_exporter::server::WEB_CONFIG_POLL_INTERVAL;
@@ -19,6 +19,7 @@ use tenderly_exporter::web_config::WebSecurity;
 
 use crate::support::exporter::TestExporter;
 use crate::support::pki::CertDir;
+use crate::support::process::{run_bounded, Run};
 use crate::support::wait_until;
 
 /// How long one `openssl` or `curl` run may take.
@@ -26,44 +27,11 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a change may take to be picked up by the poll (a few intervals).
 const POLL_BOUND: Duration = Duration::from_secs(15);
 
-/// Output of one tool run.
-#[derive(Debug)]
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `program` with a hard deadline (kills it after `TOOL_TIMEOUT`).
+/// Runs `program` with a hard deadline (killed after `TOOL_TIMEOUT`).
 fn run(dir: &Path, program: &str, args: &[&str]) -> Run {
-    let name = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or("tool");
-    let out_path = dir.join(format!("{name}.out"));
-    let err_path = dir.join(format!("{name}.err"));
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out_path).expect("stdout file"))
-        .stderr(fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("these tests need `{program}` (apt-get install {program}): {e}"));
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for a tool") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} did not finish within {TOOL_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        success: status.success(),
-        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
-    }
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    run_bounded(cmd, dir, TOOL_TIMEOUT)
 }
 
 /// A private directory with a CA, a server certificate for localhost and
@@ -484,7 +452,7 @@ fn a_bad_web_config_stops_the_binary_at_startup() {
         env!("CARGO_BIN_EXE_tenderly-exporter"),
         &["--web.listen-address", "127.0.0.1:0", "--web.config.file", &path],
     );
-    assert!(!r.success, "must fail: {r:?}");
+    assert!(!r.success(), "must fail: {r:?}");
     assert!(
         r.stderr.contains("--web.config.file") && r.stderr.contains("tls_server_config.client_auth_type"),
         "{}",
@@ -503,14 +471,14 @@ fn sighup_reloads_the_running_binary() {
 
     pki.write_config(&format!("{}{}", tls_section(""), users(&[("alice", "new-pw")])));
     let pid = bin.child.id().to_string();
-    assert!(run(&pki.dir, "kill", &["-HUP", &pid]).success, "kill -HUP");
+    assert!(run(&pki.dir, "kill", &["-HUP", &pid]).success(), "kill -HUP");
     wait_until(Duration::from_secs(5), "a reload logged with reason=sighup", || bin.log().contains("reason=sighup"));
     assert_eq!(curl(&pki, addr, "/-/healthy", &["-u", "alice:new-pw"]).status, Some(200), "{}", bin.log());
     assert_eq!(curl(&pki, addr, "/-/healthy", &["-u", "alice:old-pw"]).status, Some(401));
 
     // A broken file on SIGHUP: a warning naming the field, the old config stays.
     pki.write_config(&format!("{}basic_auth_users:\n  alice: not-a-hash\n", tls_section("")));
-    assert!(run(&pki.dir, "kill", &["-HUP", &pid]).success, "kill -HUP");
+    assert!(run(&pki.dir, "kill", &["-HUP", &pid]).success(), "kill -HUP");
     wait_until(Duration::from_secs(5), "a failed reload warning", || bin.log().contains("reload failed"));
     let log = bin.log();
     assert!(log.contains("basic_auth_users.alice"), "{log}");
