@@ -205,11 +205,7 @@ impl SecretSource {
         match &self.origin {
             SecretOrigin::File(path) => read_secret_file(path, &self.field),
             SecretOrigin::Env(var) => env.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
-                invalid(
-                    &self.field,
-                    format!("environment variable {} is not set or empty", env_name(var)),
-                    "export it",
-                )
+                invalid(&self.field, format!("environment variable {} is not set or empty", env_name(var)), "export it")
             }),
         }
     }

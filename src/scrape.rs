@@ -310,9 +310,11 @@ struct MemberSet {
 /// The member set of `name`, emptied of runners built with an older
 /// incarnation of the seed (old credentials or settings).
 fn member_set<'a>(members: &'a mut BTreeMap<String, MemberSet>, name: &str, generation: u64) -> &'a mut MemberSet {
-    let set = members
-        .entry(name.to_string())
-        .or_insert_with(|| MemberSet { topology: Topology::default(), runners: BTreeMap::new(), generation });
+    let set = members.entry(name.to_string()).or_insert_with(|| MemberSet {
+        topology: Topology::default(),
+        runners: BTreeMap::new(),
+        generation,
+    });
     if set.generation != generation {
         set.runners.clear();
         set.generation = generation;
@@ -833,7 +835,12 @@ impl TargetRunner {
     }
 
     /// Joins the running collection of this target, or starts one.
-    fn join_or_start(self: &Arc<Self>, deadline: Instant, stats: Arc<Mutex<SelfStats>>, rotation: Arc<Rotation>) -> Flight {
+    fn join_or_start(
+        self: &Arc<Self>,
+        deadline: Instant,
+        stats: Arc<Mutex<SelfStats>>,
+        rotation: Arc<Rotation>,
+    ) -> Flight {
         let mut slot = match self.flight.lock() {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
@@ -998,9 +1005,7 @@ impl TargetRunner {
                 if success {
                     if let Some((options, cache)) = &redis.posture {
                         let posture = cache
-                            .get_or_refresh(|| {
-                                redis_posture::check_with(&self.name, &redis.spec, options, deadline)
-                            })
+                            .get_or_refresh(|| redis_posture::check_with(&self.name, &redis.spec, options, deadline))
                             .await;
                         posture.encode(&self.name, &mut exposition);
                     }

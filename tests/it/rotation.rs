@@ -1,0 +1,287 @@
+//! Operations without a restart: a rotated password file is picked up by the
+//! poll (no signal, no restart) and replaces only that target's connection; an
+//! empty or unreadable new file keeps the old secret and says so in
+//! `tenderly_exporter_config_last_reload_successful`; `POST /-/reload`
+//! (behind `--web.enable-lifecycle`) adds and removes targets and refuses an
+//! invalid file while the old configuration keeps serving. Real
+//! `redis-server`s with `requirepass`, the exporter in process.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::support::exporter::{Exposition, TestExporter};
+use crate::support::process::wait_for;
+use crate::support::{private_temp_dir, RedisOptions, RedisServer, Reply, RespConn};
+
+const RELOAD_OK: &str = "tenderly_exporter_config_last_reload_successful";
+const RELOAD_TIME: &str = "tenderly_exporter_config_last_reload_success_timestamp_seconds";
+/// The issue's bound: `redis_up` is back within 30 s of the rotation.
+const ROTATION_BOUND: Duration = Duration::from_secs(30);
+
+/// Writes `text` to `path` as Kubernetes and `install` do: a temporary file in
+/// the same directory, then a rename over the old one.
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write temporary file");
+    std::fs::rename(&tmp, path).expect("rename over the old file");
+}
+
+/// One command on a fresh connection authenticated with `password`.
+fn command_as(server: &RedisServer, password: &str, args: &[&str]) -> Reply {
+    let mut conn = RespConn::connect(&server.addr()).expect("connect to test redis");
+    conn.auth(None, password).expect("AUTH with the server's current password");
+    conn.command(args).expect("command")
+}
+
+/// The ids of the exporter's collection connections (`CLIENT SETNAME tenderly-exporter`).
+fn exporter_client_ids(server: &RedisServer, password: &str) -> Vec<String> {
+    let list = command_as(server, password, &["CLIENT", "LIST"]).render();
+    let mut ids: Vec<String> = list
+        .lines()
+        .filter(|line| line.split(' ').any(|field| field == "name=tenderly-exporter"))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn probe(exporter: &TestExporter, target: &str) -> Exposition {
+    exporter.scrape(&format!("/probe?target={target}"))
+}
+
+fn redis_up(exporter: &TestExporter, target: &str) -> Option<f64> {
+    probe(exporter, target).value("redis_up", &[])
+}
+
+fn reload_ok(exporter: &TestExporter) -> f64 {
+    exporter.scrape("/metrics").expect(RELOAD_OK, &[])
+}
+
+/// A config file with one Redis target per `(name, server, password file)`,
+/// without the key scan and posture (they open connections of their own).
+fn write_config(path: &Path, targets: &[(&str, &RedisServer, Option<&Path>)]) {
+    let mut yaml = String::from("targets:\n");
+    for (name, server, password_file) in targets {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    kind: redis\n    address: {}\n    collectors: {{keys: false, posture: false}}\n",
+            server.addr()
+        ));
+        if let Some(file) = password_file {
+            yaml.push_str(&format!("    password_file: {}\n", file.display()));
+        }
+    }
+    write_atomically(path, &yaml);
+}
+
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture { dir: private_temp_dir("rotation") }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn rotated_password_file_brings_redis_up_back_without_restart_or_signal_and_other_targets_keep_their_connection() {
+    let fx = Fixture::new();
+    let rotated = RedisServer::start(RedisOptions::with_password("old-pass-1"));
+    let steady = RedisServer::start(RedisOptions::with_password("steady-pass"));
+    let rotated_file = fx.path("rotated.pass");
+    let steady_file = fx.path("steady.pass");
+    write_atomically(&rotated_file, "old-pass-1\n");
+    write_atomically(&steady_file, "steady-pass\n");
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("rotated", &rotated, Some(&rotated_file)), ("steady", &steady, Some(&steady_file))]);
+    let exporter = TestExporter::start(&["--config.file", config.to_str().expect("utf-8 path")], &[]);
+
+    assert_eq!(redis_up(&exporter, "rotated"), Some(1.0));
+    assert_eq!(redis_up(&exporter, "steady"), Some(1.0));
+    let steady_ids = exporter_client_ids(&steady, "steady-pass");
+    assert_eq!(steady_ids.len(), 1, "one collection connection to the steady target");
+
+    // The operator's rotation: the server's password, the exporter's connections, then the file.
+    assert_eq!(command_as(&rotated, "old-pass-1", &["CONFIG", "SET", "requirepass", "new-pass-2"]).render(), "OK");
+    let killed = command_as(&rotated, "new-pass-2", &["CLIENT", "KILL", "TYPE", "normal"]);
+    assert!(matches!(killed, Reply::Integer(n) if n >= 1), "the exporter's connection was killed: {killed:?}");
+    assert_eq!(redis_up(&exporter, "rotated"), Some(0.0), "the old password no longer works");
+    write_atomically(&rotated_file, "new-pass-2\n");
+    let rotated_at = Instant::now();
+
+    wait_for("redis_up 1 for the rotated target", ROTATION_BOUND, &|| probe(&exporter, "rotated").text, || {
+        redis_up(&exporter, "rotated") == Some(1.0)
+    });
+    let took = rotated_at.elapsed();
+    eprintln!("rotation picked up in {took:?} (bound {ROTATION_BOUND:?})");
+    assert_eq!(reload_ok(&exporter), 1.0);
+    assert_eq!(redis_up(&exporter, "steady"), Some(1.0));
+    assert_eq!(
+        exporter_client_ids(&steady, "steady-pass"),
+        steady_ids,
+        "the target whose secret did not change keeps its connection"
+    );
+    assert_eq!(exporter_client_ids(&rotated, "new-pass-2").len(), 1, "the rotated target has one new connection");
+}
+
+#[test]
+fn empty_or_unreadable_new_password_file_keeps_the_old_secret_and_marks_the_reload_failed() {
+    let fx = Fixture::new();
+    let server = RedisServer::start(RedisOptions::with_password("kept-pass"));
+    let file = fx.path("redis.pass");
+    write_atomically(&file, "kept-pass\n");
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("r", &server, Some(&file))]);
+    let exporter = TestExporter::start(&["--config.file", config.to_str().expect("utf-8 path")], &[]);
+    assert_eq!(redis_up(&exporter, "r"), Some(1.0));
+    assert_eq!(reload_ok(&exporter), 1.0);
+    let loaded_at = exporter.scrape("/metrics").expect(RELOAD_TIME, &[]);
+    let metrics_text = || exporter.scrape("/metrics").text;
+    let wait_reload = |what: &str, want: f64| {
+        wait_for(what, Duration::from_secs(15), &metrics_text, || reload_ok(&exporter) == want);
+    };
+    let old_secret_still_used = |what: &str| {
+        // Fresh connections must still authenticate: the old secret was kept.
+        command_as(&server, "kept-pass", &["CLIENT", "KILL", "TYPE", "normal"]);
+        let first = redis_up(&exporter, "r");
+        let second = redis_up(&exporter, "r");
+        assert!(
+            first == Some(1.0) || second == Some(1.0),
+            "{what}: the old secret still works ({first:?}, {second:?})"
+        );
+        assert_eq!(second, Some(1.0), "{what}");
+        assert_eq!(reload_ok(&exporter), 0.0, "{what}: still reported as failed");
+    };
+
+    write_atomically(&file, "\n");
+    wait_reload("the empty file to be refused", 0.0);
+    old_secret_still_used("empty file");
+
+    write_atomically(&file, "kept-pass\n");
+    wait_reload("the good file to be accepted", 1.0);
+
+    // Unreadable: the path is now a directory.
+    std::fs::remove_file(&file).expect("remove the password file");
+    std::fs::create_dir(&file).expect("a directory in its place");
+    wait_reload("the unreadable file to be refused", 0.0);
+    old_secret_still_used("unreadable file");
+
+    std::fs::remove_dir(&file).expect("remove the directory");
+    write_atomically(&file, "kept-pass\n");
+    wait_reload("the good file to be accepted again", 1.0);
+    assert!(exporter.scrape("/metrics").expect(RELOAD_TIME, &[]) > loaded_at, "the success time moved on");
+    assert_eq!(redis_up(&exporter, "r"), Some(1.0));
+}
+
+/// Without the HTTP server there is no poll: only the authentication failure
+/// can make the scraper read the file again.
+#[test]
+fn an_authentication_failure_rereads_the_secret_before_reporting_the_target_down() {
+    use clap::Parser as _;
+    use std::sync::Arc;
+    use tenderly_exporter::config::Config;
+    use tenderly_exporter::scrape::Scraper;
+
+    let fx = Fixture::new();
+    let server = RedisServer::start(RedisOptions::with_password("first-pass"));
+    let file = fx.path("redis.pass");
+    write_atomically(&file, "first-pass\n");
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("r", &server, Some(&file))]);
+    let cli = tenderly_exporter::cli::Cli::try_parse_from([
+        "tenderly-exporter",
+        "--config.file",
+        config.to_str().expect("utf-8 path"),
+    ])
+    .expect("flags parse");
+    let env = Arc::new(crate::support::exporter::TestEnv(Default::default()));
+    let config = Config::from_cli(&cli, &*env).expect("valid config");
+    let scraper = Scraper::with_env(&config, env);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let up = || {
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            scraper.scrape_one("r", deadline).await.get("redis_up", &[]).map(|v| v.as_f64())
+        })
+    };
+    assert_eq!(up(), Some(1.0));
+    command_as(&server, "first-pass", &["CONFIG", "SET", "requirepass", "second-pass"]);
+    command_as(&server, "second-pass", &["CLIENT", "KILL", "TYPE", "normal"]);
+    write_atomically(&file, "second-pass\n");
+    // The first scrape may only find its connection closed; the next one
+    // reconnects, is refused with the old password, re-reads the file and retries.
+    let first = up();
+    let second = up();
+    assert_eq!(second, Some(1.0), "after the kill: {first:?} then {second:?}");
+}
+
+#[test]
+fn reload_endpoint_adds_and_removes_targets_and_keeps_serving_when_the_new_file_is_invalid() {
+    let fx = Fixture::new();
+    let a = RedisServer::start(RedisOptions::default());
+    let b = RedisServer::start(RedisOptions::with_password("b-pass"));
+    let b_file = fx.path("b.pass");
+    write_atomically(&b_file, "b-pass\n");
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("a", &a, None)]);
+    let exporter =
+        TestExporter::start(&["--config.file", config.to_str().expect("utf-8 path"), "--web.enable-lifecycle"], &[]);
+    assert_eq!(redis_up(&exporter, "a"), Some(1.0));
+    assert_eq!(exporter.get("/probe?target=b").status, 400);
+
+    write_config(&config, &[("b", &b, Some(&b_file))]);
+    let resp = exporter.post("/-/reload");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(redis_up(&exporter, "b"), Some(1.0), "the added target is scraped");
+    assert_eq!(exporter.get("/probe?target=a").status, 400, "the removed target is gone");
+    assert_eq!(reload_ok(&exporter), 1.0);
+
+    // Invalid: same validation as at startup (an unknown kind), then a missing secret file.
+    std::fs::write(&config, "targets:\n  - {name: c, kind: memcached, address: 'h:1'}\n").expect("write config");
+    let resp = exporter.post("/-/reload");
+    assert_eq!(resp.status, 500, "{}", resp.body);
+    assert_eq!(reload_ok(&exporter), 0.0);
+    assert_eq!(redis_up(&exporter, "b"), Some(1.0), "the running configuration keeps serving");
+    assert_eq!(exporter.get("/probe?target=c").status, 400);
+    let missing = fx.path("missing.pass");
+    write_config(&config, &[("b", &b, Some(&missing))]);
+    assert_eq!(exporter.post("/-/reload").status, 500);
+    assert_eq!(redis_up(&exporter, "b"), Some(1.0));
+
+    // Only POST (and PUT) reload; GET is 405 as in Prometheus, and other paths stay GET/HEAD only.
+    let get = exporter.get("/-/reload");
+    assert_eq!(get.status, 405);
+    assert_eq!(get.header("allow"), Some("POST, PUT"));
+    assert_eq!(exporter.post("/metrics").status, 405);
+
+    // A good file again: the reload succeeds.
+    write_config(&config, &[("a", &a, None), ("b", &b, Some(&b_file))]);
+    assert_eq!(exporter.post("/-/reload").status, 200);
+    assert_eq!(reload_ok(&exporter), 1.0);
+    assert_eq!(redis_up(&exporter, "a"), Some(1.0));
+}
+
+#[test]
+fn reload_endpoint_is_refused_without_the_lifecycle_flag() {
+    let fx = Fixture::new();
+    let a = RedisServer::start(RedisOptions::default());
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("a", &a, None)]);
+    let exporter = TestExporter::start(&["--config.file", config.to_str().expect("utf-8 path")], &[]);
+    write_config(&config, &[("b", &a, None)]);
+    let resp = exporter.post("/-/reload");
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert!(resp.body.contains("Lifecycle API is not enabled"));
+    assert_eq!(exporter.get("/probe?target=b").status, 400, "nothing was reloaded");
+    assert_eq!(redis_up(&exporter, "a"), Some(1.0));
+}
