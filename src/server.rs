@@ -1,10 +1,11 @@
-//! HTTP surface: `/metrics`, `/probe`, `/discover`, `/`, `/-/healthy`, `/-/ready`.
+//! HTTP surface: `/metrics`, `/probe`, `/discover`, `/`, `/-/healthy`, `/-/ready`,
+//! and `POST /-/reload` with `--web.enable-lifecycle`.
 //!
 //! `serve(listener, state, shutdown)` takes a bound listener so tests can bind
 //! port 0. Limits: a semaphore caps concurrent scrapes (503 beyond, so a
 //! scrape storm cannot pile work onto the databases), another caps open
 //! connections, header reads time out (slowloris), headers are size-capped, and
-//! only GET/HEAD are served. `/probe` only scrapes configured target names: an
+//! only GET/HEAD are served (and POST/PUT on `/-/reload`, as Prometheus). `/probe` only scrapes configured target names: an
 //! unknown name is a 400 and no connection is attempted, so the exporter is
 //! never a proxy into the network (redis_exporter's `/scrape` SSRF).
 //! `/discover?target=NAME` lists a configured target's replica-set members or

@@ -116,8 +116,15 @@ fn rotated_password_file_brings_redis_up_back_without_restart_or_signal_and_othe
     let killed = command_as(&rotated, "new-pass-2", &["CLIENT", "KILL", "TYPE", "normal"]);
     assert!(matches!(killed, Reply::Integer(n) if n >= 1), "the exporter's connection was killed: {killed:?}");
     assert_eq!(redis_up(&exporter, "rotated"), Some(0.0), "the old password no longer works");
+    let loaded_before = exporter.scrape("/metrics").expect(RELOAD_TIME, &[]);
     write_atomically(&rotated_file, "new-pass-2\n");
     let rotated_at = Instant::now();
+    // The poll alone notices the file (`/metrics` does not scrape these targets):
+    // the success time moves on before anything asks for the rotated target.
+    wait_for("the poll to load the new password file", ROTATION_BOUND, &|| exporter.scrape("/metrics").text, || {
+        exporter.scrape("/metrics").expect(RELOAD_TIME, &[]) > loaded_before
+    });
+    eprintln!("poll noticed the new file after {:?}", rotated_at.elapsed());
 
     wait_for("redis_up 1 for the rotated target", ROTATION_BOUND, &|| probe(&exporter, "rotated").text, || {
         redis_up(&exporter, "rotated") == Some(1.0)
@@ -284,4 +291,36 @@ fn reload_endpoint_is_refused_without_the_lifecycle_flag() {
     assert!(resp.body.contains("Lifecycle API is not enabled"));
     assert_eq!(exporter.get("/probe?target=b").status, 400, "nothing was reloaded");
     assert_eq!(redis_up(&exporter, "a"), Some(1.0));
+}
+
+#[test]
+fn reload_endpoint_is_behind_the_web_configs_basic_auth() {
+    let fx = Fixture::new();
+    let a = RedisServer::start(RedisOptions::default());
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("a", &a, None)]);
+    let web = fx.path("web.yml");
+    let hash = bcrypt::hash("pw", 4).expect("bcrypt hash");
+    std::fs::write(&web, format!("basic_auth_users:\n  prom: '{hash}'\n")).expect("write web config");
+    let exporter = TestExporter::start(
+        &[
+            "--config.file",
+            config.to_str().expect("utf-8 path"),
+            "--web.config.file",
+            web.to_str().expect("utf-8 path"),
+            "--web.enable-lifecycle",
+        ],
+        &[],
+    );
+    write_config(&config, &[("b", &a, None)]);
+    let anonymous = exporter.post("/-/reload");
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    // "prom:pw"
+    let auth = [("Authorization", "Basic cHJvbTpwdw=="), ("Content-Length", "0")];
+    let probe_b = crate::support::exporter::http_request(exporter.addr, "GET", "/probe?target=b", &auth[..1]);
+    assert_eq!(probe_b.status, 400, "the anonymous request reloaded nothing");
+    let ok = crate::support::exporter::http_request(exporter.addr, "POST", "/-/reload", &auth);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let probe_b = crate::support::exporter::http_request(exporter.addr, "GET", "/probe?target=b", &auth[..1]);
+    assert_eq!(probe_b.status, 200, "{}", probe_b.body);
 }
