@@ -1275,6 +1275,7 @@ mod tests {
             max_requests: 4,
             timeout_offset: Duration::from_millis(500),
             default_timeout: Duration::from_secs(9),
+            enable_lifecycle: false,
         }
     }
 
