@@ -1290,6 +1290,78 @@ mod tests {
         assert!(!display.contains("uri-secret"), "{display}");
     }
 
+    /// A private scratch directory for secret files, removed on drop.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("tenderly-config-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch dir");
+            Scratch(dir)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn reread_secrets_sees_a_new_password_file_and_refuses_an_empty_one_without_echoing_it() {
+        let scratch = Scratch::new("reread-redis");
+        let file = scratch.0.join("pw");
+        std::fs::write(&file, "rotate-old-secret\n").expect("write");
+        let yaml = format!(
+            "targets:\n  - {{name: r, kind: redis, address: h:1, password_file: {}}}\n  - {{name: plain, kind: redis, address: 'redis://:inline@h:2'}}\n",
+            file.display()
+        );
+        let env = MapEnv(HashMap::new());
+        let targets = parse_file(&yaml, Path::new("c.yml"), &env).expect("parses");
+        assert_eq!(targets[0].reread_secrets(&env).expect("readable"), None, "unchanged file: no new target");
+        assert_eq!(targets[1].reread_secrets(&env).expect("no sources"), None, "an inline secret has no source");
+        std::fs::write(&file, "rotate-new-secret\n").expect("write");
+        let next = targets[0].reread_secrets(&env).expect("readable").expect("changed");
+        let TargetSpec::Redis(r) = &next.spec else { panic!("expected a Redis target") };
+        assert_eq!(r.password.as_ref().map(Secret::expose), Some("rotate-new-secret"));
+        assert_eq!((next.name.as_str(), next.display_address()), ("r", "redis://h:1"), "only the secret changes");
+        for bad in ["\n", ""] {
+            std::fs::write(&file, bad).expect("write");
+            let e = targets[0].reread_secrets(&env).expect_err("empty file").to_string();
+            assert!(e.contains("password_file") && e.contains("is empty"), "{e}");
+        }
+        std::fs::remove_file(&file).expect("remove");
+        let e = targets[0].reread_secrets(&env).expect_err("missing file").to_string();
+        assert!(e.contains("cannot read") && !e.contains("rotate-"), "{e}");
+    }
+
+    #[test]
+    fn reread_secrets_covers_mongodb_uri_files_and_environment_variables() {
+        let scratch = Scratch::new("reread-mongo");
+        let uri_file = scratch.0.join("uri");
+        std::fs::write(&uri_file, "mongodb://u:uri-old-secret@db1:27017/?authSource=admin\n").expect("write");
+        let env = MapEnv([("MONGODB_PASSWORD", "env-secret")].into());
+        let path = uri_file.display().to_string();
+        let config =
+            Config::from_cli(&cli(&["--mongodb.uri-file", &path, "--mongodb.user", "u"]), &env).expect("valid");
+        let target = &config.targets[0];
+        assert!(target.secrets.uri.is_some() && target.secrets.password.is_some());
+        assert_eq!(target.secrets.files().count(), 1, "only the URI file is polled; the variable is not a file");
+        assert_eq!(target.reread_secrets(&env).expect("readable"), None);
+        std::fs::write(&uri_file, "mongodb://u:uri-new-secret@db2:27017/\n").expect("write");
+        let next = target.reread_secrets(&env).expect("readable").expect("changed");
+        let TargetSpec::Mongodb(m) = &next.spec else { panic!("expected a MongoDB target") };
+        assert_eq!(m.uri.expose(), "mongodb://u:uri-new-secret@db2:27017/");
+        assert_eq!(m.display, "mongodb://db2:27017", "the credential-free address follows the file");
+        std::fs::write(&uri_file, "http://u:uri-bad-secret@x\n").expect("write");
+        let e = target.reread_secrets(&env).expect_err("not a connection string").to_string();
+        assert!(e.contains("--mongodb.uri-file") && !e.contains("uri-bad-secret"), "{e}");
+        // A variable that disappeared is an error, not "no password".
+        let empty = MapEnv(HashMap::new());
+        std::fs::write(&uri_file, "mongodb://u:uri-old-secret@db1:27017/?authSource=admin\n").expect("write");
+        let e = target.reread_secrets(&empty).expect_err("unset variable").to_string();
+        assert!(e.contains("MONGODB_PASSWORD is not set"), "{e}");
+    }
+
     #[test]
     fn durations_parse_like_prometheus() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
