@@ -324,3 +324,70 @@ fn reload_endpoint_is_behind_the_web_configs_basic_auth() {
     let probe_b = crate::support::exporter::http_request(exporter.addr, "GET", "/probe?target=b", &auth[..1]);
     assert_eq!(probe_b.status, 200, "{}", probe_b.body);
 }
+
+/// The real binary: SIGHUP reloads the config file (a target is added), and a
+/// rotated file that is empty is logged by field and path, never by content.
+#[test]
+fn sighup_reloads_the_config_file_and_rotation_logs_never_show_the_secret() {
+    use std::process::{Command, Stdio};
+
+    const SECRET: &str = "s3cr3t-rotation-5e1d+/@:x";
+    let fx = Fixture::new();
+    let a = RedisServer::start(RedisOptions::with_password(SECRET));
+    let file = fx.path("a.pass");
+    write_atomically(&file, &format!("{SECRET}\n"));
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("a", &a, Some(&file))]);
+    let port = crate::support::process::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let stderr_path = fx.path("exporter.stderr");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"));
+    cmd.args(["--web.listen-address", &listen, "--config.file", config.to_str().expect("utf-8 path")])
+        .args(["--log.level", "debug"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Child(cmd.spawn().expect("spawn tenderly-exporter"));
+    let addr: std::net::SocketAddr = listen.parse().expect("address");
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let get = |path: &str| {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+            .ok()
+            .map(|_| crate::support::exporter::http_request(addr, "GET", path, &[]))
+    };
+    wait_for("the exporter to be ready", Duration::from_secs(20), &stderr, || {
+        get("/-/ready").is_some_and(|r| r.status == 200)
+    });
+    let up = |target: &str| {
+        get(&format!("/probe?target={target}"))
+            .filter(|r| r.status == 200)
+            .and_then(|r| Exposition::parse(&r.body).value("redis_up", &[]))
+    };
+    assert_eq!(up("a"), Some(1.0));
+
+    write_atomically(&file, "\n");
+    let failed = || get("/metrics").and_then(|r| Exposition::parse(&r.body).value(RELOAD_OK, &[])) == Some(0.0);
+    wait_for("the empty file to be refused", Duration::from_secs(15), &stderr, failed);
+
+    write_config(&config, &[("a", &a, Some(&file)), ("b", &a, Some(&file))]);
+    write_atomically(&file, &format!("{SECRET}\n"));
+    let status = Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().expect("run kill");
+    assert!(status.success());
+    wait_for("SIGHUP to add target b", Duration::from_secs(15), &stderr, || up("b") == Some(1.0));
+    assert_eq!(up("a"), Some(1.0));
+    drop(child);
+    let log = stderr();
+    assert!(log.contains("cannot re-read the target's secret") && log.contains("is empty"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    for form in [SECRET, "s3cr3t-rotation"] {
+        assert!(!log.contains(form), "the log shows the secret:\n{log}");
+    }
+}
