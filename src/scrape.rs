@@ -950,7 +950,9 @@ impl TargetRunner {
                 self.collect_with(&self.current(), deadline).await.0
             }
             Ok(Ok(Err(e))) => {
-                tracing::warn!(target_name = %self.name, error = %e, "cannot re-read the target's secret; keeping the old one");
+                // Debug: this runs on every refused scrape, whose failure is
+                // already logged once; the poll warns once per change of the file.
+                tracing::debug!(target_name = %self.name, error = %e, "cannot re-read the target's secret; keeping the old one");
                 rotation.record(false);
                 collection
             }

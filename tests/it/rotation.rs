@@ -391,3 +391,33 @@ fn sighup_reloads_the_config_file_and_rotation_logs_never_show_the_secret() {
         assert!(!log.contains(form), "the log shows the secret:\n{log}");
     }
 }
+
+/// `--mongodb.uri-file` rewritten to point at another server: the poll swaps
+/// the target's driver client; the old server gets no more commands.
+#[test]
+fn rotated_mongodb_uri_file_replaces_the_targets_client() {
+    use crate::support::mongo_replay::{ReplayServer, Scenario};
+
+    let fx = Fixture::new();
+    let old = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let new = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let uri_file = fx.path("mongodb.uri");
+    write_atomically(&uri_file, &format!("{}\n", old.uri()));
+    let exporter = TestExporter::start(&["--mongodb.uri-file", uri_file.to_str().expect("utf-8 path")], &[]);
+    let up = || exporter.scrape("/metrics").value("mongodb_up", &[]);
+    assert_eq!(up(), Some(1.0));
+    assert!(old.command_count("serverStatus") >= 1);
+    assert_eq!(new.command_count("serverStatus"), 0);
+
+    write_atomically(&uri_file, &format!("{}\n", new.uri()));
+    let rotated_at = Instant::now();
+    wait_for("serverStatus on the new server", ROTATION_BOUND, &|| exporter.scrape("/metrics").text, || {
+        up() == Some(1.0) && new.command_count("serverStatus") >= 1
+    });
+    eprintln!("MongoDB URI rotation picked up in {:?}", rotated_at.elapsed());
+    let old_count = old.command_count("serverStatus");
+    assert_eq!(up(), Some(1.0));
+    assert_eq!(old.command_count("serverStatus"), old_count, "the old client is no longer used");
+    assert_eq!(exporter.scrape("/metrics").expect(RELOAD_OK, &[]), 1.0);
+    assert!(exporter.get("/").body.contains(&new.port().to_string()), "the landing page shows the new address");
+}
