@@ -780,6 +780,19 @@ impl TargetRunner {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
+    /// [`Self::replace`], only if `expected` is still the current incarnation:
+    /// a secret re-read from an older incarnation must not undo a config
+    /// reload that landed while the file was being read.
+    fn replace_if_current(&self, expected: &Arc<Incarnation>, target: Target) -> bool {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&current, expected) {
+            return false;
+        }
+        *current = Arc::new(Incarnation::new(target));
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        true
+    }
+
     /// Reads this target's secrets again (blocking file I/O) and swaps in new
     /// clients if one changed. `Ok(true)`: replaced; `Ok(false)`: unchanged;
     /// `Err`: unreadable or empty, the old secret stays (logged without it).
@@ -788,7 +801,10 @@ impl TargetRunner {
         match current.target.reread_secrets(env) {
             Ok(None) => Ok(false),
             Ok(Some(next)) => {
-                self.replace(next);
+                if !self.replace_if_current(&current, next) {
+                    // A reload replaced the target meanwhile, with secrets read just now.
+                    return Ok(false);
+                }
                 tracing::info!(target_name = %self.name, "target secret changed; its connection was replaced");
                 Ok(true)
             }
@@ -944,7 +960,8 @@ impl TargetRunner {
         let read = tokio::task::spawn_blocking(move || target.reread_secrets(&*env));
         match timeout_at(deadline, read).await {
             Ok(Ok(Ok(Some(next)))) => {
-                self.replace(next);
+                // A reload may have swapped in newer settings meanwhile; they win.
+                self.replace_if_current(&current, next);
                 rotation.record(true);
                 tracing::info!(target_name = %self.name, "authentication failed and the target's secret had changed; retrying with the new one");
                 self.collect_with(&self.current(), deadline).await.0

@@ -421,3 +421,54 @@ fn rotated_mongodb_uri_file_replaces_the_targets_client() {
     assert_eq!(exporter.scrape("/metrics").expect(RELOAD_OK, &[]), 1.0);
     assert!(exporter.get("/").body.contains(&new.port().to_string()), "the landing page shows the new address");
 }
+
+/// A reload that adds a target leaves an unchanged target's connection alone,
+/// and a changed target (here: its collectors) gets a new one.
+#[test]
+fn reload_keeps_unchanged_targets_connections_and_replaces_changed_ones() {
+    let fx = Fixture::new();
+    let a = RedisServer::start(RedisOptions::with_password("a-pass"));
+    let b = RedisServer::start(RedisOptions::with_password("b-pass"));
+    let (a_file, b_file) = (fx.path("a.pass"), fx.path("b.pass"));
+    write_atomically(&a_file, "a-pass\n");
+    write_atomically(&b_file, "b-pass\n");
+    let config = fx.path("targets.yml");
+    write_config(&config, &[("a", &a, Some(&a_file)), ("b", &b, Some(&b_file))]);
+    let exporter =
+        TestExporter::start(&["--config.file", config.to_str().expect("utf-8 path"), "--web.enable-lifecycle"], &[]);
+    assert_eq!((redis_up(&exporter, "a"), redis_up(&exporter, "b")), (Some(1.0), Some(1.0)));
+    let (a_ids, b_ids) = (exporter_client_ids(&a, "a-pass"), exporter_client_ids(&b, "b-pass"));
+    assert_eq!((a_ids.len(), b_ids.len()), (1, 1));
+
+    // b changes (slowlog off), c is added on a's server, a is untouched.
+    let yaml = std::fs::read_to_string(&config).expect("read config");
+    let b_changed = yaml.replacen(
+        &format!("address: {}\n    collectors: {{keys: false, posture: false}}", b.addr()),
+        &format!("address: {}\n    collectors: {{keys: false, posture: false, slowlog: false}}", b.addr()),
+        1,
+    );
+    assert_ne!(b_changed, yaml);
+    let with_c = format!(
+        "{b_changed}  - name: c\n    kind: redis\n    address: {}\n    password_file: {}\n    collectors: {{keys: false, posture: false}}\n",
+        a.addr(),
+        a_file.display()
+    );
+    write_atomically(&config, &with_c);
+    assert_eq!(exporter.post("/-/reload").status, 200);
+    assert_eq!(redis_up(&exporter, "a"), Some(1.0));
+    assert_eq!(redis_up(&exporter, "b"), Some(1.0));
+    assert_eq!(redis_up(&exporter, "c"), Some(1.0));
+    let a_after = exporter_client_ids(&a, "a-pass");
+    assert!(a_ids.iter().all(|id| a_after.contains(id)), "a keeps its connection: {a_ids:?} -> {a_after:?}");
+    assert_eq!(a_after.len(), 2, "a's connection plus the new target c's");
+    // The old connection closes when its client is dropped (asynchronously).
+    wait_for(
+        "the changed target to hold only a new connection",
+        Duration::from_secs(10),
+        &|| format!("before {b_ids:?}, now {:?}", exporter_client_ids(&b, "b-pass")),
+        || {
+            let now = exporter_client_ids(&b, "b-pass");
+            now.len() == 1 && now != b_ids
+        },
+    );
+}
