@@ -11,6 +11,12 @@
 //!
 //! Only the exporter's own counters persist between scrapes; target data lives
 //! in the [`Exposition`] of one collection and is dropped after encoding.
+//!
+//! Rotation and reload without a restart: each target's settings and clients
+//! form one incarnation, swapped as a whole when its secrets change (the
+//! secret-file poll, an authentication failure that finds a new secret) or a
+//! reload changes it ([`Scraper::apply_config`]); other targets keep their
+//! connections, and a request already running keeps the clients it started with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
