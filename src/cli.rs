@@ -63,6 +63,10 @@ pub struct Cli {
     #[arg(global = true, long = "web.config.file", env = "TENDERLY_EXPORTER_WEB_CONFIG")]
     pub web_config_file: Option<PathBuf>,
 
+    /// Enable `POST /-/reload` (re-reads the config file and every secret), as Prometheus' flag of the same name.
+    #[arg(global = true, long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// Collection deadline used when a request carries no scrape-timeout header.
     #[arg(global = true, long = "web.default-timeout", default_value = "9.5s")]
     pub default_timeout: String,

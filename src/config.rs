@@ -169,6 +169,70 @@ pub struct Target {
     pub timeout: Option<Duration>,
     /// Scraped by `/metrics` (otherwise only by `/probe?target=NAME`).
     pub default: bool,
+    /// Where the target's secrets came from, so they can be read again
+    /// (rotation without a restart, see [`Target::reread_secrets`]).
+    pub secrets: SecretSources,
+}
+
+/// Where one secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOrigin {
+    /// A file (`password_file`, `--redis.password-file`, `--mongodb.uri-file`, ...).
+    File(PathBuf),
+    /// An environment variable (`password_env`, `REDIS_PASSWORD`, `MONGODB_PASSWORD`).
+    Env(String),
+}
+
+/// One secret's origin plus the flag or field it was configured by (for errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSource {
+    pub origin: SecretOrigin,
+    pub field: String,
+}
+
+impl SecretSource {
+    fn file(path: &Path, field: &str) -> Self {
+        SecretSource { origin: SecretOrigin::File(path.to_path_buf()), field: field.to_string() }
+    }
+
+    fn env(var: &str, field: &str) -> Self {
+        SecretSource { origin: SecretOrigin::Env(var.to_string()), field: field.to_string() }
+    }
+
+    /// Reads the secret now: same checks as at startup (a regular file, at
+    /// most 64 KiB, UTF-8, not empty; a set, non-empty variable).
+    pub fn read(&self, env: &dyn Env) -> Result<Secret, ConfigError> {
+        match &self.origin {
+            SecretOrigin::File(path) => read_secret_file(path, &self.field),
+            SecretOrigin::Env(var) => env.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
+                invalid(&self.field, format!("environment variable {} is not set or empty", env_name(var)), "export it")
+            }),
+        }
+    }
+}
+
+/// The secrets of a target that came from files or the environment (an
+/// inline secret, in a URL or `--mongodb.uri`, has no source: it cannot change).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretSources {
+    /// The password (Redis or MongoDB).
+    pub password: Option<SecretSource>,
+    /// The MongoDB connection string (`--mongodb.uri-file`).
+    pub uri: Option<SecretSource>,
+}
+
+impl SecretSources {
+    /// The files among the sources (what the rotation poll watches).
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        [&self.password, &self.uri].into_iter().flatten().filter_map(|s| match &s.origin {
+            SecretOrigin::File(path) => Some(path.as_path()),
+            SecretOrigin::Env(_) => None,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.password.is_none() && self.uri.is_none()
+    }
 }
 
 impl Target {
@@ -186,6 +250,37 @@ impl Target {
             TargetSpec::Mongodb(m) => &m.display,
         }
     }
+
+    /// Reads the target's secret files and variables again. `Ok(None)`: all
+    /// read and nothing changed; `Ok(Some(t))`: `t` is this target with the
+    /// new secrets; `Err`: one could not be read (missing, empty, too large,
+    /// not a valid connection string), and the caller keeps the old ones. The
+    /// error names the field and the file, never the secret.
+    pub fn reread_secrets(&self, env: &dyn Env) -> Result<Option<Target>, ConfigError> {
+        if self.secrets.is_empty() {
+            return Ok(None);
+        }
+        let password = self.secrets.password.as_ref().map(|s| s.read(env)).transpose()?;
+        let uri = self.secrets.uri.as_ref().map(|s| s.read(env)).transpose()?;
+        let mut next = self.clone();
+        match &mut next.spec {
+            TargetSpec::Redis(r) => {
+                if password.is_some() {
+                    r.connection.password = password;
+                }
+            }
+            TargetSpec::Mongodb(m) => {
+                if let (Some(uri), Some(source)) = (uri, &self.secrets.uri) {
+                    m.connection.display = validate_mongodb_uri(uri.expose(), &source.field)?;
+                    m.connection.uri = Secret::new(uri.expose().trim());
+                }
+                if password.is_some() {
+                    m.connection.password = password;
+                }
+            }
+        }
+        Ok((next != *self).then_some(next))
+    }
 }
 
 /// HTTP server settings.
@@ -198,6 +293,8 @@ pub struct WebConfig {
     pub max_requests: usize,
     pub timeout_offset: Duration,
     pub default_timeout: Duration,
+    /// `--web.enable-lifecycle`: `POST /-/reload` is served.
+    pub enable_lifecycle: bool,
 }
 
 /// The validated configuration.
@@ -353,14 +450,21 @@ impl Config {
             timeout_offset: duration_flag(&cli.timeout_offset, "--web.timeout-offset", "0.5s")?,
             default_timeout: duration_flag(&cli.default_timeout, "--web.default-timeout", "9.5s")?
                 .clamp(MIN_DEADLINE, MAX_DEADLINE),
+            enable_lifecycle: cli.enable_lifecycle,
         };
 
         let mut targets = Vec::new();
         if let Some(addr) = &cli.redis_addr {
-            let password = match &cli.redis_password_file {
-                Some(path) => Some(read_secret_file(path, "--redis.password-file")?),
+            let (password, password_source) = match &cli.redis_password_file {
+                Some(path) => (
+                    Some(read_secret_file(path, "--redis.password-file")?),
+                    Some(SecretSource::file(path, "--redis.password-file")),
+                ),
                 // An empty variable means "no password", as with unset.
-                None => env.var("REDIS_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new),
+                None => match env.var("REDIS_PASSWORD").filter(|p| !p.is_empty()) {
+                    Some(p) => (Some(Secret::new(p)), Some(SecretSource::env("REDIS_PASSWORD", "REDIS_PASSWORD"))),
+                    None => (None, None),
+                },
             };
             let collectors = RedisCollectors {
                 slowlog: Cli::switch(cli.redis_slowlog, cli.no_redis_slowlog, true),
@@ -392,6 +496,7 @@ impl Config {
                 }),
                 timeout: None,
                 default: true,
+                secrets: SecretSources { password: password_source, uri: None },
             });
         }
 
@@ -439,18 +544,31 @@ fn tenderly_from_flags(cli: &Cli) -> Result<Option<QueriesConfig>, ConfigError> 
 
 /// The default MongoDB target from `--mongodb.*` flags, if any.
 fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, ConfigError> {
+    let mut secrets = SecretSources::default();
     let (uri, field) = match (&cli.mongodb_uri, &cli.mongodb_uri_file) {
         (Some(_), Some(_)) => {
             return Err(invalid("--mongodb.uri-file", "both --mongodb.uri and --mongodb.uri-file are set", "keep one"))
         }
         (Some(uri), None) => (Secret::new(uri.trim()), "--mongodb.uri"),
-        (None, Some(path)) => (read_secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file"),
+        (None, Some(path)) => {
+            secrets.uri = Some(SecretSource::file(path, "--mongodb.uri-file"));
+            (read_secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file")
+        }
         (None, None) => return Ok(None),
     };
     let display = validate_mongodb_uri(uri.expose(), field)?;
     let password = match &cli.mongodb_password_file {
-        Some(path) => Some(read_secret_file(path, "--mongodb.password-file")?),
-        None => env.var("MONGODB_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new),
+        Some(path) => {
+            secrets.password = Some(SecretSource::file(path, "--mongodb.password-file"));
+            Some(read_secret_file(path, "--mongodb.password-file")?)
+        }
+        None => {
+            let password = env.var("MONGODB_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new);
+            if password.is_some() {
+                secrets.password = Some(SecretSource::env("MONGODB_PASSWORD", "MONGODB_PASSWORD"));
+            }
+            password
+        }
     };
     if password.is_some() && cli.mongodb_user.is_none() {
         return Err(invalid(
@@ -492,6 +610,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         }),
         timeout: None,
         default: true,
+        secrets,
     }))
 }
 
@@ -525,6 +644,11 @@ pub fn parse_file_full(
             other => {
                 return Err(invalid(at("kind"), format!("unknown kind '{other}'"), "use kind: redis or kind: mongodb"))
             }
+        };
+        let password_source = match (&t.password_env, &t.password_file) {
+            (Some(var), None) => Some(SecretSource::env(var, &at("password_env"))),
+            (None, Some(file)) => Some(SecretSource::file(file, &at("password_file"))),
+            _ => None,
         };
         let file_password = match (&t.password_env, &t.password_file) {
             (Some(_), Some(_)) => {
@@ -703,7 +827,8 @@ pub fn parse_file_full(
                 })
             }
         };
-        out.push(Target { name: t.name, spec, timeout, default: t.default });
+        let secrets = SecretSources { password: password_source, uri: None };
+        out.push(Target { name: t.name, spec, timeout, default: t.default, secrets });
     }
     if let Some(b) = &file.backups {
         b.validate().map_err(|e| invalid(format!("{}: backups.{}", path.display(), e.field), e.problem, e.fix))?;
@@ -1163,6 +1288,78 @@ mod tests {
         assert!(err.is_none_or(|e| !e.contains("uri-secret")));
         let display = validate_mongodb_uri(secret_uri, "f").unwrap_or_default();
         assert!(!display.contains("uri-secret"), "{display}");
+    }
+
+    /// A private scratch directory for secret files, removed on drop.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("tenderly-config-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch dir");
+            Scratch(dir)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn reread_secrets_sees_a_new_password_file_and_refuses_an_empty_one_without_echoing_it() {
+        let scratch = Scratch::new("reread-redis");
+        let file = scratch.0.join("pw");
+        std::fs::write(&file, "rotate-old-secret\n").expect("write");
+        let yaml = format!(
+            "targets:\n  - {{name: r, kind: redis, address: h:1, password_file: {}}}\n  - {{name: plain, kind: redis, address: 'redis://:inline@h:2'}}\n",
+            file.display()
+        );
+        let env = MapEnv(HashMap::new());
+        let targets = parse_file(&yaml, Path::new("c.yml"), &env).expect("parses");
+        assert_eq!(targets[0].reread_secrets(&env).expect("readable"), None, "unchanged file: no new target");
+        assert_eq!(targets[1].reread_secrets(&env).expect("no sources"), None, "an inline secret has no source");
+        std::fs::write(&file, "rotate-new-secret\n").expect("write");
+        let next = targets[0].reread_secrets(&env).expect("readable").expect("changed");
+        let TargetSpec::Redis(r) = &next.spec else { panic!("expected a Redis target") };
+        assert_eq!(r.password.as_ref().map(Secret::expose), Some("rotate-new-secret"));
+        assert_eq!((next.name.as_str(), next.display_address()), ("r", "redis://h:1"), "only the secret changes");
+        for bad in ["\n", ""] {
+            std::fs::write(&file, bad).expect("write");
+            let e = targets[0].reread_secrets(&env).expect_err("empty file").to_string();
+            assert!(e.contains("password_file") && e.contains("is empty"), "{e}");
+        }
+        std::fs::remove_file(&file).expect("remove");
+        let e = targets[0].reread_secrets(&env).expect_err("missing file").to_string();
+        assert!(e.contains("cannot read") && !e.contains("rotate-"), "{e}");
+    }
+
+    #[test]
+    fn reread_secrets_covers_mongodb_uri_files_and_environment_variables() {
+        let scratch = Scratch::new("reread-mongo");
+        let uri_file = scratch.0.join("uri");
+        std::fs::write(&uri_file, "mongodb://u:uri-old-secret@db1:27017/?authSource=admin\n").expect("write");
+        let env = MapEnv([("MONGODB_PASSWORD", "env-secret")].into());
+        let path = uri_file.display().to_string();
+        let config =
+            Config::from_cli(&cli(&["--mongodb.uri-file", &path, "--mongodb.user", "u"]), &env).expect("valid");
+        let target = &config.targets[0];
+        assert!(target.secrets.uri.is_some() && target.secrets.password.is_some());
+        assert_eq!(target.secrets.files().count(), 1, "only the URI file is polled; the variable is not a file");
+        assert_eq!(target.reread_secrets(&env).expect("readable"), None);
+        std::fs::write(&uri_file, "mongodb://u:uri-new-secret@db2:27017/\n").expect("write");
+        let next = target.reread_secrets(&env).expect("readable").expect("changed");
+        let TargetSpec::Mongodb(m) = &next.spec else { panic!("expected a MongoDB target") };
+        assert_eq!(m.uri.expose(), "mongodb://u:uri-new-secret@db2:27017/");
+        assert_eq!(m.display, "mongodb://db2:27017", "the credential-free address follows the file");
+        std::fs::write(&uri_file, "http://u:uri-bad-secret@x\n").expect("write");
+        let e = target.reread_secrets(&env).expect_err("not a connection string").to_string();
+        assert!(e.contains("--mongodb.uri-file") && !e.contains("uri-bad-secret"), "{e}");
+        // A variable that disappeared is an error, not "no password".
+        let empty = MapEnv(HashMap::new());
+        std::fs::write(&uri_file, "mongodb://u:uri-old-secret@db1:27017/?authSource=admin\n").expect("write");
+        let e = target.reread_secrets(&empty).expect_err("unset variable").to_string();
+        assert!(e.contains("MONGODB_PASSWORD is not set"), "{e}");
     }
 
     #[test]

@@ -52,10 +52,10 @@ fn run() -> anyhow::Result<()> {
     // work (DNS) still goes to tokio's blocking pool.
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, cli))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.web.listen_address)
         .await
         .with_context(|| format!("--web.listen-address {}: cannot listen", config.web.listen_address))?;
@@ -64,7 +64,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for (name, kind, address, default) in scraper.target_list() {
         tracing::info!(target_name = %name, kind, address = %address, default, "target configured");
     }
-    let state = Arc::new(server::AppState::new(config.web.clone(), scraper).context("invalid --web.config.file")?);
+    // A reload (POST /-/reload, SIGHUP) builds the configuration as startup did.
+    let source: server::ConfigSource =
+        Arc::new(move || Config::from_cli(&cli, &ProcessEnv).map_err(|e| format!("{e:#}")));
+    let state = Arc::new(
+        server::AppState::new(config.web.clone(), scraper)
+            .context("invalid --web.config.file")?
+            .with_config_source(source),
+    );
     tracing::info!(address = %local, version = tenderly_exporter::build_info::version(), "listening");
     server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("shut down cleanly");

@@ -11,11 +11,18 @@
 //!
 //! Only the exporter's own counters persist between scrapes; target data lives
 //! in the [`Exposition`] of one collection and is dropped after encoding.
+//!
+//! Rotation and reload without a restart: each target's settings and clients
+//! form one incarnation, swapped as a whole when its secrets change (the
+//! secret-file poll, an authentication failure that finds a new secret) or a
+//! reload changes it ([`Scraper::apply_config`]); other targets keep their
+//! connections, and a request already running keeps the clients it started with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt as _;
 use tokio::sync::watch;
@@ -24,7 +31,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::build_info;
 use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
 use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
-use crate::config::{Config, Target, TargetSpec};
+use crate::config::{Config, Env, ProcessEnv, Target, TargetSpec};
 use crate::discovery::{self, DiscoveryError, Topology, DISCOVERY_DEADLINE};
 use crate::metrics::{BaseUnit, Desc, Exposition};
 use crate::tenderly::backups::{self, BackupsConfig};
@@ -67,6 +74,15 @@ pub const SERIES_DROPPED: Desc = Desc::counter(
     "Series a target's reply would have produced beyond the family's cardinality cap, and that were not exported, by family (present once any were dropped).",
 )
 .labels(&["target", "family"]);
+pub const CONFIG_RELOAD_SUCCESSFUL: Desc = Desc::gauge(
+    "tenderly_exporter_config_last_reload_successful",
+    "Whether the last reload (the config file by POST /-/reload or SIGHUP, or a changed secret file) succeeded (1) or kept the running configuration (0).",
+);
+pub const CONFIG_RELOAD_SUCCESS_TIME: Desc = Desc::gauge(
+    "tenderly_exporter_config_last_reload_success_timestamp_seconds",
+    "When the configuration or a target's secrets were last loaded successfully, in seconds since the Unix epoch.",
+)
+.unit(BaseUnit::Seconds);
 pub const TARGETS: Desc =
     Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.")
         .labels(&["kind"]);
@@ -82,6 +98,8 @@ pub fn descriptors() -> Vec<&'static Desc> {
         &HTTP_REQUESTS,
         &TARGETS,
         &SERIES_DROPPED,
+        &CONFIG_RELOAD_SUCCESSFUL,
+        &CONFIG_RELOAD_SUCCESS_TIME,
     ]
 }
 
@@ -163,13 +181,103 @@ impl Backend {
     }
 }
 
-/// One configured target with its persistent client and its in-flight collection.
-struct TargetRunner {
+/// One version of a target's settings and the clients built from them. A new
+/// secret or a changed config file builds a new one, which the runner swaps in:
+/// the target's connections are replaced, other targets keep theirs.
+struct Incarnation {
     target: Target,
     backend: Backend,
+}
+
+impl Incarnation {
+    fn new(target: Target) -> Self {
+        let backend = match &target.spec {
+            TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend::new(&target.name, spec, true))),
+            TargetSpec::Mongodb(spec) => {
+                let client = MongoClient::new(target.name.clone(), spec.connection.clone());
+                Backend::Mongodb(Box::new(MongoBackend::new(client, &target.name, spec)))
+            }
+        };
+        Incarnation { target, backend }
+    }
+}
+
+/// One configured target with its persistent client and its in-flight collection.
+struct TargetRunner {
+    name: String,
+    current: RwLock<Arc<Incarnation>>,
+    /// Bumped by every swap of `current` (members discovered under an older
+    /// incarnation hold its credentials and are dropped).
+    generation: std::sync::atomic::AtomicU64,
     flight: Mutex<Option<Flight>>,
     /// The last failure's kind, so a persistent failure is logged once, not every scrape.
     last_error: Mutex<Option<String>>,
+}
+
+/// The outcome of the last reload, exported as the `config_last_reload_*` gauges.
+struct ReloadStatus {
+    successful: bool,
+    last_success: SystemTime,
+}
+
+/// What secret rotation needs from every collection: the environment the
+/// secrets are read from, and where reload outcomes are recorded.
+struct Rotation {
+    env: Arc<dyn Env + Send + Sync>,
+    status: Mutex<ReloadStatus>,
+}
+
+impl Rotation {
+    fn record(&self, successful: bool) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.successful = successful;
+        if successful {
+            status.last_success = SystemTime::now();
+        }
+    }
+}
+
+/// The targets of one loaded configuration.
+struct Loaded {
+    targets: BTreeMap<String, Arc<TargetRunner>>,
+    defaults: Vec<String>,
+    /// Backup files whose freshness `/metrics` reports (on the exporter's host).
+    backups: Option<BackupsConfig>,
+}
+
+/// What [`Scraper::apply_config`] changed, by target name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// What the secret-file poll saw last, per file: (modified, length, inode,
+/// device, content hash), or `None` when the file could not be read.
+pub type SecretStamps = BTreeMap<PathBuf, Option<(SystemTime, u64, u64, u64, u64)>>;
+
+/// A file's stamp for [`SecretStamps`]. The content hash catches a rewrite in
+/// place within the file system's timestamp granularity; the files are small
+/// (at most 64 KiB is read) and few.
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64, u64, u64, u64)> {
+    use std::hash::{Hash, Hasher};
+    use std::io::Read;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).ok()?.take(64 * 1024 + 1).read_to_end(&mut bytes).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    #[cfg(unix)]
+    let (ino, dev) = (meta.ino(), meta.dev());
+    #[cfg(not(unix))]
+    let (ino, dev) = (0, 0);
+    Some((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len(), ino, dev, hasher.finish()))
 }
 
 #[derive(Default, Clone, Copy)]
@@ -187,10 +295,10 @@ struct SelfStats {
 
 /// Owns every target and the exporter's own counters.
 pub struct Scraper {
-    targets: BTreeMap<String, Arc<TargetRunner>>,
-    defaults: Vec<String>,
-    /// Backup files whose freshness `/metrics` reports (on the exporter's host).
-    backups: Option<BackupsConfig>,
+    /// The running configuration's targets; a reload swaps in a new map
+    /// (requests already running keep the runners they picked).
+    loaded: RwLock<Arc<Loaded>>,
+    rotation: Arc<Rotation>,
     stats: Arc<Mutex<SelfStats>>,
     /// Per target: the members its last discovery found, and the clients of
     /// the members probed since (`/probe?target=NAME&member=HOST:PORT`).
@@ -201,6 +309,23 @@ pub struct Scraper {
 struct MemberSet {
     topology: Topology,
     runners: BTreeMap<String, Arc<TargetRunner>>,
+    /// The seed runner's generation the runners were built under.
+    generation: u64,
+}
+
+/// The member set of `name`, emptied of runners built with an older
+/// incarnation of the seed (old credentials or settings).
+fn member_set<'a>(members: &'a mut BTreeMap<String, MemberSet>, name: &str, generation: u64) -> &'a mut MemberSet {
+    let set = members.entry(name.to_string()).or_insert_with(|| MemberSet {
+        topology: Topology::default(),
+        runners: BTreeMap::new(),
+        generation,
+    });
+    if set.generation != generation {
+        set.runners.clear();
+        set.generation = generation;
+    }
+    set
 }
 
 /// Why `/probe?target=NAME&member=HOST:PORT` scraped nothing.
@@ -215,36 +340,131 @@ pub enum MemberError {
 }
 
 impl Scraper {
+    /// The scraper of `config`; secrets are re-read from the process environment.
     pub fn new(config: &Config) -> Self {
+        Scraper::with_env(config, Arc::new(ProcessEnv))
+    }
+
+    /// The scraper of `config`, re-reading `password_env`-style secrets from `env`.
+    pub fn with_env(config: &Config, env: Arc<dyn Env + Send + Sync>) -> Self {
         let targets = config
             .targets
             .iter()
-            .map(|t| {
-                let backend = match &t.spec {
-                    TargetSpec::Redis(spec) => Backend::Redis(Box::new(RedisBackend::new(&t.name, spec, true))),
-                    TargetSpec::Mongodb(spec) => {
-                        let client = MongoClient::new(t.name.clone(), spec.connection.clone());
-                        Backend::Mongodb(Box::new(MongoBackend::new(client, &t.name, spec)))
-                    }
-                };
-                (
-                    t.name.clone(),
-                    Arc::new(TargetRunner {
-                        target: t.clone(),
-                        backend,
-                        flight: Mutex::new(None),
-                        last_error: Mutex::new(None),
-                    }),
-                )
-            })
+            .map(|t| (t.name.clone(), Arc::new(TargetRunner::new(Incarnation::new(t.clone())))))
             .collect();
         Scraper {
-            targets,
-            defaults: config.default_targets().map(|t| t.name.clone()).collect(),
-            backups: config.backups.clone(),
+            loaded: RwLock::new(Arc::new(Loaded {
+                targets,
+                defaults: config.default_targets().map(|t| t.name.clone()).collect(),
+                backups: config.backups.clone(),
+            })),
+            rotation: Arc::new(Rotation {
+                env,
+                status: Mutex::new(ReloadStatus { successful: true, last_success: SystemTime::now() }),
+            }),
             stats: Arc::new(Mutex::new(SelfStats::default())),
             members: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn loaded(&self) -> Arc<Loaded> {
+        Arc::clone(&self.loaded.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn runner(&self, name: &str) -> Option<Arc<TargetRunner>> {
+        self.loaded().targets.get(name).cloned()
+    }
+
+    /// Swaps in a new, already validated configuration's targets: a target
+    /// whose settings (secrets included) are unchanged keeps its runner and
+    /// connections, a changed one gets new clients, added ones are created and
+    /// removed ones dropped (a collection of theirs still running finishes on
+    /// its own). Records a successful reload.
+    pub fn apply_config(&self, config: &Config) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        let mut targets = BTreeMap::new();
+        for t in &config.targets {
+            let runner = match loaded.targets.get(&t.name) {
+                Some(runner) => {
+                    if runner.current().target != *t {
+                        runner.replace(t.clone());
+                        summary.changed.push(t.name.clone());
+                    }
+                    Arc::clone(runner)
+                }
+                None => {
+                    summary.added.push(t.name.clone());
+                    Arc::new(TargetRunner::new(Incarnation::new(t.clone())))
+                }
+            };
+            targets.insert(t.name.clone(), runner);
+        }
+        summary.removed = loaded.targets.keys().filter(|name| !targets.contains_key(*name)).cloned().collect();
+        *loaded = Arc::new(Loaded {
+            targets,
+            defaults: config.default_targets().map(|t| t.name.clone()).collect(),
+            backups: config.backups.clone(),
+        });
+        drop(loaded);
+        {
+            let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            members.retain(|name, _| !summary.removed.contains(name));
+        }
+        self.rotation.record(true);
+        summary
+    }
+
+    /// Records a reload that was refused (the running configuration stays).
+    pub fn record_failed_reload(&self) {
+        self.rotation.record(false);
+    }
+
+    /// The secret-file poll (blocking file reads: run it off the runtime).
+    /// Every file of every target is stamped; a target one of whose files
+    /// changed since the last call (or every target with a secret source,
+    /// `force`, as SIGHUP does) re-reads its secrets. A new secret replaces
+    /// that target's clients only; an unreadable or empty file keeps the old
+    /// secret, is logged (never the secret) and marks the reload failed.
+    /// Returns the names of the targets whose secrets changed.
+    pub fn poll_secrets(&self, stamps: &mut SecretStamps, force: bool) -> Vec<String> {
+        let loaded = self.loaded();
+        let mut now: SecretStamps = BTreeMap::new();
+        for runner in loaded.targets.values() {
+            for path in runner.current().target.secrets.files() {
+                if !now.contains_key(path) {
+                    now.insert(path.to_path_buf(), file_stamp(path));
+                }
+            }
+        }
+        let changed_files: BTreeSet<&PathBuf> =
+            now.iter().filter(|(path, stamp)| stamps.get(*path) != Some(stamp)).map(|(path, _)| path).collect();
+        let mut changed = Vec::new();
+        let mut attempted = false;
+        let mut failed = false;
+        for runner in loaded.targets.values() {
+            let current = runner.current();
+            let secrets = &current.target.secrets;
+            let due = if force {
+                !secrets.is_empty()
+            } else {
+                secrets.files().any(|p| changed_files.contains(&p.to_path_buf()))
+            };
+            if !due {
+                continue;
+            }
+            attempted = true;
+            match runner.refresh_secrets(&*self.rotation.env) {
+                Ok(true) => changed.push(runner.name.clone()),
+                Ok(false) => {}
+                Err(()) => failed = true,
+            }
+        }
+        *stamps = now;
+        if attempted {
+            self.rotation.record(!failed);
+        }
+        changed
     }
 
     /// `/discover?target=NAME`: asks the configured target for its members
@@ -253,22 +473,23 @@ impl Scraper {
     /// remembers the rest as the only members `/probe` may scrape for it.
     /// Clients of members that disappeared or lost trust are dropped.
     pub async fn discover(&self, name: &str, deadline: Instant) -> Result<Topology, DiscoveryError> {
-        let Some(runner) = self.targets.get(name) else {
+        let Some(runner) = self.runner(name) else {
             return Err(DiscoveryError::UnknownTarget);
         };
+        let generation = runner.generation();
+        let current = runner.current();
         let deadline = deadline.min(Instant::now() + DISCOVERY_DEADLINE);
-        let found = match &runner.backend {
+        let found = match &current.backend {
             Backend::Redis(redis) => timeout_at(deadline, discovery::redis(&redis.spec, deadline)).await,
             Backend::Mongodb(mongo) => {
-                timeout_at(deadline, discovery::mongodb(&mongo.client, runner.target.display_address(), deadline)).await
+                timeout_at(deadline, discovery::mongodb(&mongo.client, current.target.display_address(), deadline))
+                    .await
             }
         };
         let mut topology = found.map_err(|_| DiscoveryError::Timeout)??;
-        let refused = discovery::classify(&mut topology, &member_policy(&runner.target), deadline).await;
+        let refused = discovery::classify(&mut topology, &member_policy(&current.target), deadline).await;
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        let set = members
-            .entry(name.to_string())
-            .or_insert_with(|| MemberSet { topology: Topology::default(), runners: BTreeMap::new() });
+        let set = member_set(&mut members, name, generation);
         for (member, verdict) in &refused {
             // Once per member while it stays listed: discovery runs every SD refresh.
             if !set.topology.untrusted.contains(member) {
@@ -293,9 +514,11 @@ impl Scraper {
     /// refused if it resolves to a link-local or metadata address). Anything
     /// else is [`MemberError::NotAMember`] and no connection is made.
     pub async fn scrape_member(&self, name: &str, member: &str, deadline: Instant) -> Result<Exposition, MemberError> {
-        let Some(seed) = self.targets.get(name) else {
+        let Some(seed) = self.runner(name) else {
             return Err(MemberError::NotAMember);
         };
+        let generation = seed.generation();
+        let seed_target = seed.current().target.clone();
         let known = self.members.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name);
         if !known {
             self.discover(name, deadline).await?;
@@ -317,16 +540,17 @@ impl Scraper {
         let Some((host, port)) = discovery::parse_member(member) else {
             return Err(MemberError::NotAMember);
         };
-        let verdict = member_policy(&seed.target).check(&host, port, deadline).await;
+        let verdict = member_policy(&seed_target).check(&host, port, deadline).await;
         if !verdict.allowed() {
             tracing::debug!(target_name = %name, member, reason = verdict.as_str(), "probe of a member refused");
             return Err(MemberError::NotAMember);
         }
         let runner = {
             let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(set) = members.get_mut(name) else {
+            if !members.contains_key(name) {
                 return Err(MemberError::NotAMember);
-            };
+            }
+            let set = member_set(&mut members, name, generation);
             if !set.topology.members.iter().any(|m| m == member) || set.topology.untrusted.iter().any(|m| m == member) {
                 return Err(MemberError::NotAMember);
             }
@@ -336,7 +560,7 @@ impl Scraper {
                     if set.runners.len() >= discovery::MAX_MEMBERS {
                         return Err(MemberError::NotAMember);
                     }
-                    let runner = Arc::new(member_runner(&seed.target, member).ok_or(MemberError::NotAMember)?);
+                    let runner = Arc::new(member_runner(&seed_target, member).ok_or(MemberError::NotAMember)?);
                     set.runners.insert(member.to_string(), Arc::clone(&runner));
                     runner
                 }
@@ -347,42 +571,41 @@ impl Scraper {
 
     /// Whether `/probe?target=NAME` may scrape `name`: only configured targets.
     pub fn has_target(&self, name: &str) -> bool {
-        self.targets.contains_key(name)
+        self.loaded().targets.contains_key(name)
     }
 
     /// Whether a collection of the configured target `name` is running now: a
     /// request for it would join that collection, not start one (the HTTP
     /// server does not count such a request against the global scrape slots).
     pub fn collection_in_flight(&self, name: &str) -> bool {
-        let Some(runner) = self.targets.get(name) else { return false };
+        let Some(runner) = self.runner(name) else { return false };
         let slot = runner.flight.lock().unwrap_or_else(|p| p.into_inner());
         slot.as_ref().is_some_and(|flight| flight.borrow().is_none() && flight.has_changed().is_ok())
     }
 
     /// Configured targets as `(name, kind, credential-free address, default)`, for the landing page.
     pub fn target_list(&self) -> Vec<(String, &'static str, String, bool)> {
-        self.targets
+        self.loaded()
+            .targets
             .values()
             .map(|r| {
-                (
-                    r.target.name.clone(),
-                    r.target.kind().as_str(),
-                    r.target.display_address().to_string(),
-                    r.target.default,
-                )
+                let current = r.current();
+                let t = &current.target;
+                (t.name.clone(), t.kind().as_str(), t.display_address().to_string(), t.default)
             })
             .collect()
     }
 
     /// `/metrics`: the default targets plus the exporter's own metrics.
     pub async fn scrape_defaults(&self, deadline: Instant) -> Exposition {
+        let loaded = self.loaded();
         let backups = async {
-            match &self.backups {
+            match &loaded.backups {
                 Some(config) => backups::scan_with_deadline(config, deadline).await,
                 None => None,
             }
         };
-        let (mut out, backups) = tokio::join!(self.collect_targets(&self.defaults, deadline), backups);
+        let (mut out, backups) = tokio::join!(self.collect_targets(&loaded.defaults, deadline), backups);
         if let Some(snapshot) = backups {
             snapshot.encode(&mut out);
         }
@@ -405,23 +628,25 @@ impl Scraper {
     }
 
     async fn collect_targets(&self, names: &[String], deadline: Instant) -> Exposition {
-        let runners = names.iter().filter_map(|n| self.targets.get(n)).cloned().collect();
+        let loaded = self.loaded();
+        let runners = names.iter().filter_map(|n| loaded.targets.get(n)).cloned().collect();
         self.collect_runners(runners, deadline).await
     }
 
     async fn collect_runners(&self, runners: Vec<Arc<TargetRunner>>, deadline: Instant) -> Exposition {
         let waits = runners.into_iter().map(|runner| {
             let stats = Arc::clone(&self.stats);
+            let rotation = Arc::clone(&self.rotation);
             async move {
                 let started = Instant::now();
-                let flight = runner.join_or_start(deadline, stats);
+                let flight = runner.join_or_start(deadline, stats, rotation);
                 (runner, wait_for(flight, deadline).await, started.elapsed())
             }
         });
         let results = futures_util::future::join_all(waits).await;
         let mut out = Exposition::new();
         for (runner, collection, waited) in results {
-            let name = runner.target.name.as_str();
+            let name = runner.name.as_str();
             match collection {
                 Some(c) => {
                     out.merge(c.exposition.clone());
@@ -431,7 +656,7 @@ impl Scraper {
                 }
                 None => {
                     // The flight outlived this request's deadline: report the target as down.
-                    runner.backend.encode_up(false, &mut out);
+                    runner.current().backend.encode_up(false, &mut out);
                     add_run(&mut out, name, runner.collector_name(), false, waited);
                 }
             }
@@ -446,8 +671,14 @@ impl Scraper {
             1i64,
         );
         let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for runner in self.targets.values() {
-            *kinds.entry(runner.target.kind().as_str()).or_default() += 1;
+        for runner in self.loaded().targets.values() {
+            *kinds.entry(runner.current().target.kind().as_str()).or_default() += 1;
+        }
+        {
+            let status = self.rotation.status.lock().unwrap_or_else(|p| p.into_inner());
+            out.add(&CONFIG_RELOAD_SUCCESSFUL, Vec::new(), status.successful);
+            let at = status.last_success.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            out.add(&CONFIG_RELOAD_SUCCESS_TIME, Vec::new(), at.as_secs_f64());
         }
         for (kind, n) in kinds {
             out.add(&TARGETS, vec![("kind", kind.into())], n);
@@ -494,12 +725,11 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
             ))),
         ),
     };
-    Some(TargetRunner {
-        target: Target { name, spec, timeout: seed.timeout, default: false },
-        backend,
-        flight: Mutex::new(None),
-        last_error: Mutex::new(None),
-    })
+    // A member's credentials are the seed's: it re-reads nothing itself and is
+    // rebuilt when the seed's incarnation changes.
+    let target =
+        Target { name, spec, timeout: seed.timeout, default: false, secrets: crate::config::SecretSources::default() };
+    Some(TargetRunner::new(Incarnation { target, backend }))
 }
 
 /// [`TargetRunner::note_failure`]'s kind of a MongoDB client error: the
@@ -529,6 +759,69 @@ async fn wait_for(mut flight: Flight, deadline: Instant) -> Option<Arc<Collectio
 }
 
 impl TargetRunner {
+    fn new(incarnation: Incarnation) -> Self {
+        TargetRunner {
+            name: incarnation.target.name.clone(),
+            current: RwLock::new(Arc::new(incarnation)),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            flight: Mutex::new(None),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The target's settings and clients now.
+    fn current(&self) -> Arc<Incarnation> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// New settings for this target: new clients (the old connections close
+    /// when the last collection using them ends). Other targets are untouched.
+    fn replace(&self, target: Target) {
+        let next = Arc::new(Incarnation::new(target));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// [`Self::replace`], only if `expected` is still the current incarnation:
+    /// a secret re-read from an older incarnation must not undo a config
+    /// reload that landed while the file was being read.
+    fn replace_if_current(&self, expected: &Arc<Incarnation>, target: Target) -> bool {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&current, expected) {
+            return false;
+        }
+        *current = Arc::new(Incarnation::new(target));
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        true
+    }
+
+    /// Reads this target's secrets again (blocking file I/O) and swaps in new
+    /// clients if one changed. `Ok(true)`: replaced; `Ok(false)`: unchanged;
+    /// `Err`: unreadable or empty, the old secret stays (logged without it).
+    fn refresh_secrets(&self, env: &dyn Env) -> Result<bool, ()> {
+        let current = self.current();
+        match current.target.reread_secrets(env) {
+            Ok(None) => Ok(false),
+            Ok(Some(next)) => {
+                if !self.replace_if_current(&current, next) {
+                    // A reload replaced the target meanwhile, with secrets read just now.
+                    return Ok(false);
+                }
+                tracing::info!(target_name = %self.name, "target secret changed; its connection was replaced");
+                Ok(true)
+            }
+            Err(e) => {
+                // ConfigError names the field and the file, never the secret.
+                tracing::warn!(target_name = %self.name, error = %e, "cannot re-read the target's secret; keeping the old one");
+                Err(())
+            }
+        }
+    }
+
     /// Logs a failure at warn when its kind is new, at debug while the same
     /// kind repeats. Compared on the kind, never the text: the text of a
     /// reconnect backoff carries a live countdown, and an I/O error's detail can
@@ -542,9 +835,9 @@ impl TargetRunner {
             None => false,
         };
         if repeat {
-            tracing::debug!(target_name = %self.target.name, collector, kind, error, "scrape failed again");
+            tracing::debug!(target_name = %self.name, collector, kind, error, "scrape failed again");
         } else {
-            tracing::warn!(target_name = %self.target.name, collector, kind, error, "scrape failed");
+            tracing::warn!(target_name = %self.name, collector, kind, error, "scrape failed");
             *last = Some(kind.to_string());
         }
     }
@@ -552,19 +845,24 @@ impl TargetRunner {
     fn note_success(&self) {
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         if last.take().is_some() {
-            tracing::info!(target_name = %self.target.name, "scrape recovered");
+            tracing::info!(target_name = %self.name, "scrape recovered");
         }
     }
 
     fn collector_name(&self) -> &'static str {
-        match self.backend {
+        match self.current().backend {
             Backend::Redis(_) => crate::collectors::redis::COLLECTOR,
             Backend::Mongodb(_) => crate::collectors::mongodb::SERVER_STATUS,
         }
     }
 
     /// Joins the running collection of this target, or starts one.
-    fn join_or_start(self: &Arc<Self>, deadline: Instant, stats: Arc<Mutex<SelfStats>>) -> Flight {
+    fn join_or_start(
+        self: &Arc<Self>,
+        deadline: Instant,
+        stats: Arc<Mutex<SelfStats>>,
+        rotation: Arc<Rotation>,
+    ) -> Flight {
         let mut slot = match self.flight.lock() {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
@@ -577,23 +875,23 @@ impl TargetRunner {
         }
         let (tx, rx) = watch::channel(None);
         *slot = Some(rx.clone());
-        let deadline = match self.target.timeout {
+        let deadline = match self.current().target.timeout {
             Some(cap) => deadline.min(Instant::now() + cap),
             None => deadline,
         };
         let runner = Arc::clone(self);
         tokio::spawn(async move {
             // A panic must not leave the target stuck behind a flight that never lands.
-            let collection = match AssertUnwindSafe(runner.collect(deadline)).catch_unwind().await {
+            let collection = match AssertUnwindSafe(runner.collect(deadline, &rotation)).catch_unwind().await {
                 Ok(collection) => collection,
                 Err(_) => {
-                    tracing::error!(target_name = %runner.target.name, "collector panicked; reporting the target down");
+                    tracing::error!(target_name = %runner.name, "collector panicked; reporting the target down");
                     runner.down_collection()
                 }
             };
             if let Ok(mut stats) = stats.lock() {
                 for run in collection.runs.iter().filter(|r| !r.counted) {
-                    let counts = stats.runs.entry((runner.target.name.clone(), run.collector)).or_default();
+                    let counts = stats.runs.entry((runner.name.clone(), run.collector)).or_default();
                     counts.runs += 1;
                     counts.errors += u64::from(!run.success);
                 }
@@ -610,7 +908,8 @@ impl TargetRunner {
     /// from the last complete pass anyway). Runs after the flight has landed; the
     /// scanner itself refuses to step twice at once.
     async fn background(&self, stats: &Mutex<SelfStats>) {
-        let Backend::Redis(redis) = &self.backend else { return };
+        let current = self.current();
+        let Backend::Redis(redis) = &current.backend else { return };
         let Some(scanner) = &redis.keys else { return };
         let started = Instant::now();
         // The scanner stops at its own budget; this is only a backstop.
@@ -618,7 +917,7 @@ impl TargetRunner {
         let success = match timeout_at(deadline, scanner.advance(deadline)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                tracing::debug!(target_name = %self.target.name, collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
+                tracing::debug!(target_name = %self.name, collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
                 false
             }
             Err(_) => false,
@@ -630,7 +929,7 @@ impl TargetRunner {
             counted: true,
         };
         if let Ok(mut stats) = stats.lock() {
-            let counts = stats.runs.entry((self.target.name.clone(), run.collector)).or_default();
+            let counts = stats.runs.entry((self.name.clone(), run.collector)).or_default();
             counts.runs += 1;
             counts.errors += u64::from(!success);
         }
@@ -640,7 +939,7 @@ impl TargetRunner {
     /// What a collection that could not run at all reports.
     fn down_collection(&self) -> Collection {
         let mut exposition = Exposition::new();
-        self.backend.encode_up(false, &mut exposition);
+        self.current().backend.encode_up(false, &mut exposition);
         Collection {
             exposition,
             runs: vec![CollectorRun {
@@ -652,11 +951,46 @@ impl TargetRunner {
         }
     }
 
-    async fn collect(&self, deadline: Instant) -> Collection {
+    /// One collection. An authentication failure re-reads the target's
+    /// secrets once (a rotated password file may not have been polled yet) and,
+    /// if one changed, collects again with new clients within the same deadline.
+    async fn collect(&self, deadline: Instant, rotation: &Rotation) -> Collection {
+        let current = self.current();
+        let (collection, auth_failed) = self.collect_with(&current, deadline).await;
+        if !auth_failed || current.target.secrets.is_empty() {
+            return collection;
+        }
+        let target = current.target.clone();
+        let env = Arc::clone(&rotation.env);
+        // Blocking file reads stay off the runtime, and within the deadline.
+        let read = tokio::task::spawn_blocking(move || target.reread_secrets(&*env));
+        match timeout_at(deadline, read).await {
+            Ok(Ok(Ok(Some(next)))) => {
+                // A reload may have swapped in newer settings meanwhile; they win.
+                self.replace_if_current(&current, next);
+                rotation.record(true);
+                tracing::info!(target_name = %self.name, "authentication failed and the target's secret had changed; retrying with the new one");
+                self.collect_with(&self.current(), deadline).await.0
+            }
+            Ok(Ok(Err(e))) => {
+                // Debug: this runs on every refused scrape, whose failure is
+                // already logged once; the poll warns once per change of the file.
+                tracing::debug!(target_name = %self.name, error = %e, "cannot re-read the target's secret; keeping the old one");
+                rotation.record(false);
+                collection
+            }
+            _ => collection,
+        }
+    }
+
+    /// One collection with one incarnation's clients; also whether it failed
+    /// on authentication.
+    async fn collect_with(&self, current: &Incarnation, deadline: Instant) -> (Collection, bool) {
         let started = Instant::now();
         let mut exposition = Exposition::new();
         let mut runs = Vec::new();
-        match &self.backend {
+        let mut auth_failed = false;
+        match &current.backend {
             Backend::Redis(redis) => {
                 let client = &redis.client;
                 // The client bounds every await by the deadline; the outer timeout is a backstop.
@@ -672,6 +1006,7 @@ impl TargetRunner {
                         true
                     }
                     Err(e) => {
+                        auth_failed = e.is_auth();
                         self.note_failure(crate::collectors::redis::COLLECTOR, e.kind(), &e.to_string());
                         redis_encode::encode_up(false, &mut exposition);
                         false
@@ -684,7 +1019,7 @@ impl TargetRunner {
                     counted: false,
                 });
                 for (family, n) in client.series_dropped() {
-                    let labels = vec![("target", self.target.name.clone().into()), ("family", family.into())];
+                    let labels = vec![("target", self.name.clone().into()), ("family", family.into())];
                     exposition.add(&SERIES_DROPPED, labels, n);
                 }
                 if let Some(scanner) = &redis.keys {
@@ -695,11 +1030,9 @@ impl TargetRunner {
                 if success {
                     if let Some((options, cache)) = &redis.posture {
                         let posture = cache
-                            .get_or_refresh(|| {
-                                redis_posture::check_with(&self.target.name, &redis.spec, options, deadline)
-                            })
+                            .get_or_refresh(|| redis_posture::check_with(&self.name, &redis.spec, options, deadline))
                             .await;
-                        posture.encode(&self.target.name, &mut exposition);
+                        posture.encode(&self.name, &mut exposition);
                     }
                 }
             }
@@ -742,6 +1075,7 @@ impl TargetRunner {
                         }
                     }
                     Err(e) => {
+                        auth_failed = e.is_auth();
                         self.note_failure(
                             crate::collectors::mongodb::SERVER_STATUS,
                             &mongo_error_kind(&e),
@@ -758,6 +1092,6 @@ impl TargetRunner {
                 }
             }
         }
-        Collection { exposition, runs }
+        (Collection { exposition, runs }, auth_failed)
     }
 }

@@ -1,10 +1,11 @@
-//! HTTP surface: `/metrics`, `/probe`, `/discover`, `/`, `/-/healthy`, `/-/ready`.
+//! HTTP surface: `/metrics`, `/probe`, `/discover`, `/`, `/-/healthy`, `/-/ready`,
+//! and `POST /-/reload` with `--web.enable-lifecycle`.
 //!
 //! `serve(listener, state, shutdown)` takes a bound listener so tests can bind
 //! port 0. Limits: a semaphore caps concurrent scrapes (503 beyond, so a
 //! scrape storm cannot pile work onto the databases), another caps open
 //! connections, header reads time out (slowloris), headers are size-capped, and
-//! only GET/HEAD are served. `/probe` only scrapes configured target names: an
+//! only GET/HEAD are served (and POST/PUT on `/-/reload`, as Prometheus). `/probe` only scrapes configured target names: an
 //! unknown name is a 400 and no connection is attempted, so the exporter is
 //! never a proxy into the network (redis_exporter's `/scrape` SSRF).
 //! `/discover?target=NAME` lists a configured target's replica-set members or
@@ -73,10 +74,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use crate::config::{WebConfig, MAX_DEADLINE, MIN_DEADLINE};
+use crate::config::{Config, WebConfig, MAX_DEADLINE, MIN_DEADLINE};
 use crate::discovery;
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
-use crate::scrape::{MemberError, Scraper};
+use crate::scrape::{MemberError, ReloadSummary, Scraper, SecretStamps};
 use crate::web_config::{AuthOutcome, ReloadReason, WebConfigError, WebSecurityStore, WWW_AUTHENTICATE_CHALLENGE};
 
 /// How long a client may take to send its request headers.
@@ -92,6 +93,16 @@ pub const WEB_CONFIG_POLL_INTERVAL: Duration = Duration::from_secs(3);
 /// How long the poller waits for one reload before it stops waiting (a hung
 /// filesystem); a new reload starts only after the old one has finished.
 const RELOAD_WAIT: Duration = Duration::from_secs(10);
+/// How often the targets' secret files (password files, URI files) are
+/// checked for a new version (modification time, size, inode, content hash).
+pub const SECRET_POLL_INTERVAL: Duration = Duration::from_secs(3);
+/// Longest a config reload (`POST /-/reload`, SIGHUP) may take to read and
+/// validate the files, or wait for the reload before it.
+const CONFIG_RELOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// Builds the configuration again from the same flags and environment, as at
+/// startup (blocking file I/O). The error is the validation error's text.
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
 /// How long a new connection may stay silent before its first byte (a TLS
 /// record or a request line). Real clients send at once; the 10 s header
 /// window applies after that.
@@ -125,13 +136,18 @@ pub struct AppState {
     ready: AtomicBool,
     scrape_slots: Semaphore,
     /// Per configured target: requests waiting on it (`/probe`, `/discover`),
-    /// so a hung target cannot take the slots of the others.
-    target_slots: BTreeMap<String, Semaphore>,
+    /// so a hung target cannot take the slots of the others. Created on a
+    /// target's first request (only configured names get one) and pruned on reload.
+    target_slots: Mutex<BTreeMap<String, Arc<Semaphore>>>,
     /// Requests that joined a collection already running (they cost the
     /// database nothing): as many as the scrape slots, so that together they
     /// stay well under the connection cap and health checks still get in.
     join_slots: Semaphore,
     web_security: Arc<WebSecurityStore>,
+    /// Where `POST /-/reload` and SIGHUP get the new configuration from.
+    config_source: Option<ConfigSource>,
+    /// One configuration reload at a time.
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// Requests that may wait on one target at once: a quarter of
@@ -146,20 +162,86 @@ impl AppState {
     pub fn new(web: WebConfig, scraper: Scraper) -> Result<Self, WebConfigError> {
         let web_security = Arc::new(WebSecurityStore::load(web.web_config_file.as_deref())?);
         let slots = web.max_requests;
-        let target_slots = scraper
-            .target_list()
-            .into_iter()
-            .map(|(name, ..)| (name, Semaphore::new(per_target_slots(slots))))
-            .collect();
         Ok(AppState {
             web,
             scraper,
             ready: AtomicBool::new(false),
             scrape_slots: Semaphore::new(slots),
-            target_slots,
+            target_slots: Mutex::new(BTreeMap::new()),
             join_slots: Semaphore::new(slots),
             web_security,
+            config_source: None,
+            reload_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Sets where a reload (`POST /-/reload` with `--web.enable-lifecycle`,
+    /// SIGHUP) reads the configuration from. Without one, SIGHUP only re-reads
+    /// the targets' secrets and `POST /-/reload` fails.
+    pub fn with_config_source(mut self, source: ConfigSource) -> Self {
+        self.config_source = Some(source);
+        self
+    }
+
+    /// A slot of `name`'s per-target semaphore, if one is free. Call only for
+    /// a configured target: the map holds one entry per name asked for.
+    fn target_slot(&self, name: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut slots = self.target_slots.lock().unwrap_or_else(|p| p.into_inner());
+            let per_target = per_target_slots(self.web.max_requests);
+            Arc::clone(slots.entry(name.to_string()).or_insert_with(|| Arc::new(Semaphore::new(per_target))))
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+
+    /// Reloads the whole configuration as at startup (flags, environment,
+    /// config file, every secret; the web config file too) and swaps in the
+    /// targets: added, removed, changed. An invalid configuration is logged,
+    /// marks the reload failed and leaves the running one serving.
+    pub async fn reload_config(&self) -> Result<ReloadSummary, String> {
+        let Some(source) = self.config_source.clone() else {
+            return Err("no configuration source to reload from".to_string());
+        };
+        let Ok(_one_at_a_time) = tokio::time::timeout(CONFIG_RELOAD_WAIT, self.reload_lock.lock()).await else {
+            return Err("another reload is still running".to_string());
+        };
+        let web_security = Arc::clone(&self.web_security);
+        // Blocking file reads stay off the runtime.
+        let read = tokio::task::spawn_blocking(move || {
+            // Logged inside reload(); an invalid web config keeps the running one.
+            let _ = web_security.reload(ReloadReason::Request);
+            source()
+        });
+        let config = match tokio::time::timeout(CONFIG_RELOAD_WAIT, read).await {
+            Ok(Ok(Ok(config))) => config,
+            Ok(Ok(Err(e))) => {
+                self.scraper.record_failed_reload();
+                tracing::error!(error = %e, "config reload failed; the running configuration is kept");
+                return Err(e);
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.scraper.record_failed_reload();
+                tracing::error!("config reload did not finish; the running configuration is kept");
+                return Err("reading the configuration did not finish".to_string());
+            }
+        };
+        let summary = self.scraper.apply_config(&config);
+        {
+            let names: std::collections::BTreeSet<String> =
+                self.scraper.target_list().into_iter().map(|(name, ..)| name).collect();
+            let mut slots = self.target_slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.retain(|name, _| names.contains(name));
+        }
+        if config.web != self.web {
+            tracing::warn!("web settings changed; they take effect only after a restart");
+        }
+        tracing::info!(
+            added = ?summary.added,
+            removed = ?summary.removed,
+            changed = ?summary.changed,
+            "configuration reloaded"
+        );
+        Ok(summary)
     }
 
     /// The live `--web.config.file` settings.
@@ -198,6 +280,7 @@ pub async fn serve(
         .path()
         .is_some()
         .then(|| tokio::spawn(watch_web_config(Arc::clone(&state.web_security), hangup_signal())));
+    let rotation = tokio::spawn(watch_targets(Arc::clone(&state), hangup_signal()));
     state.ready.store(true, Ordering::Release);
     tokio::pin!(shutdown);
     let mut accept_backoff = Duration::from_millis(5);
@@ -238,6 +321,7 @@ pub async fn serve(
     if let Some(reloader) = reloader {
         reloader.abort();
     }
+    rotation.abort();
     state.ready.store(false, Ordering::Release);
     drop(listener);
     let wait = MAX_DEADLINE.min(state.web.default_timeout.max(Duration::from_secs(30))) + SHUTDOWN_GRACE;
@@ -724,6 +808,48 @@ async fn watch_web_config(store: Arc<WebSecurityStore>, mut hangup: Option<Hangu
     }
 }
 
+/// Rotation without a restart: polls the targets' secret files every
+/// [`SECRET_POLL_INTERVAL`] (a target whose file changed re-reads its secrets
+/// and gets new clients), and on SIGHUP reloads the whole configuration (or,
+/// without a configuration source, re-reads every target's secrets). Runs
+/// until aborted.
+async fn watch_targets(state: Arc<AppState>, mut hangup: Option<Hangup>) {
+    let mut tick = tokio::time::interval(SECRET_POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stamps: Arc<Mutex<SecretStamps>> = Arc::new(Mutex::new(SecretStamps::new()));
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        // The first tick is immediate: it stamps the files as loaded at startup.
+        let force = tokio::select! {
+            _ = tick.tick() => false,
+            () = next_hangup(&mut hangup) => true,
+        };
+        if force && state.config_source.is_some() {
+            tracing::info!(signal = "SIGHUP", "reloading the configuration");
+            // Logged inside.
+            let _ = state.reload_config().await;
+            continue;
+        }
+        if let Some(job) = &running {
+            if !job.is_finished() {
+                tracing::warn!("secret poll skipped: the previous one is still reading files");
+                continue;
+            }
+        }
+        let job_state = Arc::clone(&state);
+        let job_stamps = Arc::clone(&stamps);
+        let mut job = tokio::task::spawn_blocking(move || {
+            let mut stamps = job_stamps.lock().unwrap_or_else(|p| p.into_inner());
+            // Changes are logged inside.
+            drop(job_state.scraper.poll_secrets(&mut stamps, force));
+        });
+        running = match tokio::time::timeout(RELOAD_WAIT, &mut job).await {
+            Ok(_) => None,
+            Err(_) => Some(job),
+        };
+    }
+}
+
 #[cfg(unix)]
 type Hangup = tokio::signal::unix::Signal;
 #[cfg(not(unix))]
@@ -804,6 +930,11 @@ async fn route(state: &AppState, security: &crate::web_config::WebSecurity, req:
             }
         }
     }
+    if req.uri().path() == "/-/reload" {
+        let resp = reload(state, req.method()).await;
+        state.scraper.count_request("reload", resp.status().as_u16());
+        return resp;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported\n");
         resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -844,6 +975,7 @@ fn handler_name(state: &AppState, path: &str) -> &'static str {
         "/" => "landing",
         "/-/healthy" => "healthy",
         "/-/ready" => "ready",
+        "/-/reload" => "reload",
         _ => "other",
     }
 }
@@ -858,6 +990,25 @@ pub fn deadline_for(headers: &hyper::HeaderMap, web: &WebConfig) -> Duration {
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| Duration::from_secs_f64(s.min(MAX_DEADLINE.as_secs_f64())).saturating_sub(web.timeout_offset));
     budget.unwrap_or(web.default_timeout).clamp(MIN_DEADLINE, MAX_DEADLINE)
+}
+
+/// `/-/reload`, as Prometheus: POST or PUT only (405 otherwise, whether or
+/// not the lifecycle API is on), 403 without `--web.enable-lifecycle`, 500
+/// when the new configuration is invalid (the running one stays; the reason
+/// is in the log, not the response).
+async fn reload(state: &AppState, method: &Method) -> Response<Body> {
+    if method != Method::POST && method != Method::PUT {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "This endpoint requires a POST request.\n");
+        resp.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, PUT"));
+        return resp;
+    }
+    if !state.web.enable_lifecycle {
+        return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
+    }
+    match state.reload_config().await {
+        Ok(_) => text(StatusCode::OK, "OK\n"),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "failed to reload config, see the exporter's log\n"),
+    }
 }
 
 /// 503 with `Retry-After`: every scrape slot is taken.
@@ -894,7 +1045,7 @@ async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     // Requests waiting on one target take that target's slots; a request
     // that joins a collection already running costs the database nothing and
     // takes no scrape slot, so a hung target cannot starve the others.
-    let Some(Ok(_target_slot)) = state.target_slots.get(&name).map(Semaphore::try_acquire) else {
+    let Some(_target_slot) = state.target_slot(&name) else {
         return no_target_slot();
     };
     let query = req.uri().query().unwrap_or("");
@@ -939,7 +1090,7 @@ async fn discover(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     if !state.scraper.has_target(&name) {
         return text(StatusCode::BAD_REQUEST, "unknown target: /discover only asks targets named in --config.file\n");
     }
-    let Some(Ok(_target_slot)) = state.target_slots.get(&name).map(Semaphore::try_acquire) else {
+    let Some(_target_slot) = state.target_slot(&name) else {
         return no_target_slot();
     };
     let Ok(_slot) = state.scrape_slots.try_acquire() else {
@@ -1124,6 +1275,7 @@ mod tests {
             max_requests: 4,
             timeout_offset: Duration::from_millis(500),
             default_timeout: Duration::from_secs(9),
+            enable_lifecycle: false,
         }
     }
 

@@ -39,6 +39,7 @@ mod fault_matrix; // two targets, one failing in every way
 mod http; // routing, content types, deadlines, limits
 mod http_hostile; // slow readers, idle floods, hung targets, Host headers
 mod member_trust; // credentials only to allowed members: fake replicas, hostile CLUSTER NODES and hello
+mod rotation; // rotated secret files without a restart, POST /-/reload
 mod secrets; // no secret in any output
 mod web_security; // TLS and basic auth on the exporter's endpoints
 

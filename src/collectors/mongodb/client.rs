@@ -93,6 +93,16 @@ pub enum MongoError {
     Command { command: &'static str, reason: String },
 }
 
+impl MongoError {
+    /// Whether the server refused the credentials (a rotated password, say).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, MongoError::Command { reason, .. } if reason == AUTHENTICATION_FAILED)
+    }
+}
+
+/// [`describe`]'s text for a driver authentication error.
+pub const AUTHENTICATION_FAILED: &str = "authentication failed";
+
 /// Result of one scrape: the snapshot plus each collector's outcome.
 #[derive(Debug, Clone, Default)]
 pub struct MongoScrape {
@@ -912,7 +922,7 @@ pub fn describe(e: &mongodb::error::Error) -> String {
     use mongodb::error::ErrorKind as K;
     match e.kind.as_ref() {
         K::Command(c) => format!("server error {} ({})", c.code, c.code_name),
-        K::Authentication { .. } => "authentication failed".to_string(),
+        K::Authentication { .. } => AUTHENTICATION_FAILED.to_string(),
         K::ServerSelection { .. } => "server unreachable (server selection timed out)".to_string(),
         K::Io(io) => format!("I/O error: {}", io.kind()),
         K::ConnectionPoolCleared { .. } => "connection pool cleared after a network error".to_string(),

@@ -68,6 +68,11 @@ impl RedisError {
     /// one attempt to the next (a countdown, an I/O error kind): what log
     /// deduplication compares. [`RedisError::Backoff`] is `"backoff"`: not a new
     /// failure but the last one still in force.
+    /// Whether the server refused the credentials (a rotated password, say).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, RedisError::Auth(_))
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             RedisError::Backoff { .. } => "backoff",

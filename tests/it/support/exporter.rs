@@ -36,12 +36,20 @@ impl TestExporter {
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> TestExporter {
         let cli = Cli::try_parse_from(std::iter::once("tenderly-exporter").chain(args.iter().copied()))
             .expect("test flags parse");
-        let env = TestEnv(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-        let config = Config::from_cli(&cli, &env).expect("test config is valid");
-        Self::start_config(config)
+        let env = Arc::new(TestEnv(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
+        let config = Config::from_cli(&cli, &*env).expect("test config is valid");
+        // Reloads (POST /-/reload) build the configuration as startup did, from the same flags and environment.
+        let source_env = Arc::clone(&env);
+        let source: server::ConfigSource =
+            Arc::new(move || Config::from_cli(&cli, &*source_env).map_err(|e| format!("{e:#}")));
+        Self::start_with(config, env, Some(source))
     }
 
     pub fn start_config(config: Config) -> TestExporter {
+        Self::start_with(config, Arc::new(TestEnv(HashMap::new())), None)
+    }
+
+    fn start_with(config: Config, env: Arc<TestEnv>, source: Option<server::ConfigSource>) -> TestExporter {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -49,9 +57,12 @@ impl TestExporter {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-                let state = Arc::new(
-                    server::AppState::new(config.web.clone(), Scraper::new(&config)).expect("web config is valid"),
-                );
+                let mut state = server::AppState::new(config.web.clone(), Scraper::with_env(&config, env))
+                    .expect("web config is valid");
+                if let Some(source) = source {
+                    state = state.with_config_source(source);
+                }
+                let state = Arc::new(state);
                 addr_tx.send((listener.local_addr().expect("local addr"), Arc::clone(&state))).expect("send addr");
                 server::serve(listener, state, async {
                     let _ = shutdown_rx.await;
@@ -66,6 +77,10 @@ impl TestExporter {
 
     pub fn get(&self, path: &str) -> HttpResponse {
         http_request(self.addr, "GET", path, &[])
+    }
+
+    pub fn post(&self, path: &str) -> HttpResponse {
+        http_request(self.addr, "POST", path, &[("Content-Length", "0")])
     }
 
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
