@@ -25,7 +25,8 @@
 # With plain Docker, check from outside:
 #   curl -fsS http://127.0.0.1:9879/-/healthy
 
-ARG RUST_VERSION=1.88
+# The toolchain the lockfile is built and tested with (the MSRV is 1.88).
+ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
