@@ -303,6 +303,8 @@ def run(args, tmp):
             for i, name in enumerate(names):
                 f.write(f"  - name: {name}\n    kind: redis\n    address: 127.0.0.1:{ports[i % len(ports)]}\n"
                         f"    password_file: {password_file}\n")
+                if args.target_settings:
+                    f.write(f"    {args.target_settings}\n")
         http_port = free_port()
         exporter_log = os.path.join(tmp, "exporter.log")
         env = {k: v for k, v in os.environ.items()
@@ -311,7 +313,7 @@ def run(args, tmp):
         with open(exporter_log, "w") as logf:
             exp = subprocess.Popen(
                 [exporter, "--config.file", config, "--web.listen-address", f"127.0.0.1:{http_port}",
-                 "--web.max-requests", str(args.max_requests)],
+                 "--web.max-requests", str(args.max_requests), *args.exporter_arg],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         procs.append(exp)
         wait_for("exporter /-/ready", 30, lambda: get(http_port, "/-/ready", 2)[1] == 200, exp, exporter_log)
@@ -379,7 +381,9 @@ def report(args, ports, idle, rounds, hwm, final_rss, self_metrics):
         "",
         f"{n} Redis targets over {len(ports)} redis-server processes ({args.keys} keys each), "
         f"{len(rounds)} rounds of {n} probes from {args.concurrency} client threads, "
-        f"--web.max-requests {args.max_requests}; {os.cpu_count()} CPUs (shared).",
+        f"--web.max-requests {args.max_requests}{''.join(' ' + a for a in args.exporter_arg)}"
+        f"{'; every target with `' + args.target_settings + '`' if args.target_settings else ''}; "
+        f"{os.cpu_count()} CPUs (shared).",
         "",
         "| measure | value |",
         "| --- | --- |",
@@ -439,6 +443,10 @@ def main():
     parser.add_argument("--concurrency", type=int, default=32, help="client threads (keep below --max-requests)")
     parser.add_argument("--max-requests", type=int, default=40, help="the exporter's --web.max-requests")
     parser.add_argument("--max-seconds", type=float, default=240, help="stop probing after this long")
+    parser.add_argument("--exporter-arg", action="append", default=[],
+                        help="an extra exporter flag, e.g. --exporter-arg=--no-collector.tenderly.keys (repeatable)")
+    parser.add_argument("--target-settings", help="one more line for every target, e.g. "
+                        "'collectors: {keys: false, posture: false}'")
     parser.add_argument("--out", help="also write the markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, config)")
     args = parser.parse_args()
