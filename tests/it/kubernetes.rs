@@ -120,7 +120,10 @@ fn every_manifest_parses_and_names_its_api_version_kind_and_name() {
                 "{}: {kind} {name} lacks the app.kubernetes.io/name label",
                 path.display()
             );
-            assert!(doc.get("metadata").and_then(|m| m.get("namespace")).is_none(), "{kind} {name}: the namespace belongs to kustomization.yaml");
+            assert!(
+                doc.get("metadata").and_then(|m| m.get("namespace")).is_none(),
+                "{kind} {name}: the namespace belongs to kustomization.yaml"
+            );
         }
     }
     for kind in ["Deployment", "Service", "ServiceMonitor", "Probe", "PrometheusRule", "ConfigMap", "ScrapeConfig"] {
@@ -198,10 +201,7 @@ fn deployment_runs_non_root_with_a_read_only_root_filesystem_and_http_probes() {
     // Secrets arrive as files from a Secret volume, never as env values or args.
     assert!(c.get("env").is_none() && c.get("envFrom").is_none(), "secrets come from files, not the environment");
     let args: Vec<&str> = c["args"].as_sequence().expect("args").iter().filter_map(Value::as_str).collect();
-    let config = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--config.file="))
-        .expect("--config.file= in args");
+    let config = args.iter().find_map(|a| a.strip_prefix("--config.file=")).expect("--config.file= in args");
     let mounts = c["volumeMounts"].as_sequence().expect("volumeMounts");
     let volumes = pod["volumes"].as_sequence().expect("volumes");
     let volume_of = |mount_dir: &str| {
@@ -289,7 +289,11 @@ fn in_cluster_targets_file_is_valid_and_every_probe_names_one_of_its_targets() {
         assert!(probe["spec"].get("module").is_none(), "{name}: the exporter has no modules");
         for target in probe["spec"]["targets"]["staticConfig"]["static"].as_sequence().expect("static targets") {
             let target = target.as_str().expect("target name");
-            assert_eq!(kinds.get(target), Some(&kind), "Probe {name} names {target}, not a {kind:?} target of targets.yml");
+            assert_eq!(
+                kinds.get(target),
+                Some(&kind),
+                "Probe {name} names {target}, not a {kind:?} target of targets.yml"
+            );
         }
     }
     for (name, sc) in objects("ScrapeConfig") {
@@ -311,9 +315,11 @@ fn prometheus_rule_holds_exactly_the_groups_of_alerts_rules_files() {
         let stem = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".rules.yml")).expect("name");
         let name = format!("tenderly-exporter-{stem}");
         let source = &documents(&file)[0];
-        let object = rules.get(&name).unwrap_or_else(|| panic!("no PrometheusRule {name} for {}; {REGENERATE}", file.display()));
+        let object =
+            rules.get(&name).unwrap_or_else(|| panic!("no PrometheusRule {name} for {}; {REGENERATE}", file.display()));
         assert_eq!(
-            object["spec"]["groups"], source["groups"],
+            object["spec"]["groups"],
+            source["groups"],
             "PrometheusRule {name} differs from {}; {REGENERATE}",
             file.display()
         );
@@ -326,8 +332,10 @@ fn prometheus_rule_holds_exactly_the_groups_of_alerts_rules_files() {
 
 #[test]
 fn dashboard_config_maps_hold_exactly_the_dashboards() {
-    let maps: BTreeMap<String, Value> =
-        objects("ConfigMap").into_iter().filter(|(_, m)| str_at(m, &["metadata", "labels", "grafana_dashboard"]).is_some()).collect();
+    let maps: BTreeMap<String, Value> = objects("ConfigMap")
+        .into_iter()
+        .filter(|(_, m)| str_at(m, &["metadata", "labels", "grafana_dashboard"]).is_some())
+        .collect();
     let mut expected = BTreeSet::new();
     for file in files_in("dashboards", ".json") {
         let file_name = file.file_name().and_then(|n| n.to_str()).expect("name");

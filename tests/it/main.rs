@@ -45,5 +45,5 @@ mod web_security; // TLS and basic auth on the exporter's endpoints
 // -- Shipped files and the whole stack --
 mod alert_rules; // alert rules: names, runbooks, promtool
 mod dashboards; // dashboards, deploy files, systemd unit
-mod kubernetes; // Dockerfile and deploy/kubernetes: manifests, securityContext, generated PrometheusRule and dashboards
 mod e2e; // Prometheus + Alertmanager + exporter + databases
+mod kubernetes; // Dockerfile and deploy/kubernetes: manifests, Deployment security, generated rules and dashboards
