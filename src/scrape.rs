@@ -787,8 +787,8 @@ mod tests {
     }
 
     /// Each target's slot kept its last collection (a whole exposition) until
-    /// the target's next scrape: at 1,000 targets that was 237 MiB RSS instead
-    /// of 169 MiB (docs/scaling.md).
+    /// the target's next scrape: at 1,000 targets that was about 240 MiB RSS
+    /// instead of 169 MiB (docs/scaling.md).
     #[tokio::test]
     async fn a_landed_collection_is_not_kept_by_the_target() {
         // A loopback port nothing listens on: the collection fails at once and lands as down.
