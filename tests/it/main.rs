@@ -47,3 +47,4 @@ mod web_security; // TLS and basic auth on the exporter's endpoints
 mod alert_rules; // alert rules: names, runbooks, promtool
 mod dashboards; // dashboards, deploy files, systemd unit
 mod e2e; // Prometheus + Alertmanager + exporter + databases
+mod kubernetes; // Dockerfile and deploy/kubernetes: manifests, Deployment security, generated rules and dashboards
