@@ -1131,11 +1131,12 @@ mod tests {
         let flags = ["tenderly-exporter", "--redis.addr", &addr, "--no-collector.tenderly.keys"];
         let cli = crate::cli::Cli::try_parse_from(flags).expect("valid flags");
         let scraper = Scraper::new(&Config::from_cli(&cli, &NoEnv).expect("valid config"));
-        let name = scraper.targets.keys().next().expect("one target").clone();
+        let name = scraper.loaded().targets.keys().next().expect("one target").clone();
         let out = scraper.scrape_one(&name, Instant::now() + Duration::from_secs(5)).await;
         let text = out.render().expect("renders");
         assert!(text.contains("redis_up 0"), "the probe answered: {text}");
-        let slot = scraper.targets[&name].flight.lock().unwrap_or_else(|p| p.into_inner());
+        let runner = scraper.runner(&name).expect("the target");
+        let slot = runner.flight.lock().unwrap_or_else(|p| p.into_inner());
         assert!(slot.is_none(), "the target still holds its landed collection");
         drop(slot);
         assert!(!scraper.collection_in_flight(&name));
