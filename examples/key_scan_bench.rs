@@ -48,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = KeyFamiliesConfig {
         budget: arg(&args, "--budget", "50ms"),
         scan_count: arg(&args, "--scan-count", "1000").parse()?,
+        min_pass_interval: arg(&args, "--min-pass-interval", "0s"),
         ..KeyFamiliesConfig::default()
     };
     config.validate()?;

@@ -152,7 +152,9 @@ fn families_are_counted_exactly_over_210k_keys_in_several_bounded_steps() {
     let server = RedisServer::start(RedisOptions::with_password("keys-pw"));
     let expected = load_tenderly_keyspace(&server);
     let rt = runtime();
-    let config = KeyFamiliesConfig { budget: "20ms".into(), ..KeyFamiliesConfig::default() };
+    // No pacing here: the second pass must start as soon as the first ends.
+    let config =
+        KeyFamiliesConfig { budget: "20ms".into(), min_pass_interval: "0s".into(), ..KeyFamiliesConfig::default() };
     assert_eq!(config.validate(), Ok(()));
     let scanner = key_scanner("cache", target(&server, None), config);
 
@@ -207,6 +209,94 @@ fn families_are_counted_exactly_over_210k_keys_in_several_bounded_steps() {
     let out = exposition(&scanner);
     assert_eq!(value(&out, "tenderly_redis_keys", "jwt"), Some(40_010.0));
     assert_eq!(value(&out, "tenderly_redis_keys_without_ttl", "jwt"), Some(10.0));
+}
+
+/// `cmdstat_<name>` calls from INFO commandstats (0 when the command never ran).
+fn cmdstat_calls(server: &RedisServer, name: &str) -> u64 {
+    let text = server.cli(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{name}:");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_defaults_thirty_scrapes_cost_one_pass_and_the_counts_are_exact() {
+    let server = RedisServer::start(RedisOptions::default());
+    let counts = crate::support::populate_tenderly(&server, 100_000);
+    let keyspace: u64 = server.cli(&["DBSIZE"]).parse().expect("DBSIZE");
+    assert_eq!(keyspace, 100_000);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let rt = runtime();
+    let scanner = key_scanner("cache", target(&server, None), KeyFamiliesConfig::default());
+
+    // Scrape after scrape (each runs one background step); a slow debug build may need
+    // more than 30 steps for the first pass, so the 30 counted ones follow its end.
+    let steps = advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
+    // (INFO is not compared: reading commandstats is an INFO call itself.)
+    let scan_calls =
+        || [cmdstat_calls(&server, "scan"), cmdstat_calls(&server, "pttl"), cmdstat_calls(&server, "memory|usage")];
+    let after_pass = scan_calls();
+    for _ in 0..30 {
+        rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5))).expect("advance");
+    }
+    let after_scrapes = scan_calls();
+    assert_eq!(scanner.passes(), 1, "{steps} steps to the first pass, then 30 more");
+    assert_eq!(after_scrapes, after_pass, "between passes no SCAN, PTTL or MEMORY USAGE is sent (calls of each)");
+    let examined = after_scrapes[1];
+    assert!(
+        examined * 10 <= keyspace * 12,
+        "keys examined (PTTL calls) {examined} above 1.2x the keyspace {keyspace} in {} steps",
+        steps + 30
+    );
+
+    // The one pass counted every family exactly, and says how old it is.
+    let out = exposition(&scanner);
+    let families = [
+        ("session", counts.session),
+        ("jwt", counts.jwt),
+        ("otp", counts.otp),
+        ("ratelimit", counts.ratelimit),
+        ("user", counts.user),
+        ("other", 0),
+        ("non_tenderly", 0),
+    ];
+    for (family, keys) in families {
+        assert_eq!(value(&out, "tenderly_redis_keys", family), Some(keys as f64), "keys of {family}");
+    }
+    assert_eq!(value(&out, "tenderly_redis_keys_without_ttl", "user"), Some(counts.user as f64));
+    assert_eq!(out.get("tenderly_redis_key_scan_min_interval_seconds", &[]).map(Value::as_f64), Some(300.0));
+    let completed = out.get("tenderly_redis_key_scan_last_complete_timestamp_seconds", &[]).map(Value::as_f64);
+    let next = out.get("tenderly_redis_key_scan_next_start_timestamp_seconds", &[]).map(Value::as_f64);
+    let (Some(completed), Some(next)) = (completed, next) else { panic!("{completed:?} {next:?}") };
+    assert!(next > completed && next - completed <= 300.0, "next pass at {next}, last complete at {completed}");
+}
+
+#[test]
+fn the_next_pass_starts_once_the_interval_since_the_last_start_has_passed() {
+    let server = RedisServer::start(RedisOptions::default());
+    load(&server, &(0..300).map(|i| set(format!("tenderly:otp:{i}"), Some(300))).collect::<Vec<_>>());
+    let rt = runtime();
+    let config = KeyFamiliesConfig { min_pass_interval: "700ms".into(), ..KeyFamiliesConfig::default() };
+    let scanner = key_scanner("cache", target(&server, None), config);
+    let started = std::time::Instant::now();
+    advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
+    load(&server, &(0..5).map(|i| set(format!("tenderly:otp:new-{i}"), Some(300))).collect::<Vec<_>>());
+    rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5))).expect("advance");
+    if started.elapsed() < Duration::from_millis(600) {
+        assert_eq!(scanner.passes(), 1, "a second pass started before the interval");
+        assert_eq!(
+            value(&exposition(&scanner), "tenderly_redis_keys", "otp"),
+            Some(300.0),
+            "stale until the next pass"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(700).saturating_sub(started.elapsed()));
+    advance_until_pass(&rt, &scanner, 2, Duration::from_secs(2));
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "otp"), Some(305.0));
 }
 
 #[test]
@@ -351,7 +441,12 @@ fn refused_commands_and_key_patterns_are_learnt_once_and_degrade_metrics() {
     commands.extend((0..50).map(|i| set(format!("cache:{i}"), None)));
     load(&server, &commands);
     let rt = runtime();
-    let config = || KeyFamiliesConfig { scan_count: 50, memory_sample_every: 10, ..KeyFamiliesConfig::default() };
+    let config = || KeyFamiliesConfig {
+        scan_count: 50,
+        memory_sample_every: 10,
+        min_pass_interval: "0s".into(),
+        ..KeyFamiliesConfig::default()
+    };
 
     let scanonly = key_scanner("r", target(&server, Some(("scanonly", "pw1"))), config());
     advance_until_pass(&rt, &scanonly, 3, Duration::from_secs(2));
