@@ -55,6 +55,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use crate::collectors::redis::load::CommandLoad;
 use crate::collectors::redis::RedisOptions;
 use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Value as MetricValue};
@@ -308,14 +309,19 @@ pub enum KeyScanError {
 
 // ---- connections -------------------------------------------------------------
 
-/// Connections use the Redis collector's code (same auth, TLS, handshake rules).
+/// Connections use the Redis collector's code (same auth, TLS, handshake rules);
+/// the handshake's commands count in `load`.
 pub(crate) async fn open_connection(
     spec: &RedisOptions,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
+    load: &CommandLoad,
 ) -> Result<MultiplexedConnection, KeyScanError> {
-    Ok(client::open_connection(spec, addr, credentials, deadline).await?)
+    let sent_at = Instant::now();
+    let conn = client::open_connection(spec, addr, credentials, deadline).await?;
+    load.record(client::handshake_commands(spec, addr, credentials), sent_at.elapsed());
+    Ok(conn)
 }
 
 pub(crate) use client::bytes_of;
@@ -532,6 +538,8 @@ pub struct KeyScanner {
     refusals: StdMutex<Refusals>,
     /// Cluster masters already logged as not allowed (each is logged once).
     logged_refused: StdMutex<BTreeSet<String>>,
+    /// Commands the scan sent (every node, handshakes included) and their round-trip time.
+    load: CommandLoad,
 }
 
 impl std::fmt::Debug for KeyScanner {
@@ -561,7 +569,13 @@ impl KeyScanner {
             published: StdMutex::new(Published { permitted: true, ..Published::default() }),
             refusals: StdMutex::new(Refusals::default()),
             logged_refused: StdMutex::new(BTreeSet::new()),
+            load: CommandLoad::new(),
         }
+    }
+
+    /// Commands the scan has sent (to every node it scanned) and the time it waited for replies.
+    pub fn load(&self) -> &CommandLoad {
+        &self.load
     }
 
     /// Every descriptor this module exports.
@@ -731,12 +745,14 @@ impl KeyScanner {
         let replica = self.config.replica_address.as_deref().and_then(parse_host_port);
         let mut seed = match state.seed.take() {
             Some(conn) => conn,
-            None => open_connection(&self.spec, replica.as_ref(), true, deadline).await?,
+            None => open_connection(&self.spec, replica.as_ref(), true, deadline, &self.load).await?,
         };
-        let info: Value = timeout_at(deadline, redis::cmd("INFO").arg("server").query_async(&mut seed))
+        let sent_at = Instant::now();
+        let info: Result<Value, _> = timeout_at(deadline, redis::cmd("INFO").arg("server").query_async(&mut seed))
             .await
-            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("INFO server")))?
-            .map_err(|e| self.command_error("INFO", &e))?;
+            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("INFO server")))?;
+        self.load.record(1, sent_at.elapsed());
+        let info = info.map_err(|e| self.command_error("INFO", &e))?;
         let info = bytes_of(&info).ok_or(KeyScanError::Redis(RedisError::Protocol("INFO server")))?;
         let cluster = info_field(info, "redis_mode") == Some("cluster");
         let families = self.classifier.names.len();
@@ -756,10 +772,12 @@ impl KeyScanner {
         if self.is_refused("CLUSTER NODES") {
             return Err(KeyScanError::Refused("CLUSTER NODES"));
         }
-        let nodes: Value = timeout_at(deadline, redis::cmd("CLUSTER").arg("NODES").query_async(&mut seed))
+        let sent_at = Instant::now();
+        let nodes: Result<Value, _> = timeout_at(deadline, redis::cmd("CLUSTER").arg("NODES").query_async(&mut seed))
             .await
-            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("CLUSTER NODES")))?
-            .map_err(|e| self.command_error("CLUSTER NODES", &e))?;
+            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("CLUSTER NODES")))?;
+        self.load.record(1, sent_at.elapsed());
+        let nodes = nodes.map_err(|e| self.command_error("CLUSTER NODES", &e))?;
         let text = bytes_of(&nodes).ok_or(KeyScanError::Redis(RedisError::Protocol("CLUSTER NODES")))?;
         let seed_host = self.seed_host(replica.as_ref());
         let masters = cluster_masters(&String::from_utf8_lossy(text), &seed_host);
@@ -862,7 +880,7 @@ impl KeyScanner {
                 continue;
             }
             if node.conn.is_none() {
-                node.conn = Some(open_connection(&self.spec, node.addr.as_ref(), true, deadline).await?);
+                node.conn = Some(open_connection(&self.spec, node.addr.as_ref(), true, deadline, &self.load).await?);
             }
             let Some(conn) = node.conn.as_mut() else {
                 return Err(KeyScanError::Redis(RedisError::Protocol("connection state")));
@@ -905,10 +923,11 @@ impl KeyScanner {
             let replies: Vec<Value> = if expects.is_empty() {
                 Vec::new()
             } else {
-                timeout_at(deadline, pipe.query_async(conn))
+                let replies = timeout_at(deadline, pipe.query_async(conn))
                     .await
-                    .map_err(|_| KeyScanError::Redis(RedisError::Timeout("key scan round trip")))?
-                    .map_err(|e| KeyScanError::from(client::classify_connect_error(&e)))?
+                    .map_err(|_| KeyScanError::Redis(RedisError::Timeout("key scan round trip")))?;
+                self.load.record(expects.len(), sent_at.elapsed());
+                replies.map_err(|e| KeyScanError::from(client::classify_connect_error(&e)))?
             };
             last_rtt = sent_at.elapsed();
             if replies.len() != expects.len() {

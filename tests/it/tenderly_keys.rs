@@ -612,3 +612,56 @@ fn posture_of_an_unreachable_server_is_not_evaluated() {
 fn key_scanner(name: &str, target: RedisTarget, config: KeyFamiliesConfig) -> KeyScanner {
     KeyScanner::new(name, target.connection.clone(), target.member_policy(), config)
 }
+
+/// Per-command `calls + rejected_calls` from `INFO commandstats` text.
+fn commandstats(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |f: &str| -> u64 {
+                fields.split(',').find_map(|kv| kv.strip_prefix(f)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            };
+            Some((name.to_string(), field("calls=") + field("rejected_calls=")))
+        })
+        .collect()
+}
+
+#[test]
+fn the_exporters_own_commands_per_purpose_match_the_servers_commandstats() {
+    let server = RedisServer::start(RedisOptions::with_password("load-pw"));
+    load(&server, &(0..3000).map(|i| set(format!("tenderly:session:{i}"), Some(3600))).collect::<Vec<_>>());
+    // One connection for the test's own commands: reset, then read at the end.
+    let mut admin = server.conn();
+    admin.call(&["CONFIG", "RESETSTAT"]).expect("CONFIG RESETSTAT");
+    let exporter = crate::support::exporter::TestExporter::start(
+        &["--redis.addr", &server.addr(), "--collector.tenderly.posture"],
+        &[("REDIS_PASSWORD", "load-pw")],
+    );
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(exporter.scrape("/metrics"));
+        // The key scan steps after each answer; let it finish before the next scrape.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let metrics = exporter.scrape("/metrics");
+    let stats = commandstats(&admin.call(&["INFO", "commandstats"]).expect("INFO commandstats").render());
+    drop(last);
+
+    assert_eq!(metrics.value("tenderly_redis_key_scan_passes_total", &[]), Some(1.0), "{}", metrics.text);
+    let sent = |purpose: &str| metrics.expect("tenderly_exporter_redis_commands_sent_total", &[("purpose", purpose)]);
+    let (collection, key_scan, posture) = (sent("collection"), sent("key_scan"), sent("posture"));
+    let seen = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, calls)| *calls);
+    let server_total: u64 = stats.iter().filter(|(n, _)| n != "config|resetstat").map(|(_, c)| c).sum();
+    assert_eq!(
+        (collection + key_scan + posture) as u64,
+        server_total,
+        "exporter says collection {collection} + key_scan {key_scan} + posture {posture}; server saw {stats:?}"
+    );
+    // The scan's own commands: AUTH and INFO server once, then SCAN/PTTL/MEMORY USAGE.
+    assert_eq!(key_scan as u64, seen("scan") + seen("pttl") + seen("memory|usage") + 2, "{stats:?}");
+    assert_eq!(seen("pttl"), 3000);
+    // Six scrapes: six pipelined INFO ALL rounds, plus one connection's handshake and detection.
+    assert!(collection >= 6.0 * 2.0 && posture >= 3.0, "{collection} {posture}");
+    let waited = metrics.expect("tenderly_exporter_redis_command_round_trip_seconds_total", &[("purpose", "key_scan")]);
+    assert!(waited > 0.0 && waited < 30.0, "{waited}");
+}
