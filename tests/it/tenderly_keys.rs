@@ -302,7 +302,7 @@ fn the_next_pass_starts_once_the_interval_since_the_last_start_has_passed() {
 #[test]
 fn a_replica_is_scanned_instead_of_the_primary_when_configured() {
     let primary = RedisServer::start(RedisOptions::with_password("repl-pw"));
-    let replica = RedisServer::start(RedisOptions {
+    let mut replica = RedisServer::start(RedisOptions {
         password: Some("repl-pw".into()),
         replica_of: Some((primary.port(), Some("repl-pw".into()))),
         ..RedisOptions::default()
@@ -311,13 +311,28 @@ fn a_replica_is_scanned_instead_of_the_primary_when_configured() {
     wait_until(Duration::from_secs(10), "replica has the keys", || replica.cli(&["DBSIZE"]) == "500");
     let scans_before = primary.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:");
     assert!(!scans_before);
-    let config = KeyFamiliesConfig { replica_address: Some(replica.addr()), ..KeyFamiliesConfig::default() };
+    let config = KeyFamiliesConfig {
+        replica_address: Some(replica.addr()),
+        min_pass_interval: "0s".into(),
+        ..KeyFamiliesConfig::default()
+    };
     let scanner = key_scanner("cache", target(&primary, None), config);
     let rt = runtime();
     advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
     assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "session"), Some(500.0));
     assert!(!primary.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:"), "the primary was scanned");
+    assert!(!primary.cli(&["INFO", "commandstats"]).contains("cmdstat_pttl:"), "the primary's keys were read");
     assert!(replica.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:"));
+
+    // The replica gone: the scan fails and waits for it; it never falls back to the primary.
+    replica.kill();
+    for _ in 0..3 {
+        let step = rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5)));
+        assert!(step.is_err(), "a pass without the replica: {step:?}");
+    }
+    let stats = primary.cli(&["INFO", "commandstats"]);
+    assert!(!stats.contains("cmdstat_scan:") && !stats.contains("cmdstat_pttl:"), "fell back to the primary: {stats}");
+    assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "session"), Some(500.0), "the last pass is kept");
 }
 
 // ---- cluster -------------------------------------------------------------------
