@@ -165,7 +165,7 @@ async fn info_connection(
     Ok(redis::Client::open(url)?.get_multiplexed_async_connection().await?)
 }
 
-/// Total server microseconds and calls of the scan's commands (SCAN, PTTL, MEMORY USAGE).
+/// Calls and total server microseconds of the scan's commands (SCAN, PTTL, MEMORY USAGE).
 fn scan_server_cost(commandstats: &str) -> (u64, u64) {
     ["scan", "pttl", "memory|usage"]
         .iter()
@@ -212,13 +212,13 @@ async fn cadence(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         max_age = max_age.max(age * compress);
         scanner.advance(tokio::time::Instant::now() + Duration::from_secs(10)).await?;
         let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut info_conn).await?;
-        let (usec, _) = scan_server_cost(&stats);
+        let (_, usec) = scan_server_cost(&stats);
         per_scrape_usec.push(usec - previous);
         previous = usec;
         tokio::time::sleep(sleep.saturating_sub(tick.elapsed())).await;
     }
     let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut info_conn).await?;
-    let (usec, calls) = scan_server_cost(&stats);
+    let (calls, usec) = scan_server_cost(&stats);
     let mut out = Exposition::new();
     scanner.encode(&mut out);
     let duration = out.get("tenderly_redis_key_scan_duration_seconds", &[]).map_or(0.0, |v| v.as_f64());
