@@ -668,7 +668,10 @@ impl KeyScanner {
                 state.seed = None;
                 if let Some(pass) = &mut state.pass {
                     if pass.cluster {
+                        // The pass is abandoned, not done: the next may start without waiting
+                        // for the interval (reconnect backoff still applies).
                         state.pass = None;
+                        state.last_start = None;
                     } else {
                         for node in &mut pass.nodes {
                             node.conn = None;
