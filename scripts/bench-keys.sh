@@ -2,6 +2,8 @@
 # Key-family scanner benchmark at 1M keys.
 #
 #   scripts/bench-keys.sh [--keys 1000000] [--passes 3] [--budget 50ms] [--interval 0ms] [--keep]
+#   scripts/bench-keys.sh --keys 100000 --scrapes 40 [--scrape-interval 15s] [--compress 15] \
+#       [--min-pass-interval 10m] [--debug]
 #
 # Starts a private redis-server (requirepass, free loopback port, temp dir), loads
 # --keys Tenderly-shaped keys with redis-cli --pipe (sessions/JWTs/OTPs/rate limits
@@ -9,6 +11,10 @@
 # examples/key_scan_bench.rs in release mode: advance() once per simulated scrape
 # until --passes passes complete, and prints per-call latency (median/p99/max),
 # calls and wall time per pass, and Redis' own time per SCAN/PTTL/MEMORY USAGE.
+# With --scrapes: a scrape cadence (time compressed by --compress, the pacing
+# interval too) printing the scan's Redis server time per scrape and share,
+# exporter commands per second, pass duration and pass age; --min-pass-interval 0s
+# is the unpaced behaviour. --debug builds the dev profile (no release build).
 # A benchmark, not a test. Every wait is bounded.
 set -euo pipefail
 
@@ -18,6 +24,8 @@ PASSES=3
 BUDGET=50ms
 INTERVAL=0ms
 KEEP=0
+CADENCE=()
+PROFILE=release
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --keys) KEYS="$2"; shift 2 ;;
@@ -25,7 +33,9 @@ while [[ $# -gt 0 ]]; do
         --budget) BUDGET="$2"; shift 2 ;;
         --interval) INTERVAL="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --scrapes | --scrape-interval | --compress | --min-pass-interval) CADENCE+=("$1" "$2"); shift 2 ;;
+        --debug) PROFILE=debug; shift ;;
+        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -94,6 +104,15 @@ rm -f "$DIR/load.resp"
 echo "dbsize: $(redis-cli -p "$PORT" dbsize)  used_memory: $(redis-cli -p "$PORT" info memory | grep '^used_memory_human' | tr -d '\r')"
 
 cd "$ROOT"
-cargo build --release --example key_scan_bench -q
-REDIS_PASSWORD="$PASSWORD" "$ROOT/target/release/examples/key_scan_bench" \
-    --addr "127.0.0.1:$PORT" --passes "$PASSES" --budget "$BUDGET" --interval "$INTERVAL"
+if [[ "$PROFILE" == release ]]; then
+    cargo build --release --example key_scan_bench -q
+else
+    cargo build --example key_scan_bench -q
+fi
+if [[ ${#CADENCE[@]} -gt 0 ]]; then
+    REDIS_PASSWORD="$PASSWORD" "$ROOT/target/$PROFILE/examples/key_scan_bench" \
+        --addr "127.0.0.1:$PORT" --budget "$BUDGET" "${CADENCE[@]}"
+else
+    REDIS_PASSWORD="$PASSWORD" "$ROOT/target/$PROFILE/examples/key_scan_bench" \
+        --addr "127.0.0.1:$PORT" --passes "$PASSES" --budget "$BUDGET" --interval "$INTERVAL"
+fi

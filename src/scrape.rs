@@ -30,7 +30,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::build_info;
 use crate::collectors::mongodb::{client::MongoClient, encode as mongo_encode};
-use crate::collectors::redis::{client::RedisClient, encode as redis_encode};
+use crate::collectors::redis::{client::RedisClient, encode as redis_encode, load::CommandLoad};
 use crate::config::{Config, Env, ProcessEnv, Target, TargetSpec};
 use crate::discovery::{self, DiscoveryError, Topology, DISCOVERY_DEADLINE};
 use crate::metrics::{BaseUnit, Desc, Exposition};
@@ -83,6 +83,17 @@ pub const CONFIG_RELOAD_SUCCESS_TIME: Desc = Desc::gauge(
     "When the configuration or a target's secrets were last loaded successfully, in seconds since the Unix epoch.",
 )
 .unit(BaseUnit::Seconds);
+pub const REDIS_COMMANDS_SENT: Desc = Desc::counter(
+    "tenderly_exporter_redis_commands_sent_total",
+    "Commands the exporter sent to the Redis target (handshakes included), by purpose: collection (the INFO scrape), key_scan (sent to the replica when key_families.replica_address is set), posture. Subtract from redis_commands_processed_total for the application's own traffic.",
+)
+.labels(&["target", "purpose"]);
+pub const REDIS_COMMAND_WAIT: Desc = Desc::counter(
+    "tenderly_exporter_redis_command_round_trip_seconds_total",
+    "Client-side time the exporter waited for the Redis target's replies, by purpose (network included; Redis does not attribute server time per client, so this bounds it from above).",
+)
+.unit(BaseUnit::Seconds)
+.labels(&["target", "purpose"]);
 pub const TARGETS: Desc =
     Desc::gauge("tenderly_exporter_targets", "Number of configured targets, by kind, as loaded from flags and config.")
         .labels(&["kind"]);
@@ -100,6 +111,8 @@ pub fn descriptors() -> Vec<&'static Desc> {
         &SERIES_DROPPED,
         &CONFIG_RELOAD_SUCCESSFUL,
         &CONFIG_RELOAD_SUCCESS_TIME,
+        &REDIS_COMMANDS_SENT,
+        &REDIS_COMMAND_WAIT,
     ]
 }
 
@@ -140,6 +153,7 @@ impl RedisBackend {
                 .filter(|_| scan_keys)
                 .map(|cfg| KeyScanner::new(name, spec.connection.clone(), spec.member_policy(), cfg)),
             posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
+            posture_load: CommandLoad::new(),
             last_scan: Mutex::new(None),
         }
     }
@@ -167,6 +181,8 @@ struct RedisBackend {
     keys: Option<KeyScanner>,
     /// Posture options and the last reading (each run costs the server one NOAUTH error reply).
     posture: Option<(RedisPostureConfig, Cached<RedisPosture>)>,
+    /// Commands the posture checks sent.
+    posture_load: CommandLoad,
     /// The outcome of the last key-scan step (it runs after the scrape has answered).
     last_scan: Mutex<Option<CollectorRun>>,
 }
@@ -1042,10 +1058,29 @@ impl TargetRunner {
                 if success {
                     if let Some((options, cache)) = &redis.posture {
                         let posture = cache
-                            .get_or_refresh(|| redis_posture::check_with(&self.name, &redis.spec, options, deadline))
+                            .get_or_refresh(|| {
+                                redis_posture::check_counted(
+                                    &self.name,
+                                    &redis.spec,
+                                    options,
+                                    deadline,
+                                    &redis.posture_load,
+                                )
+                            })
                             .await;
                         posture.encode(&self.name, &mut exposition);
                     }
+                }
+                // The exporter's own load on this server (the key scan's as of its last step).
+                let loads = [
+                    Some(("collection", client.load())),
+                    redis.keys.as_ref().map(|k| ("key_scan", k.load())),
+                    redis.posture.as_ref().map(|_| ("posture", &redis.posture_load)),
+                ];
+                for (purpose, load) in loads.into_iter().flatten() {
+                    let labels = vec![("target", self.name.clone().into()), ("purpose", purpose.into())];
+                    exposition.add(&REDIS_COMMANDS_SENT, labels.clone(), load.commands());
+                    exposition.add(&REDIS_COMMAND_WAIT, labels, load.round_trip_seconds());
                 }
             }
             Backend::Mongodb(mongo) => {

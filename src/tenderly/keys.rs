@@ -9,6 +9,13 @@
 //! scrape costs the same whatever the keyspace size. Metrics always describe
 //! the **last complete pass**; a pass in progress only shows as progress.
 //!
+//! Passes are paced: the next one starts no sooner than `min_pass_interval`
+//! (default 10m) after the last one **started**, so a small keyspace is not
+//! walked again on every scrape. Between passes `advance` sends nothing at all
+//! and the last pass's figures are served with their age
+//! (`..._last_complete_timestamp_seconds`); counts are at most the interval
+//! plus one pass old.
+//!
 //! Per round trip the scanner pipelines `PTTL` (every key: `keys_without_ttl`
 //! is exact) and sampled `MEMORY USAGE` for the keys of the previous `SCAN`
 //! reply together with the next `SCAN`, so a step of N round trips reads N
@@ -48,6 +55,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::{timeout_at, Instant};
 
+use crate::collectors::redis::load::CommandLoad;
 use crate::collectors::redis::RedisOptions;
 use crate::duration::parse as parse_duration;
 use crate::metrics::{BaseUnit, Desc, Exposition, Value as MetricValue};
@@ -66,6 +74,11 @@ pub const TTL_BUCKETS: [f64; 7] = [60.0, 300.0, 900.0, 3600.0, 21_600.0, 86_400.
 
 /// Most families a config may declare (bounds the label set).
 const MAX_FAMILIES: usize = 32;
+/// Default least time between the starts of two passes: counts are at most this
+/// plus one pass old, and a small keyspace is not walked again on every scrape.
+pub const DEFAULT_MIN_PASS_INTERVAL: &str = "10m";
+/// Longest `min_pass_interval` accepted (a day: older counts serve no alert).
+const MAX_MIN_PASS_INTERVAL: Duration = Duration::from_secs(86_400);
 /// Longest pause between reconnect attempts after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -113,6 +126,16 @@ pub const SCAN_NODES: Desc = Desc::gauge(
     "tenderly_redis_key_scan_nodes",
     "Redis servers covered by the last complete key-family pass (cluster masters, or 1).",
 );
+pub const SCAN_MIN_INTERVAL: Desc = Desc::gauge(
+    "tenderly_redis_key_scan_min_interval_seconds",
+    "Configured least time between the starts of two key-family SCAN passes (key_families.min_pass_interval); between passes the scan sends nothing.",
+)
+.unit(BaseUnit::Seconds);
+pub const SCAN_NEXT_START: Desc = Desc::gauge(
+    "tenderly_redis_key_scan_next_start_timestamp_seconds",
+    "Unix time from which the next key-family SCAN pass may start (the last pass start plus min_pass_interval); absent before the first pass starts.",
+)
+.unit(BaseUnit::Seconds);
 pub const SCAN_PERMITTED: Desc = Desc::gauge(
     "tenderly_redis_key_scan_permitted",
     "Whether the server lets the exporter run the key-family scan (1) or refused SCAN, INFO or CLUSTER NODES (0).",
@@ -155,6 +178,8 @@ pub struct KeyFamiliesConfig {
     pub memory_samples: u32,
     /// `host:port` of a replica to scan instead of the target (same credentials and TLS).
     pub replica_address: Option<String>,
+    /// Least time between the starts of two passes, e.g. `10m` (`0s`: start the next pass at once).
+    pub min_pass_interval: String,
 }
 
 impl Default for KeyFamiliesConfig {
@@ -175,6 +200,7 @@ impl Default for KeyFamiliesConfig {
             memory_sample_every: 100,
             memory_samples: 5,
             replica_address: None,
+            min_pass_interval: DEFAULT_MIN_PASS_INTERVAL.to_string(),
         }
     }
 }
@@ -230,6 +256,14 @@ impl KeyFamiliesConfig {
         if self.memory_samples > 10_000 {
             return Err(format!("memory_samples: {} is out of range 0..=10000 (default 5)", self.memory_samples));
         }
+        let interval = parse_duration(&self.min_pass_interval)
+            .map_err(|e| format!("min_pass_interval: {e}; use e.g. min_pass_interval: 10m"))?;
+        if interval > MAX_MIN_PASS_INTERVAL {
+            return Err(format!(
+                "min_pass_interval: '{}' is above the maximum of 24h (default {DEFAULT_MIN_PASS_INTERVAL})",
+                self.min_pass_interval
+            ));
+        }
         if let Some(addr) = &self.replica_address {
             parse_host_port(addr).ok_or_else(|| {
                 format!(
@@ -242,6 +276,10 @@ impl KeyFamiliesConfig {
 
     fn budget(&self) -> Duration {
         parse_duration(&self.budget).unwrap_or(Duration::from_millis(50))
+    }
+
+    fn min_pass_interval(&self) -> Duration {
+        parse_duration(&self.min_pass_interval).unwrap_or(Duration::from_secs(600))
     }
 }
 
@@ -271,14 +309,19 @@ pub enum KeyScanError {
 
 // ---- connections -------------------------------------------------------------
 
-/// Connections use the Redis collector's code (same auth, TLS, handshake rules).
+/// Connections use the Redis collector's code (same auth, TLS, handshake rules);
+/// the handshake's commands count in `load`.
 pub(crate) async fn open_connection(
     spec: &RedisOptions,
     addr: Option<&(String, u16)>,
     credentials: bool,
     deadline: Instant,
+    load: &CommandLoad,
 ) -> Result<MultiplexedConnection, KeyScanError> {
-    Ok(client::open_connection(spec, addr, credentials, deadline).await?)
+    let sent_at = Instant::now();
+    let conn = client::open_connection(spec, addr, credentials, deadline).await?;
+    load.record(client::handshake_commands(spec, addr, credentials), sent_at.elapsed());
+    Ok(conn)
 }
 
 pub(crate) use client::bytes_of;
@@ -369,6 +412,8 @@ struct Published {
     permitted: bool,
     /// Cluster masters skipped by the last pass start because the policy does not allow them.
     refused_nodes: usize,
+    /// Unix time from which the next pass may start.
+    next_start_unix: Option<f64>,
 }
 
 /// A key read by SCAN whose PTTL / MEMORY USAGE goes out with the next round trip.
@@ -412,6 +457,8 @@ struct ScanState {
     seed: Option<MultiplexedConnection>,
     /// Nodes of the last finished pass, whose connections the next pass reuses.
     previous_nodes: Vec<Node>,
+    /// When the last pass started: the next starts `min_pass_interval` later at the earliest.
+    last_start: Option<Instant>,
 }
 
 /// What one reply of a round trip answers.
@@ -485,11 +532,14 @@ pub struct KeyScanner {
     config: KeyFamiliesConfig,
     classifier: Classifier,
     budget: Duration,
+    min_pass_interval: Duration,
     state: Mutex<ScanState>,
     published: StdMutex<Published>,
     refusals: StdMutex<Refusals>,
     /// Cluster masters already logged as not allowed (each is logged once).
     logged_refused: StdMutex<BTreeSet<String>>,
+    /// Commands the scan sent (every node, handshakes included) and their round-trip time.
+    load: CommandLoad,
 }
 
 impl std::fmt::Debug for KeyScanner {
@@ -506,6 +556,7 @@ impl KeyScanner {
     pub fn new(target: &str, spec: RedisOptions, policy: MemberPolicy, config: KeyFamiliesConfig) -> Self {
         let classifier = Classifier::new(&config);
         let budget = config.budget();
+        let min_pass_interval = config.min_pass_interval();
         KeyScanner {
             target: target.to_string(),
             spec,
@@ -513,11 +564,18 @@ impl KeyScanner {
             config,
             classifier,
             budget,
+            min_pass_interval,
             state: Mutex::new(ScanState::default()),
             published: StdMutex::new(Published { permitted: true, ..Published::default() }),
             refusals: StdMutex::new(Refusals::default()),
             logged_refused: StdMutex::new(BTreeSet::new()),
+            load: CommandLoad::new(),
         }
+    }
+
+    /// Commands the scan has sent (to every node it scanned) and the time it waited for replies.
+    pub fn load(&self) -> &CommandLoad {
+        &self.load
     }
 
     /// Every descriptor this module exports.
@@ -533,6 +591,8 @@ impl KeyScanner {
             &SCAN_PROGRESS,
             &SCAN_NODES,
             &SCAN_PERMITTED,
+            &SCAN_MIN_INTERVAL,
+            &SCAN_NEXT_START,
         ]
     }
 
@@ -540,8 +600,9 @@ impl KeyScanner {
     /// budget, the key cap or `deadline` (whichever first) is reached; a round
     /// trip is only started if the previous one would still fit in the budget
     /// (the first always runs). A concurrent call returns at once. When the last
-    /// node's cursor returns to 0 and its keys are read, the pass is published
-    /// and the next call starts a new one.
+    /// node's cursor returns to 0 and its keys are read, the pass is published;
+    /// the next pass starts with the first call `min_pass_interval` after this
+    /// one started. Calls in between send nothing to any server.
     pub async fn advance(&self, deadline: Instant) -> Result<(), KeyScanError> {
         self.config.validate().map_err(KeyScanError::Config)?;
         // A scrape already advancing the pass: nothing to add (single step at a time).
@@ -552,6 +613,9 @@ impl KeyScanner {
         let start = Instant::now();
         let step_end = (start + self.budget).min(deadline);
         if state.pass.is_none() {
+            if state.last_start.is_some_and(|last| start < last + self.min_pass_interval) {
+                return Ok(());
+            }
             if let Some(at) = state.retry_at {
                 if at > start {
                     return Err(KeyScanError::Redis(RedisError::Backoff {
@@ -561,7 +625,14 @@ impl KeyScanner {
                 }
             }
             match self.start_pass(&mut state, deadline).await {
-                Ok(pass) => state.pass = Some(pass),
+                Ok(pass) => {
+                    state.last_start = Some(pass.started);
+                    let wait = self.min_pass_interval.saturating_sub(pass.started.elapsed()).as_secs_f64();
+                    if let Ok(mut p) = self.published.lock() {
+                        p.next_start_unix = Some(unix_now() + wait);
+                    }
+                    state.pass = Some(pass);
+                }
                 Err(e) => return Err(self.failed(&mut state, e)),
             }
         }
@@ -597,7 +668,10 @@ impl KeyScanner {
                 state.seed = None;
                 if let Some(pass) = &mut state.pass {
                     if pass.cluster {
+                        // The pass is abandoned, not done: the next may start without waiting
+                        // for the interval (reconnect backoff still applies).
                         state.pass = None;
+                        state.last_start = None;
                     } else {
                         for node in &mut pass.nodes {
                             node.conn = None;
@@ -674,12 +748,14 @@ impl KeyScanner {
         let replica = self.config.replica_address.as_deref().and_then(parse_host_port);
         let mut seed = match state.seed.take() {
             Some(conn) => conn,
-            None => open_connection(&self.spec, replica.as_ref(), true, deadline).await?,
+            None => open_connection(&self.spec, replica.as_ref(), true, deadline, &self.load).await?,
         };
-        let info: Value = timeout_at(deadline, redis::cmd("INFO").arg("server").query_async(&mut seed))
+        let sent_at = Instant::now();
+        let info: Result<Value, _> = timeout_at(deadline, redis::cmd("INFO").arg("server").query_async(&mut seed))
             .await
-            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("INFO server")))?
-            .map_err(|e| self.command_error("INFO", &e))?;
+            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("INFO server")))?;
+        self.load.record(1, sent_at.elapsed());
+        let info = info.map_err(|e| self.command_error("INFO", &e))?;
         let info = bytes_of(&info).ok_or(KeyScanError::Redis(RedisError::Protocol("INFO server")))?;
         let cluster = info_field(info, "redis_mode") == Some("cluster");
         let families = self.classifier.names.len();
@@ -699,10 +775,12 @@ impl KeyScanner {
         if self.is_refused("CLUSTER NODES") {
             return Err(KeyScanError::Refused("CLUSTER NODES"));
         }
-        let nodes: Value = timeout_at(deadline, redis::cmd("CLUSTER").arg("NODES").query_async(&mut seed))
+        let sent_at = Instant::now();
+        let nodes: Result<Value, _> = timeout_at(deadline, redis::cmd("CLUSTER").arg("NODES").query_async(&mut seed))
             .await
-            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("CLUSTER NODES")))?
-            .map_err(|e| self.command_error("CLUSTER NODES", &e))?;
+            .map_err(|_| KeyScanError::Redis(RedisError::Timeout("CLUSTER NODES")))?;
+        self.load.record(1, sent_at.elapsed());
+        let nodes = nodes.map_err(|e| self.command_error("CLUSTER NODES", &e))?;
         let text = bytes_of(&nodes).ok_or(KeyScanError::Redis(RedisError::Protocol("CLUSTER NODES")))?;
         let seed_host = self.seed_host(replica.as_ref());
         let masters = cluster_masters(&String::from_utf8_lossy(text), &seed_host);
@@ -805,7 +883,7 @@ impl KeyScanner {
                 continue;
             }
             if node.conn.is_none() {
-                node.conn = Some(open_connection(&self.spec, node.addr.as_ref(), true, deadline).await?);
+                node.conn = Some(open_connection(&self.spec, node.addr.as_ref(), true, deadline, &self.load).await?);
             }
             let Some(conn) = node.conn.as_mut() else {
                 return Err(KeyScanError::Redis(RedisError::Protocol("connection state")));
@@ -848,10 +926,11 @@ impl KeyScanner {
             let replies: Vec<Value> = if expects.is_empty() {
                 Vec::new()
             } else {
-                timeout_at(deadline, pipe.query_async(conn))
+                let replies = timeout_at(deadline, pipe.query_async(conn))
                     .await
-                    .map_err(|_| KeyScanError::Redis(RedisError::Timeout("key scan round trip")))?
-                    .map_err(|e| KeyScanError::from(client::classify_connect_error(&e)))?
+                    .map_err(|_| KeyScanError::Redis(RedisError::Timeout("key scan round trip")))?;
+                self.load.record(expects.len(), sent_at.elapsed());
+                replies.map_err(|e| KeyScanError::from(client::classify_connect_error(&e)))?
             };
             last_rtt = sent_at.elapsed();
             if replies.len() != expects.len() {
@@ -967,7 +1046,7 @@ impl KeyScanner {
             .unwrap_or((true, true));
         let result = PassResult {
             families: pass.totals,
-            completed_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            completed_unix: unix_now(),
             duration: pass.started.elapsed().as_secs_f64(),
             nodes: pass.nodes.len(),
             ttl_refused,
@@ -1001,6 +1080,10 @@ impl KeyScanner {
         out.add_plain(&SCAN_PERMITTED, p.permitted);
         out.add_plain(&SCAN_PASSES, p.passes);
         out.add_plain(&SCAN_PROGRESS, p.progress_keys);
+        out.add_plain(&SCAN_MIN_INTERVAL, self.min_pass_interval.as_secs_f64());
+        if let Some(next) = p.next_start_unix {
+            out.add_plain(&SCAN_NEXT_START, next);
+        }
         let Some(last) = &p.last else { return };
         out.add_plain(&SCAN_LAST_COMPLETE, last.completed_unix);
         out.add_plain(&SCAN_DURATION, last.duration);
@@ -1022,6 +1105,10 @@ impl KeyScanner {
             }
         }
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// `field:value` in INFO text.
@@ -1086,6 +1173,22 @@ mod tests {
         let c =
             KeyFamiliesConfig { replica_address: Some("replica.local:6380".into()), ..KeyFamiliesConfig::default() };
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn min_pass_interval_defaults_to_minutes_and_uses_the_duration_syntax() {
+        let c = KeyFamiliesConfig::default();
+        assert_eq!(c.min_pass_interval(), Duration::from_secs(600));
+        for bad in ["300", "5 minutes", "-1s", "25h"] {
+            let c = KeyFamiliesConfig { min_pass_interval: bad.into(), ..KeyFamiliesConfig::default() };
+            assert!(c.validate().unwrap_err().starts_with("min_pass_interval:"), "{bad}");
+        }
+        for good in ["0s", "30s", "1h30m", "24h"] {
+            let c = KeyFamiliesConfig { min_pass_interval: good.into(), ..KeyFamiliesConfig::default() };
+            assert_eq!(c.validate(), Ok(()), "{good}");
+        }
+        let c: KeyFamiliesConfig = serde_norway::from_str("min_pass_interval: 2m\n").expect("yaml");
+        assert_eq!(c.min_pass_interval(), Duration::from_secs(120));
     }
 
     #[test]

@@ -29,7 +29,8 @@ use serde::Deserialize;
 use tokio::time::{timeout_at, Instant};
 
 pub use super::posture::{SECURITY_CHECK, SECURITY_CHECK_EVALUATED};
-use crate::collectors::redis::client::{bytes_of, open_connection, RedisError};
+use crate::collectors::redis::client::{bytes_of, handshake_commands, open_connection, RedisError};
+use crate::collectors::redis::load::CommandLoad;
 use crate::collectors::redis::RedisOptions;
 use crate::metrics::{Desc, Exposition};
 
@@ -159,19 +160,34 @@ pub async fn check_with(
     options: &RedisPostureConfig,
     deadline: Instant,
 ) -> RedisPosture {
+    check_counted(target, spec, options, deadline, &CommandLoad::new()).await
+}
+
+/// [`check_with`], counting every command it sends (handshakes included) in `load`.
+pub async fn check_counted(
+    target: &str,
+    spec: &RedisOptions,
+    options: &RedisPostureConfig,
+    deadline: Instant,
+    load: &CommandLoad,
+) -> RedisPosture {
     let mut posture = RedisPosture {
         checks: CHECKS.iter().map(|c| (*c, Outcome::NotEvaluated)).collect(),
         dangerous_available: Vec::new(),
     };
-    posture.set(AUTH_REQUIRED, probe_auth(spec, deadline).await);
+    posture.set(AUTH_REQUIRED, probe_auth(spec, deadline, load).await);
+    let sent_at = Instant::now();
     let mut conn = match open_connection(spec, None, true, deadline).await {
-        Ok(conn) => conn,
+        Ok(conn) => {
+            load.record(handshake_commands(spec, None, true), sent_at.elapsed());
+            conn
+        }
         Err(e) => {
             tracing::warn!(target_name = %target, error = %e, "posture check: cannot connect; checks not evaluated");
             return posture;
         }
     };
-    if let Err(e) = evaluate_authenticated(&mut conn, options, &mut posture, deadline).await {
+    if let Err(e) = evaluate_authenticated(&mut conn, options, &mut posture, deadline, load).await {
         tracing::warn!(target_name = %target, error = %e, "posture check incomplete");
     }
     if posture.outcome(DANGEROUS_COMMANDS_DISABLED) == Outcome::Fail {
@@ -181,8 +197,13 @@ pub async fn check_with(
 }
 
 /// An unauthenticated connection's PING: NOAUTH means authentication is required.
-async fn probe_auth(spec: &RedisOptions, deadline: Instant) -> Outcome {
-    let mut conn = match open_connection(spec, None, false, deadline).await {
+async fn probe_auth(spec: &RedisOptions, deadline: Instant, load: &CommandLoad) -> Outcome {
+    let sent_at = Instant::now();
+    let opened = open_connection(spec, None, false, deadline).await;
+    if matches!(opened, Ok(_) | Err(RedisError::Auth(_))) {
+        load.record(handshake_commands(spec, None, false), sent_at.elapsed());
+    }
+    let mut conn = match opened {
         Ok(conn) => conn,
         // The handshake itself (SELECT of a non-zero db) was refused for lack of AUTH.
         Err(RedisError::Auth(code)) if code == "NOAUTH" => return Outcome::Pass,
@@ -190,7 +211,9 @@ async fn probe_auth(spec: &RedisOptions, deadline: Instant) -> Outcome {
         Err(RedisError::Auth(code)) if code == "DENIED" => return Outcome::Fail,
         Err(_) => return Outcome::NotEvaluated,
     };
+    let sent_at = Instant::now();
     let reply = timeout_at(deadline, redis::cmd("PING").query_async::<Value>(&mut conn)).await;
+    load.record(1, sent_at.elapsed());
     match reply {
         Err(_) => Outcome::NotEvaluated,
         Ok(Ok(_)) => Outcome::Fail,
@@ -203,8 +226,16 @@ async fn probe_auth(spec: &RedisOptions, deadline: Instant) -> Outcome {
     }
 }
 
-async fn query(conn: &mut MultiplexedConnection, pipe: &redis::Pipeline, deadline: Instant) -> Option<Vec<Value>> {
-    timeout_at(deadline, pipe.query_async::<Vec<Value>>(conn)).await.ok()?.ok()
+async fn query(
+    conn: &mut MultiplexedConnection,
+    pipe: &redis::Pipeline,
+    deadline: Instant,
+    load: &CommandLoad,
+) -> Option<Vec<Value>> {
+    let sent_at = Instant::now();
+    let replies = timeout_at(deadline, pipe.query_async::<Vec<Value>>(conn)).await;
+    load.record(pipe.len(), sent_at.elapsed());
+    replies.ok()?.ok()
 }
 
 async fn evaluate_authenticated(
@@ -212,12 +243,13 @@ async fn evaluate_authenticated(
     options: &RedisPostureConfig,
     posture: &mut RedisPosture,
     deadline: Instant,
+    load: &CommandLoad,
 ) -> Result<(), &'static str> {
     let config_name = options.config_command.clone().unwrap_or_else(|| "config".to_string());
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     pipe.cmd("COMMAND").arg("INFO").arg(&DANGEROUS_COMMANDS).arg(&config_name);
-    let replies = query(conn, &pipe, deadline).await.ok_or("COMMAND INFO")?;
+    let replies = query(conn, &pipe, deadline, load).await.ok_or("COMMAND INFO")?;
     let exists: Option<Vec<bool>> = match replies.first() {
         Some(Value::Array(items)) if items.len() == DANGEROUS_COMMANDS.len() + 1 => {
             Some(items.iter().map(|v| !matches!(v, Value::Nil)).collect())
@@ -232,7 +264,7 @@ async fn evaluate_authenticated(
         let outcome = if posture.dangerous_available.is_empty() {
             Outcome::Pass
         } else if let Some(app_user) = &options.app_user {
-            denied_to_app_user(conn, app_user, &posture.dangerous_available, deadline).await
+            denied_to_app_user(conn, app_user, &posture.dangerous_available, deadline, load).await
         } else {
             Outcome::Fail
         };
@@ -246,7 +278,7 @@ async fn evaluate_authenticated(
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     pipe.cmd(&config_name).arg("GET").arg("protected-mode");
-    let replies = query(conn, &pipe, deadline).await.ok_or("CONFIG GET")?;
+    let replies = query(conn, &pipe, deadline, load).await.ok_or("CONFIG GET")?;
     let Some(protected) = replies.first().and_then(|v| config_value(v, "protected-mode")) else {
         return Ok(());
     };
@@ -256,7 +288,7 @@ async fn evaluate_authenticated(
     for param in ["bind", "port", "tls-port"] {
         pipe.cmd(&config_name).arg("GET").arg(param);
     }
-    let replies = query(conn, &pipe, deadline).await.ok_or("CONFIG GET")?;
+    let replies = query(conn, &pipe, deadline, load).await.ok_or("CONFIG GET")?;
     if let Some(bind) = replies.first().and_then(|v| config_value(v, "bind")) {
         posture.set(NOT_BOUND_TO_ALL_INTERFACES, Outcome::from_bool(!binds_all_interfaces(&bind)));
     }
@@ -279,6 +311,7 @@ async fn denied_to_app_user(
     app_user: &str,
     available: &[&'static str],
     deadline: Instant,
+    load: &CommandLoad,
 ) -> Outcome {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
@@ -296,7 +329,7 @@ async fn denied_to_app_user(
             probes += 1;
         }
     }
-    let Some(replies) = query(conn, &pipe, deadline).await else { return Outcome::NotEvaluated };
+    let Some(replies) = query(conn, &pipe, deadline, load).await else { return Outcome::NotEvaluated };
     if replies.len() != probes {
         return Outcome::NotEvaluated;
     }

@@ -152,7 +152,9 @@ fn families_are_counted_exactly_over_210k_keys_in_several_bounded_steps() {
     let server = RedisServer::start(RedisOptions::with_password("keys-pw"));
     let expected = load_tenderly_keyspace(&server);
     let rt = runtime();
-    let config = KeyFamiliesConfig { budget: "20ms".into(), ..KeyFamiliesConfig::default() };
+    // No pacing here: the second pass must start as soon as the first ends.
+    let config =
+        KeyFamiliesConfig { budget: "20ms".into(), min_pass_interval: "0s".into(), ..KeyFamiliesConfig::default() };
     assert_eq!(config.validate(), Ok(()));
     let scanner = key_scanner("cache", target(&server, None), config);
 
@@ -209,10 +211,98 @@ fn families_are_counted_exactly_over_210k_keys_in_several_bounded_steps() {
     assert_eq!(value(&out, "tenderly_redis_keys_without_ttl", "jwt"), Some(10.0));
 }
 
+/// `cmdstat_<name>` calls from INFO commandstats (0 when the command never ran).
+fn cmdstat_calls(server: &RedisServer, name: &str) -> u64 {
+    let text = server.cli(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{name}:");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_defaults_thirty_scrapes_cost_one_pass_and_the_counts_are_exact() {
+    let server = RedisServer::start(RedisOptions::default());
+    let counts = crate::support::populate_tenderly(&server, 100_000);
+    let keyspace: u64 = server.cli(&["DBSIZE"]).parse().expect("DBSIZE");
+    assert_eq!(keyspace, 100_000);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let rt = runtime();
+    let scanner = key_scanner("cache", target(&server, None), KeyFamiliesConfig::default());
+
+    // Scrape after scrape (each runs one background step); a slow debug build may need
+    // more than 30 steps for the first pass, so the 30 counted ones follow its end.
+    let steps = advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
+    // (INFO is not compared: reading commandstats is an INFO call itself.)
+    let scan_calls =
+        || [cmdstat_calls(&server, "scan"), cmdstat_calls(&server, "pttl"), cmdstat_calls(&server, "memory|usage")];
+    let after_pass = scan_calls();
+    for _ in 0..30 {
+        rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5))).expect("advance");
+    }
+    let after_scrapes = scan_calls();
+    assert_eq!(scanner.passes(), 1, "{steps} steps to the first pass, then 30 more");
+    assert_eq!(after_scrapes, after_pass, "between passes no SCAN, PTTL or MEMORY USAGE is sent (calls of each)");
+    let examined = after_scrapes[1];
+    assert!(
+        examined * 10 <= keyspace * 12,
+        "keys examined (PTTL calls) {examined} above 1.2x the keyspace {keyspace} in {} steps",
+        steps + 30
+    );
+
+    // The one pass counted every family exactly, and says how old it is.
+    let out = exposition(&scanner);
+    let families = [
+        ("session", counts.session),
+        ("jwt", counts.jwt),
+        ("otp", counts.otp),
+        ("ratelimit", counts.ratelimit),
+        ("user", counts.user),
+        ("other", 0),
+        ("non_tenderly", 0),
+    ];
+    for (family, keys) in families {
+        assert_eq!(value(&out, "tenderly_redis_keys", family), Some(keys as f64), "keys of {family}");
+    }
+    assert_eq!(value(&out, "tenderly_redis_keys_without_ttl", "user"), Some(counts.user as f64));
+    assert_eq!(out.get("tenderly_redis_key_scan_min_interval_seconds", &[]).map(Value::as_f64), Some(300.0));
+    let completed = out.get("tenderly_redis_key_scan_last_complete_timestamp_seconds", &[]).map(Value::as_f64);
+    let next = out.get("tenderly_redis_key_scan_next_start_timestamp_seconds", &[]).map(Value::as_f64);
+    let (Some(completed), Some(next)) = (completed, next) else { panic!("{completed:?} {next:?}") };
+    assert!(next > completed && next - completed <= 300.0, "next pass at {next}, last complete at {completed}");
+}
+
+#[test]
+fn the_next_pass_starts_once_the_interval_since_the_last_start_has_passed() {
+    let server = RedisServer::start(RedisOptions::default());
+    load(&server, &(0..300).map(|i| set(format!("tenderly:otp:{i}"), Some(300))).collect::<Vec<_>>());
+    let rt = runtime();
+    let config = KeyFamiliesConfig { min_pass_interval: "700ms".into(), ..KeyFamiliesConfig::default() };
+    let scanner = key_scanner("cache", target(&server, None), config);
+    let started = std::time::Instant::now();
+    advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
+    load(&server, &(0..5).map(|i| set(format!("tenderly:otp:new-{i}"), Some(300))).collect::<Vec<_>>());
+    rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5))).expect("advance");
+    if started.elapsed() < Duration::from_millis(600) {
+        assert_eq!(scanner.passes(), 1, "a second pass started before the interval");
+        assert_eq!(
+            value(&exposition(&scanner), "tenderly_redis_keys", "otp"),
+            Some(300.0),
+            "stale until the next pass"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(700).saturating_sub(started.elapsed()));
+    advance_until_pass(&rt, &scanner, 2, Duration::from_secs(2));
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "otp"), Some(305.0));
+}
+
 #[test]
 fn a_replica_is_scanned_instead_of_the_primary_when_configured() {
     let primary = RedisServer::start(RedisOptions::with_password("repl-pw"));
-    let replica = RedisServer::start(RedisOptions {
+    let mut replica = RedisServer::start(RedisOptions {
         password: Some("repl-pw".into()),
         replica_of: Some((primary.port(), Some("repl-pw".into()))),
         ..RedisOptions::default()
@@ -221,13 +311,28 @@ fn a_replica_is_scanned_instead_of_the_primary_when_configured() {
     wait_until(Duration::from_secs(10), "replica has the keys", || replica.cli(&["DBSIZE"]) == "500");
     let scans_before = primary.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:");
     assert!(!scans_before);
-    let config = KeyFamiliesConfig { replica_address: Some(replica.addr()), ..KeyFamiliesConfig::default() };
+    let config = KeyFamiliesConfig {
+        replica_address: Some(replica.addr()),
+        min_pass_interval: "0s".into(),
+        ..KeyFamiliesConfig::default()
+    };
     let scanner = key_scanner("cache", target(&primary, None), config);
     let rt = runtime();
     advance_until_pass(&rt, &scanner, 1, Duration::from_secs(2));
     assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "session"), Some(500.0));
     assert!(!primary.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:"), "the primary was scanned");
+    assert!(!primary.cli(&["INFO", "commandstats"]).contains("cmdstat_pttl:"), "the primary's keys were read");
     assert!(replica.cli(&["INFO", "commandstats"]).contains("cmdstat_scan:"));
+
+    // The replica gone: the scan fails and waits for it; it never falls back to the primary.
+    replica.kill();
+    for _ in 0..3 {
+        let step = rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5)));
+        assert!(step.is_err(), "a pass without the replica: {step:?}");
+    }
+    let stats = primary.cli(&["INFO", "commandstats"]);
+    assert!(!stats.contains("cmdstat_scan:") && !stats.contains("cmdstat_pttl:"), "fell back to the primary: {stats}");
+    assert_eq!(value(&exposition(&scanner), "tenderly_redis_keys", "session"), Some(500.0), "the last pass is kept");
 }
 
 // ---- cluster -------------------------------------------------------------------
@@ -351,7 +456,12 @@ fn refused_commands_and_key_patterns_are_learnt_once_and_degrade_metrics() {
     commands.extend((0..50).map(|i| set(format!("cache:{i}"), None)));
     load(&server, &commands);
     let rt = runtime();
-    let config = || KeyFamiliesConfig { scan_count: 50, memory_sample_every: 10, ..KeyFamiliesConfig::default() };
+    let config = || KeyFamiliesConfig {
+        scan_count: 50,
+        memory_sample_every: 10,
+        min_pass_interval: "0s".into(),
+        ..KeyFamiliesConfig::default()
+    };
 
     let scanonly = key_scanner("r", target(&server, Some(("scanonly", "pw1"))), config());
     advance_until_pass(&rt, &scanonly, 3, Duration::from_secs(2));
@@ -516,4 +626,57 @@ fn posture_of_an_unreachable_server_is_not_evaluated() {
 /// The key scanner the exporter would build for `target` (its connection and trust policy).
 fn key_scanner(name: &str, target: RedisTarget, config: KeyFamiliesConfig) -> KeyScanner {
     KeyScanner::new(name, target.connection.clone(), target.member_policy(), config)
+}
+
+/// Per-command `calls + rejected_calls` from `INFO commandstats` text.
+fn commandstats(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |f: &str| -> u64 {
+                fields.split(',').find_map(|kv| kv.strip_prefix(f)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            };
+            Some((name.to_string(), field("calls=") + field("rejected_calls=")))
+        })
+        .collect()
+}
+
+#[test]
+fn the_exporters_own_commands_per_purpose_match_the_servers_commandstats() {
+    let server = RedisServer::start(RedisOptions::with_password("load-pw"));
+    load(&server, &(0..3000).map(|i| set(format!("tenderly:session:{i}"), Some(3600))).collect::<Vec<_>>());
+    // One connection for the test's own commands: reset, then read at the end.
+    let mut admin = server.conn();
+    admin.call(&["CONFIG", "RESETSTAT"]).expect("CONFIG RESETSTAT");
+    let exporter = crate::support::exporter::TestExporter::start(
+        &["--redis.addr", &server.addr(), "--collector.tenderly.posture"],
+        &[("REDIS_PASSWORD", "load-pw")],
+    );
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(exporter.scrape("/metrics"));
+        // The key scan steps after each answer; let it finish before the next scrape.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let metrics = exporter.scrape("/metrics");
+    let stats = commandstats(&admin.call(&["INFO", "commandstats"]).expect("INFO commandstats").render());
+    drop(last);
+
+    assert_eq!(metrics.value("tenderly_redis_key_scan_passes_total", &[]), Some(1.0), "{}", metrics.text);
+    let sent = |purpose: &str| metrics.expect("tenderly_exporter_redis_commands_sent_total", &[("purpose", purpose)]);
+    let (collection, key_scan, posture) = (sent("collection"), sent("key_scan"), sent("posture"));
+    let seen = |name: &str| stats.iter().find(|(n, _)| n == name).map_or(0, |(_, calls)| *calls);
+    let server_total: u64 = stats.iter().filter(|(n, _)| n != "config|resetstat").map(|(_, c)| c).sum();
+    assert_eq!(
+        (collection + key_scan + posture) as u64,
+        server_total,
+        "exporter says collection {collection} + key_scan {key_scan} + posture {posture}; server saw {stats:?}"
+    );
+    // The scan's own commands: AUTH and INFO server once, then SCAN/PTTL/MEMORY USAGE.
+    assert_eq!(key_scan as u64, seen("scan") + seen("pttl") + seen("memory|usage") + 2, "{stats:?}");
+    assert_eq!(seen("pttl"), 3000);
+    // Six scrapes: six pipelined INFO ALL rounds, plus one connection's handshake and detection.
+    assert!(collection >= 6.0 * 2.0 && posture >= 3.0, "{collection} {posture}");
+    let waited = metrics.expect("tenderly_exporter_redis_command_round_trip_seconds_total", &[("purpose", "key_scan")]);
+    assert!(waited > 0.0 && waited < 30.0, "{waited}");
 }

@@ -27,6 +27,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
 use super::capped::{CapSignal, CappedStream, MAX_REPLY_BYTES};
+use super::load::CommandLoad;
 use super::RedisOptions;
 use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
 
@@ -129,6 +130,8 @@ pub struct RedisClient {
     refused: StdMutex<BTreeSet<&'static str>>,
     /// Series left out by the encoder's cardinality caps since start, by family.
     dropped: StdMutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Commands this client sent (handshakes included) and its round-trip time.
+    load: CommandLoad,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -145,7 +148,13 @@ impl RedisClient {
             state: Mutex::new(ConnState::default()),
             refused: StdMutex::new(BTreeSet::new()),
             dropped: StdMutex::new(std::collections::BTreeMap::new()),
+            load: CommandLoad::new(),
         }
+    }
+
+    /// Commands this client has sent to the server and the time it waited for replies.
+    pub fn load(&self) -> &CommandLoad {
+        &self.load
     }
 
     /// Adds one encoding's capped series to this target's running totals.
@@ -207,8 +216,10 @@ impl RedisClient {
     }
 
     async fn connect(&self, deadline: Instant) -> Result<Live, RedisError> {
+        let sent_at = Instant::now();
         let (mut conn, cap) =
             open_capped(&self.spec, None, true, deadline, MAX_REPLY_BYTES).await.map_err(|e| self.name_target(e))?;
+        self.load.record(handshake_commands(&self.spec, None, true), sent_at.elapsed());
         let features = self.detect(&mut conn, deadline).await.map_err(|e| self.cap_error(&cap, e))?;
         tracing::debug!(target_name = %self.target, ?features, "redis connected");
         Ok(Live { conn, features, cap })
@@ -238,10 +249,11 @@ impl RedisClient {
         if probe_commands {
             pipe.cmd("COMMAND").arg("INFO").arg(&["config", "slowlog", "latency", "cluster", "client"]);
         }
-        let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(conn))
-            .await
-            .map_err(|_| RedisError::Timeout("feature detection"))?
-            .map_err(|e| classify_connect_error(&e))?;
+        let sent_at = Instant::now();
+        let replies: Result<Vec<Value>, _> =
+            timeout_at(deadline, pipe.query_async(conn)).await.map_err(|_| RedisError::Timeout("feature detection"))?;
+        self.load.record(pipe.len(), sent_at.elapsed());
+        let replies = replies.map_err(|e| classify_connect_error(&e))?;
         let server_info = match replies.first() {
             Some(Value::ServerError(e)) => return Err(server_error("INFO", e)),
             Some(v) => info::parse_info(bytes_of(v).ok_or(RedisError::Protocol("INFO server"))?),
@@ -265,12 +277,14 @@ impl RedisClient {
             _ => {}
         }
         if client_setname && !self.is_refused("CLIENT SETNAME") {
+            let sent_at = Instant::now();
             let reply: Result<Value, _> = timeout_at(
                 deadline,
                 redis::cmd("CLIENT").arg("SETNAME").arg("tenderly-exporter").query_async::<Value>(conn),
             )
             .await
             .map_err(|_| RedisError::Timeout("CLIENT SETNAME"))?;
+            self.load.record(1, sent_at.elapsed());
             if let Err(e) = reply {
                 if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) || e.code().is_some() {
                     self.refused_insert("CLIENT SETNAME", e.code().unwrap_or("error"));
@@ -318,10 +332,12 @@ impl RedisClient {
             pipe.cmd("CLUSTER").arg("INFO");
         }
 
-        let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(&mut live.conn))
+        let sent_at = Instant::now();
+        let replies: Result<Vec<Value>, _> = timeout_at(deadline, pipe.query_async(&mut live.conn))
             .await
-            .map_err(|_| RedisError::Timeout("pipelined scrape"))?
-            .map_err(|e| RedisError::Connect(describe(&e)))?;
+            .map_err(|_| RedisError::Timeout("pipelined scrape"))?;
+        self.load.record(pipe.len(), sent_at.elapsed());
+        let replies = replies.map_err(|e| RedisError::Connect(describe(&e)))?;
         let mut replies = replies.into_iter();
         let mut next = |what: &'static str| replies.next().ok_or(RedisError::Protocol(what));
 
@@ -425,6 +441,16 @@ pub(crate) async fn open_connection(
     deadline: Instant,
 ) -> Result<MultiplexedConnection, RedisError> {
     open_capped(spec, addr, credentials, deadline, MAX_REPLY_BYTES).await.map(|(conn, _)| conn)
+}
+
+/// Commands the client library sends when [`open_connection`] sets up a
+/// connection with these arguments: `HELLO` (RESP3) or `AUTH` (a password),
+/// then `SELECT` for a database other than 0. For [`CommandLoad`] accounting.
+pub(crate) fn handshake_commands(spec: &RedisOptions, addr: Option<&(String, u16)>, credentials: bool) -> usize {
+    let Ok(info) = connection_info(spec, addr, credentials) else { return 0 };
+    let settings = info.redis_settings();
+    let hello_or_auth = settings.protocol().supports_resp3() || settings.password().is_some();
+    usize::from(hello_or_auth) + usize::from(settings.db() != 0)
 }
 
 /// [`open_connection`] with an explicit reply budget, plus the signal that tells

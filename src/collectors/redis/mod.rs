@@ -7,6 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod encode;
 pub mod info;
+pub mod load;
 
 /// The `collector` label of this collector's runs.
 pub const COLLECTOR: &str = "redis";
