@@ -77,6 +77,9 @@ const MAX_FAMILIES: usize = 32;
 /// Default least time between the starts of two passes: counts are at most this
 /// plus one pass old, and a small keyspace is not walked again on every scrape.
 pub const DEFAULT_MIN_PASS_INTERVAL: &str = "10m";
+/// With passes at least this far apart, the scan closes its connections
+/// between passes (at 1,000 targets idle scan connections held about 80 MiB).
+pub const CLOSE_IDLE_CONNECTIONS_AFTER: Duration = Duration::from_secs(60);
 /// Longest `min_pass_interval` accepted (a day: older counts serve no alert).
 const MAX_MIN_PASS_INTERVAL: Duration = Duration::from_secs(86_400);
 /// Longest pause between reconnect attempts after repeated failures.
@@ -1064,8 +1067,16 @@ impl KeyScanner {
             p.passes += 1;
             p.progress_keys = 0;
         }
-        // Keep the node connections for the next pass (a cluster pass rediscovers and reuses them).
-        state.previous_nodes = pass.nodes;
+        if self.config.min_pass_interval() >= CLOSE_IDLE_CONNECTIONS_AFTER {
+            // Paced: nothing is sent for minutes. Close the connections (and
+            // free their buffers, sized by the largest round trip) rather than
+            // hold them idle per target; the next pass reconnects once.
+            state.seed = None;
+            state.previous_nodes = Vec::new();
+        } else {
+            // Keep the node connections for the next pass (a cluster pass rediscovers and reuses them).
+            state.previous_nodes = pass.nodes;
+        }
     }
 
     /// Number of completed passes (for tests and `doctor`).
