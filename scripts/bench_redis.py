@@ -77,18 +77,21 @@ class Resp:
         self.file.close()
         self.sock.close()
 
-    def call(self, *args):
+    def send(self, *args):
         out = [b"*%d\r\n" % len(args)]
         for a in args:
-            b = a.encode() if isinstance(a, str) else a
+            b = a if isinstance(a, bytes) else str(a).encode()
             out.append(b"$%d\r\n%s\r\n" % (len(b), b))
         self.sock.sendall(b"".join(out))
-        reply = self._read()
+
+    def call(self, *args):
+        self.send(*args)
+        reply = self.read()
         if isinstance(reply, RespErr):
             raise BenchError(f"redis {args[0]}: {reply}")
         return reply
 
-    def _read(self):
+    def read(self):
         line = self.file.readline()
         if not line.endswith(b"\r\n"):
             raise BenchError("redis closed the connection")
@@ -107,7 +110,7 @@ class Resp:
             return data[:-2].decode(errors="replace")
         if kind == b"*":
             n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
+            return None if n < 0 else [self.read() for _ in range(n)]
         raise BenchError(f"unexpected RESP line {line!r}")
 
 

@@ -57,71 +57,19 @@ import tempfile
 import threading
 import time
 
+# The Redis client, process and wait helpers are bench_redis.py's (same directory).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_redis import (  # noqa: E402
+    BenchError, Resp, RespErr, free_port, log, log_tail, status_kib, wait_for,
+)
+
 ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
           "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-class BenchError(Exception):
-    pass
-
-
-def log(msg):
-    print(f"==> {msg}", file=sys.stderr, flush=True)
-
-
 # --- a tiny RESP client ------------------------------------------------------------------
-
-class Resp:
-    def __init__(self, port, password, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.file = self.sock.makefile("rb")
-        if password:
-            self.call("AUTH", password)
-
-    def close(self):
-        self.file.close()
-        self.sock.close()
-
-    def send(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.sock.sendall(b"".join(out))
-
-    def call(self, *args):
-        self.send(*args)
-        reply = self.read()
-        if isinstance(reply, RespErr):
-            raise BenchError(f"redis {args[0]}: {reply}")
-        return reply
-
-    def read(self):
-        line = self.file.readline()
-        if not line.endswith(b"\r\n"):
-            raise BenchError("redis closed the connection")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespErr(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            return self.file.read(n + 2)[:-2].decode(errors="replace")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise BenchError(f"unexpected RESP line {line!r}")
-
-
-class RespErr(str):
-    pass
 
 
 def client_counts(port, password):
@@ -160,11 +108,6 @@ def load_keys(port, password, n, seed):
 
 # --- processes ---------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
@@ -173,42 +116,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise BenchError(f"{field} not in /proc/{pid}/status")
-
-
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def threads(pid):
     return status_kib(pid, "Threads")
-
-
-def wait_for(what, timeout, check, proc=None, log_path=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise BenchError(f"{what}: process exited with {proc.returncode}{log_tail(log_path)}")
-        try:
-            if check():
-                return
-        except (OSError, BenchError, http.client.HTTPException):
-            pass
-        time.sleep(0.05)
-    raise BenchError(f"timed out after {timeout}s waiting for {what}{log_tail(log_path)}")
-
-
-def log_tail(path, lines=15):
-    if not path or not os.path.exists(path):
-        return ""
-    with open(path, errors="replace") as f:
-        tail = f.read().splitlines()[-lines:]
-    return f"\n--- {path} ---\n" + "\n".join(tail)
 
 
 def get(port, path, timeout=30.0):
