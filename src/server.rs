@@ -640,6 +640,32 @@ impl<I> GuardedIo<I> {
         }
     }
 
+    /// One write through the deadline: refused once it has passed, a write
+    /// that cannot proceed arms (or checks) the stall and drain timers, and
+    /// any bytes written count as progress.
+    fn guarded_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut I>, &mut Context<'_>) -> Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>>
+    where
+        I: AsyncWrite + Unpin,
+    {
+        if self.expired() {
+            return write_deadline_passed();
+        }
+        match write(Pin::new(&mut self.io), cx) {
+            Poll::Pending => self.blocked(cx).map(|r| r.map(|()| 0)),
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
     fn progressed(&mut self) {
         if self.blocked_at.is_some() {
             let now = Instant::now();
@@ -685,19 +711,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for GuardedIo<I> {
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for GuardedIo<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        if self.expired() {
-            return write_deadline_passed();
-        }
-        match Pin::new(&mut self.io).poll_write(cx, buf) {
-            Poll::Pending => self.blocked(cx).map(|r| r.map(|()| 0)),
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.progressed();
-                }
-                Poll::Ready(Ok(n))
-            }
-            other => other,
-        }
+        self.guarded_write(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -705,19 +719,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for GuardedIo<I> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        if self.expired() {
-            return write_deadline_passed();
-        }
-        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.blocked(cx).map(|r| r.map(|()| 0)),
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.progressed();
-                }
-                Poll::Ready(Ok(n))
-            }
-            other => other,
-        }
+        self.guarded_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
