@@ -12,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # promtool (alert rule checks and unit tests) and amtool (Alertmanager config checks).
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
+# The reference OpenMetrics parser (strict), for Debian's own python3.
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
 if [[ "${WITH_BENCH:-0}" == 1 ]]; then
   command -v prometheus-redis-exporter >/dev/null 2>&1 || packages+=(prometheus-redis-exporter)
 fi

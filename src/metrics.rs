@@ -8,22 +8,17 @@
 //! requires each family to appear exactly once, so producers write into an
 //! `Exposition`, which groups samples by family, drops duplicate label sets
 //! (Prometheus would reject the whole scrape for one duplicate), and is then
-//! encoded synchronously through `prometheus_client`'s [`Collector`].
+//! encoded straight into bytes in the format the request negotiated
+//! ([`negotiate`]): OpenMetrics 1.0.0 or the classic text format 0.0.4.
 //!
 //! Descriptors carry the full exposition name (`redis_commands_total`,
 //! `redis_memory_used_bytes`) so the name in the source is the name users grep
-//! for; [`Exposition::render`] strips the `_total` and unit suffixes that
-//! `prometheus_client` appends itself.
+//! for; the OpenMetrics encoding declares a counter family without `_total`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
 
 /// The content type of every metrics response.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -34,6 +29,7 @@ pub enum Kind {
     Gauge,
     Counter,
     Histogram,
+    Summary,
 }
 
 /// Base unit of a descriptor; the exposition name must end with it.
@@ -48,13 +44,6 @@ impl BaseUnit {
         match self {
             BaseUnit::Bytes => "_bytes",
             BaseUnit::Seconds => "_seconds",
-        }
-    }
-
-    fn to_unit(self) -> Unit {
-        match self {
-            BaseUnit::Bytes => Unit::Bytes,
-            BaseUnit::Seconds => Unit::Seconds,
         }
     }
 }
@@ -88,6 +77,10 @@ impl Desc {
         Desc { name, help, kind: Kind::Histogram, unit: None, labels: &[] }
     }
 
+    pub const fn summary(name: &'static str, help: &'static str) -> Self {
+        Desc { name, help, kind: Kind::Summary, unit: None, labels: &[] }
+    }
+
     /// Same descriptor with a base unit (the name must end in its suffix).
     pub const fn unit(mut self, unit: BaseUnit) -> Self {
         self.unit = Some(unit);
@@ -105,19 +98,6 @@ impl Desc {
         labels.len() == self.labels.len() && labels.iter().all(|(k, _)| self.labels.contains(k))
     }
 
-    /// The name handed to `prometheus_client`, which re-appends the unit and
-    /// (for counters) `_total`.
-    fn stem(&self) -> &'static str {
-        let mut stem = self.name;
-        if self.kind == Kind::Counter {
-            stem = stem.strip_suffix("_total").unwrap_or(stem);
-        }
-        if let Some(unit) = self.unit {
-            stem = stem.strip_suffix(unit.suffix()).unwrap_or(stem);
-        }
-        stem
-    }
-
     /// Whether the name follows the conventions the encoder relies on.
     pub fn is_well_formed(&self) -> bool {
         let counter_ok = self.kind != Kind::Counter || self.name.ends_with("_total");
@@ -125,8 +105,12 @@ impl Desc {
         let unit_ok = self.unit.is_none_or(|u| name.ends_with(u.suffix()));
         let chars_ok = self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !self.name.starts_with(|c: char| c.is_ascii_digit());
-        let help_ok = self.help.ends_with('.') && self.help.len() > 10;
-        counter_ok && unit_ok && chars_ok && help_ok
+        let help_ok = self.help.ends_with('.') && self.help.len() > 10 && !self.help.contains(['"', '\\', '\n']);
+        // Sample suffixes of histograms and summaries are reserved (promtool
+        // lints a gauge called `x_count`).
+        let suffix_ok = matches!(self.kind, Kind::Histogram | Kind::Summary)
+            || !["_count", "_sum", "_bucket"].iter().any(|s| self.name.ends_with(s));
+        counter_ok && unit_ok && chars_ok && help_ok && suffix_ok
     }
 }
 
@@ -147,6 +131,14 @@ pub enum Value {
         /// Observations per bucket (NOT cumulative: the encoder accumulates),
         /// by ascending upper bound; the last bound must be `f64::INFINITY`.
         buckets: Vec<(f64, u64)>,
+    },
+    /// A summary; `sum` and `count` are optional (OpenMetrics allows a
+    /// summary of quantiles only).
+    Summary {
+        sum: Option<f64>,
+        count: Option<u64>,
+        /// `(quantile, value)` pairs, by ascending quantile.
+        quantiles: Vec<(f64, f64)>,
     },
 }
 
@@ -179,6 +171,7 @@ impl Value {
             Value::Uint(v) => *v as f64,
             Value::Float(v) => *v,
             Value::Histogram { sum, .. } => *sum,
+            Value::Summary { sum, .. } => sum.unwrap_or(f64::NAN),
         }
     }
 }
@@ -345,17 +338,95 @@ impl Exposition {
         self.families.iter().map(|f| f.desc.name)
     }
 
-    /// Encodes as OpenMetrics text (ending in `# EOF`) through a fresh registry.
-    pub fn render(mut self) -> Result<String, fmt::Error> {
+    /// Encodes as OpenMetrics text (ending in `# EOF`).
+    pub fn render(self) -> Result<String, fmt::Error> {
+        String::from_utf8(self.encode(Format::OpenMetrics)).map_err(|_| fmt::Error)
+    }
+
+    /// Encodes every family in `format`; both formats come from the same
+    /// families and carry `# HELP` and `# TYPE` for each.
+    pub fn encode(mut self, format: Format) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_size_hint());
+        self.encode_into(format, &mut out);
+        out
+    }
+
+    fn encoded_size_hint(&self) -> usize {
+        self.families.iter().map(|f| 160 + f.samples.len() * 64).sum::<usize>() + 16
+    }
+
+    fn encode_into(&mut self, format: Format, out: &mut Vec<u8>) {
         for family in &mut self.families {
             family.dedup();
+            if family.samples.is_empty() {
+                continue;
+            }
+            encode_family(family, format, out);
         }
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(ExpositionCollector(self)));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry)?;
-        Ok(out)
+        if format == Format::OpenMetrics {
+            out.extend_from_slice(b"# EOF\n");
+        }
     }
+}
+
+/// An exposition format, chosen per request by [`negotiate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0 text (`# UNIT`, counters named without `_total` in
+    /// `# TYPE`, ends with `# EOF`).
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4.
+    Text,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::Text => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// The content type of a classic text-format response.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Picks the format for an `Accept` header the way client_golang's promhttp
+/// does: media ranges in order of their `q` (ties keep header order); the
+/// first one that names OpenMetrics (version 1.0.0, 0.0.1 or none) selects
+/// it, the first that names `text/plain` (version 0.0.4 or none) selects the
+/// classic format; anything else (no header, `*/*`, protobuf) is the classic
+/// format.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else { return Format::Text };
+    let mut ranges: Vec<(f32, usize, Option<Format>)> = Vec::new();
+    for (i, range) in accept.split(',').enumerate().take(64) {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let mut q = 1.0f32;
+        let mut version: Option<&str> = None;
+        for param in parts {
+            let Some((k, v)) = param.split_once('=') else { continue };
+            let v = v.trim().trim_matches('"');
+            match k.trim() {
+                k if k.eq_ignore_ascii_case("q") => q = v.parse().ok().filter(|q: &f32| q.is_finite()).unwrap_or(0.0),
+                k if k.eq_ignore_ascii_case("version") => version = Some(v),
+                _ => {}
+            }
+        }
+        let format = if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            matches!(version, None | Some("1.0.0") | Some("0.0.1")).then_some(Format::OpenMetrics)
+        } else if media.eq_ignore_ascii_case("text/plain") {
+            matches!(version, None | Some("0.0.4")).then_some(Format::Text)
+        } else {
+            None
+        };
+        if q > 0.0 {
+            ranges.push((q, i, format));
+        }
+    }
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.into_iter().find_map(|(_, _, f)| f).unwrap_or(Format::Text)
 }
 
 fn counter_value_ok(value: &Value) -> bool {
@@ -363,46 +434,158 @@ fn counter_value_ok(value: &Value) -> bool {
         Value::Int(v) => *v >= 0,
         Value::Uint(_) => true,
         Value::Float(v) => v.is_finite() && *v >= 0.0,
-        Value::Histogram { .. } => false,
+        Value::Histogram { .. } | Value::Summary { .. } => false,
     }
 }
 
-#[derive(Debug)]
-struct ExpositionCollector(Exposition);
+fn type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
+        Kind::Histogram => "histogram",
+        Kind::Summary => "summary",
+    }
+}
 
-impl Collector for ExpositionCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        for family in &self.0.families {
-            if family.samples.is_empty() {
-                continue;
+fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
+    let desc = &family.desc;
+    // OpenMetrics names the family without `_total`; the classic format
+    // declares the name the samples carry.
+    let declared = match format {
+        Format::OpenMetrics => {
+            desc.name.strip_suffix("_total").filter(|_| desc.kind == Kind::Counter).unwrap_or(desc.name)
+        }
+        Format::Text => desc.name,
+    };
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(declared.as_bytes());
+    out.push(b' ');
+    escape_help(desc.help, out);
+    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(declared.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(type_name(desc.kind).as_bytes());
+    out.push(b'\n');
+    if let (Format::OpenMetrics, Some(unit)) = (format, desc.unit) {
+        out.extend_from_slice(b"# UNIT ");
+        out.extend_from_slice(declared.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&unit.suffix().as_bytes()[1..]);
+        out.push(b'\n');
+    }
+    for sample in &family.samples {
+        match (&sample.value, desc.kind) {
+            (Value::Histogram { sum, count, buckets }, _) => {
+                let mut cumulative = 0u64;
+                for (bound, n) in buckets {
+                    cumulative = cumulative.saturating_add(*n);
+                    sample_line(out, desc.name, "_bucket", &sample.labels, Some(("le", *bound)), Num::U(cumulative));
+                }
+                sample_line(out, desc.name, "_count", &sample.labels, None, Num::U(*count));
+                sample_line(out, desc.name, "_sum", &sample.labels, None, Num::F(*sum));
             }
-            let unit = family.desc.unit.map(BaseUnit::to_unit);
-            let metric_type = match family.desc.kind {
-                Kind::Gauge => MetricType::Gauge,
-                Kind::Counter => MetricType::Counter,
-                Kind::Histogram => MetricType::Histogram,
-            };
-            let mut metric_encoder =
-                encoder.encode_descriptor(family.desc.stem(), family.desc.help, unit.as_ref(), metric_type)?;
-            for sample in &family.samples {
-                encode_value(family.desc.kind, &sample.value, metric_encoder.encode_family(&sample.labels)?)?;
+            (Value::Summary { sum, count, quantiles }, _) => {
+                for (q, v) in quantiles {
+                    sample_line(out, desc.name, "", &sample.labels, Some(("quantile", *q)), Num::F(*v));
+                }
+                if let Some(count) = count {
+                    sample_line(out, desc.name, "_count", &sample.labels, None, Num::U(*count));
+                }
+                if let Some(sum) = sum {
+                    sample_line(out, desc.name, "_sum", &sample.labels, None, Num::F(*sum));
+                }
+            }
+            (value, kind) => {
+                let num = match (kind, value) {
+                    (Kind::Counter, Value::Int(v)) => Num::U(v.unsigned_abs()),
+                    (_, Value::Int(v)) => Num::I(*v),
+                    (_, Value::Uint(v)) => Num::U(*v),
+                    (_, v) => Num::F(v.as_f64()),
+                };
+                sample_line(out, desc.name, "", &sample.labels, None, num);
             }
         }
-        Ok(())
     }
 }
 
-fn encode_value(kind: Kind, value: &Value, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
-    const NO_EXEMPLAR: Option<&prometheus_client::metrics::exemplar::Exemplar<NoLabelSet, f64>> = None;
-    match (kind, value) {
-        (Kind::Counter, Value::Uint(v)) => encoder.encode_counter(v, NO_EXEMPLAR),
-        (Kind::Counter, Value::Int(v)) => encoder.encode_counter(&v.unsigned_abs(), NO_EXEMPLAR),
-        (Kind::Counter, v) => encoder.encode_counter(&v.as_f64(), NO_EXEMPLAR),
-        (_, Value::Int(v)) => encoder.encode_gauge(v),
-        (_, Value::Uint(v)) => encoder.encode_gauge(v),
-        (_, Value::Float(v)) => encoder.encode_gauge(v),
-        (_, Value::Histogram { sum, count, buckets }) => {
-            encoder.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)
+enum Num {
+    I(i64),
+    U(u64),
+    F(f64),
+}
+
+/// One sample line: `name[suffix]{labels[,extra]} value`. The extra label
+/// (`le`, `quantile`) comes last, as client_golang writes it.
+fn sample_line(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &[Label], extra: Option<(&str, f64)>, value: Num) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if !labels.is_empty() || extra.is_some() {
+        out.push(b'{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"=\"");
+            escape_label_value(value, out);
+            out.push(b'"');
+        }
+        if let Some((key, bound)) = extra {
+            if !labels.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_float(bound, out);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    out.push(b' ');
+    match value {
+        Num::I(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Num::U(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Num::F(v) => write_float(v, out),
+    }
+    out.push(b'\n');
+}
+
+/// Shortest round-tripping decimal (`1.0`, `0.25`, `1e20`); the special
+/// values in the spelling both formats define.
+fn write_float(v: f64, out: &mut Vec<u8>) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v == f64::INFINITY {
+        out.extend_from_slice(b"+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Inf");
+    } else {
+        out.extend_from_slice(dtoa::Buffer::new().format_finite(v).as_bytes());
+    }
+}
+
+fn escape_label_value(value: &str, out: &mut Vec<u8>) {
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// HELP text: backslash and newline escaped (both formats).
+fn escape_help(help: &str, out: &mut Vec<u8>) {
+    for b in help.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            _ => out.push(b),
         }
     }
 }
@@ -461,8 +644,8 @@ mod tests {
         let buckets = vec![(0.1, 2), (1.0, 3), (f64::INFINITY, 1)];
         e.add(&H, vec![("db", "app".into())], Value::Histogram { sum: 4.5, count: 6, buckets });
         let text = e.render().expect("encode");
-        assert!(text.contains("x_duration_seconds_bucket{le=\"1.0\",db=\"app\"} 5\n"), "{text}");
-        assert!(text.contains("x_duration_seconds_bucket{le=\"+Inf\",db=\"app\"} 6\n"), "{text}");
+        assert!(text.contains("x_duration_seconds_bucket{db=\"app\",le=\"1.0\"} 5\n"), "{text}");
+        assert!(text.contains("x_duration_seconds_bucket{db=\"app\",le=\"+Inf\"} 6\n"), "{text}");
         assert!(text.contains("x_duration_seconds_count{db=\"app\"} 6\n"), "{text}");
     }
 

@@ -64,7 +64,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING,
+    CONTENT_TYPE, HOST, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -76,7 +77,6 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::{Config, WebConfig, MAX_DEADLINE, MIN_DEADLINE};
 use crate::discovery;
-use crate::metrics::OPENMETRICS_CONTENT_TYPE;
 use crate::scrape::{MemberError, ReloadSummary, Scraper, SecretStamps};
 use crate::web_config::{AuthOutcome, ReloadReason, WebConfigError, WebSecurityStore, WWW_AUTHENTICATE_CHALLENGE};
 
@@ -1033,7 +1033,7 @@ async fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
     };
     let deadline = Instant::now() + deadline_for(req.headers(), &state.web);
     let exposition = state.scraper.scrape_defaults(deadline).await;
-    encode_response(exposition)
+    encode_response(req.headers(), exposition)
 }
 
 async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
@@ -1067,7 +1067,7 @@ async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
             return text(StatusCode::BAD_REQUEST, "invalid 'member' parameter\n");
         };
         return match state.scraper.scrape_member(&name, &member, deadline).await {
-            Ok(exposition) => encode_response(exposition),
+            Ok(exposition) => encode_response(req.headers(), exposition),
             // Never echo the member either: only addresses /discover listed are scraped.
             Err(MemberError::NotAMember) => text(
                 StatusCode::BAD_REQUEST,
@@ -1079,7 +1079,7 @@ async fn probe(state: &AppState, req: &Request<Incoming>) -> Response<Body> {
             }
         };
     }
-    encode_response(state.scraper.scrape_one(&name, deadline).await)
+    encode_response(req.headers(), state.scraper.scrape_one(&name, deadline).await)
 }
 
 /// `/discover?target=NAME`: the target's members as Prometheus `http_sd` JSON,
@@ -1172,19 +1172,66 @@ fn valid_dns_name(host: &str) -> bool {
         && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
-fn encode_response(exposition: crate::metrics::Exposition) -> Response<Body> {
-    match exposition.render() {
-        Ok(body) => {
-            let mut resp = Response::new(Full::new(Bytes::from(body)));
-            resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE));
-            resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
-        Err(_) => {
-            tracing::error!("encoding the exposition failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")
+/// Encodes an exposition in the format the request's `Accept` header
+/// negotiates ([`crate::metrics::negotiate`]), gzip-compressed when its
+/// `Accept-Encoding` allows gzip.
+fn encode_response(headers: &HeaderMap, exposition: crate::metrics::Exposition) -> Response<Body> {
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::negotiate(accept);
+    let mut body = exposition.encode(format);
+    let gzip = accepts_gzip(headers);
+    if gzip {
+        match gzip_bytes(&body) {
+            Ok(compressed) => body = compressed,
+            Err(e) => {
+                tracing::error!(error = %e, "compressing the exposition failed");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n");
+            }
         }
     }
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with a non-zero
+/// `q`; an explicit `gzip;q=0` refuses it even when `*` is allowed).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = false;
+    for value in headers.get_all(ACCEPT_ENCODING).iter().take(8) {
+        let Ok(value) = value.to_str() else { continue };
+        for coding in value.split(',').take(32) {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+            if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+                return q > 0.0;
+            }
+            if name == "*" {
+                star = q > 0.0;
+            }
+        }
+    }
+    star
+}
+
+/// gzip at level 1: scrapes are small and frequent, so speed beats ratio
+/// (measured in scripts/bench-redis.sh --gzip).
+fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 6 + 64), flate2::Compression::fast());
+    encoder.write_all(body)?;
+    encoder.finish()
 }
 
 /// First value of `key` in a query string, percent-decoded; `None` if absent or not UTF-8.

@@ -40,6 +40,7 @@ pub fn render_reference() -> String {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
             Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
         };
         let unit = match desc.unit {
             Some(BaseUnit::Bytes) => "bytes",
@@ -87,6 +88,7 @@ fn every_declaration_has_labels_help_and_one_collector() {
 fn sample_names(desc: &tenderly_exporter::metrics::Desc) -> Vec<String> {
     match desc.kind {
         Kind::Histogram => ["_bucket", "_sum", "_count"].iter().map(|s| format!("{}{s}", desc.name)).collect(),
+        Kind::Summary => ["", "_sum", "_count"].iter().map(|s| format!("{}{s}", desc.name)).collect(),
         _ => vec![desc.name.to_string()],
     }
 }

@@ -88,6 +88,16 @@ fn crlf_to_lf(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The value of quantile `q` in the `redis_latency_percentiles_seconds` summary of `cmd`.
+fn quantile(out: &Exposition, cmd: &str, q: f64) -> f64 {
+    match out.get("redis_latency_percentiles_seconds", &[("cmd", cmd)]) {
+        Some(Value::Summary { quantiles, .. }) => {
+            quantiles.iter().find(|(qq, _)| *qq == q).unwrap_or_else(|| panic!("{cmd}: no quantile {q}")).1
+        }
+        other => panic!("redis_latency_percentiles_seconds{{cmd={cmd:?}}}: {other:?}"),
+    }
+}
+
 fn f64_of(out: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
     out.get(name, labels).unwrap_or_else(|| panic!("{name}{labels:?} missing")).as_f64()
 }
@@ -166,8 +176,17 @@ fn master_values_match_the_capture_text() {
     assert_eq!(f64_of(&out, "redis_commands_duration_seconds_total", &[("cmd", "set")]), 0.000658);
     assert_eq!(f64_of(&out, "redis_commands_rejected_calls_total", &[("cmd", "ping")]), 1.0);
     assert_eq!(f64_of(&out, "redis_errors_total", &[("err", "ERR")]), 2.0);
-    let p999 = f64_of(&out, "redis_latency_percentiles_seconds", &[("cmd", "set"), ("quantile", "0.999")]);
+    let p999 = quantile(&out, "set", 0.999);
     assert!((p999 - 27.007e-6).abs() < 1e-15, "{p999}");
+    // The summary's _count and _sum are the same command's commandstats calls and usec.
+    match out.get("redis_latency_percentiles_seconds", &[("cmd", "set")]) {
+        Some(Value::Summary { count, sum, quantiles }) => {
+            assert_eq!(*count, Some(260));
+            assert_eq!(*sum, Some(0.000658));
+            assert_eq!(quantiles.iter().map(|(q, _)| *q).collect::<Vec<_>>(), [0.5, 0.99, 0.999]);
+        }
+        other => panic!("redis_latency_percentiles_seconds{{cmd=\"set\"}} is not a summary: {other:?}"),
+    }
     assert_eq!(
         f64_of(&out, "redis_connected_slave_offset_bytes", &[("slave_ip", "127.0.0.1"), ("slave_port", "17000")]),
         42.0
@@ -366,7 +385,7 @@ fn malformed_cases() -> Vec<Case> {
                 assert_eq!(out.get("redis_commands_duration_seconds_total", &[("cmd", "get")]), Some(&Value::Float(5e-6)));
                 assert_eq!(out.sample_count("redis_errors_total"), 1);
                 assert_eq!(out.sample_count("redis_latency_percentiles_seconds"), 1);
-                assert_eq!(out.get("redis_latency_percentiles_seconds", &[("quantile", "0.99")]), Some(&Value::Float(2e-6)));
+                assert_eq!(quantile(out, "get", 0.99), 2e-6);
                 assert_eq!(out.get("redis_connected_slave_offset_bytes", &[("slave_ip", "10.0.0.2"), ("slave_port", "")]), Some(&Value::Int(5)));
                 assert_eq!(out.sample_count("redis_connected_slave_lag_seconds"), 0);
             },
@@ -547,7 +566,8 @@ fn a_100k_line_commandstats_reply_is_capped_and_counted() {
     println!("100k commandstats lines: {series} series, dropped {:?}", dropped.0);
     assert!(series <= 4 * 1024 + 3 * 1024 + 10, "{series} series");
     assert_eq!(out.sample_count("redis_commands_total"), 1024);
-    assert_eq!(out.sample_count("redis_latency_percentiles_seconds"), 3 * 1024);
+    // One summary (three quantiles) per command.
+    assert_eq!(out.sample_count("redis_latency_percentiles_seconds"), 1024);
     // The parser keeps 20,000 fields: 2 server fields, then 9,999 of each kind;
     // 1024 of each are exported.
     assert_eq!(dropped_in(&dropped, "commandstats"), (9_999 - 1024) * 4);

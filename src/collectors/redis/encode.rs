@@ -15,8 +15,6 @@
 //!
 //! Every family is declared once below; [`descriptors`] lists them all.
 
-use std::borrow::Cow;
-
 use super::info::{bounded_label, parse_f64, parse_number, parse_percent_ratio, Info, Number};
 use super::RedisSnapshot;
 use crate::metrics::{BaseUnit, Desc, Exposition, Kind, Label, Value};
@@ -513,12 +511,12 @@ const ERRORS: Desc = Desc::counter(
     "Error replies per error prefix (ERR, WRONGTYPE, NOAUTH, ...), from INFO errorstats.",
 )
 .labels(&["err"]);
-const LATENCY_PERCENTILES: Desc = Desc::gauge(
+const LATENCY_PERCENTILES: Desc = Desc::summary(
     "redis_latency_percentiles_seconds",
-    "Per-command latency percentiles tracked by the server since start or CONFIG RESETSTAT, from INFO latencystats.",
+    "Per-command latency percentiles tracked by the server since start or CONFIG RESETSTAT, from INFO latencystats; _sum and _count are the command's usec and calls from INFO commandstats.",
 )
 .unit(BaseUnit::Seconds)
-.labels(&["cmd", "quantile"]);
+.labels(&["cmd"]);
 
 // ---- Keyspace -------------------------------------------------------------
 const DB_KEYS: Desc = Desc::gauge("redis_db_keys", "Keys per database, from INFO keyspace keys.").labels(&["db"]);
@@ -1070,11 +1068,26 @@ fn encode_commands(info: &Info, out: &mut Exposition, dropped: &mut SeriesDroppe
     let mut extra: u64 = lines.iter().skip(MAX_LATENCY_COMMANDS).map(|l| l.percentiles.len() as u64).sum();
     for line in lines.iter().take(MAX_LATENCY_COMMANDS) {
         extra += line.percentiles.len().saturating_sub(MAX_PERCENTILES) as u64;
-        for (percentile, usec) in line.percentiles.iter().take(MAX_PERCENTILES) {
-            let Some(quantile) = percentile_to_quantile(percentile) else { continue };
-            let labels = vec![label("cmd", &line.cmd), ("quantile", Cow::Owned(quantile))];
-            out.add(&LATENCY_PERCENTILES, labels, usec / 1e6);
+        let mut quantiles: Vec<(f64, f64)> = line
+            .percentiles
+            .iter()
+            .take(MAX_PERCENTILES)
+            .filter_map(|(percentile, usec)| {
+                let quantile = percentile_to_quantile(percentile)?.parse::<f64>().ok()?;
+                Some((quantile, usec / 1e6))
+            })
+            .collect();
+        if quantiles.is_empty() {
+            continue;
         }
+        quantiles.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let stat = stats.iter().find(|s| s.cmd == line.cmd);
+        let value = Value::Summary {
+            sum: stat.and_then(|s| s.usec).map(|usec| usec as f64 / 1e6),
+            count: stat.and_then(|s| s.calls),
+            quantiles,
+        };
+        out.add(&LATENCY_PERCENTILES, vec![label("cmd", &line.cmd)], value);
     }
     dropped.add("latencystats", extra);
 }

@@ -130,6 +130,17 @@ impl HttpResponse {
 
 /// One request on a fresh connection (`Connection: close`), read to the end with a 60 s cap.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let (status, headers, body) = http_request_bytes(addr, method, path, headers);
+    HttpResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// Like [`http_request`], with the body as bytes (a gzip body is not text).
+pub fn http_request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to exporter");
     stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -140,17 +151,21 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str
     stream.write_all(req.as_bytes()).expect("write request");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&raw[..split.min(raw.len())]).into_owned();
+    let body = raw[split.min(raw.len())..].to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head:?}"));
-    let headers =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    HttpResponse { status, headers, body: body.to_string() }
+    let headers = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    (status, headers, body)
 }
 
 /// One parsed sample: name, labels, value.
