@@ -234,6 +234,18 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
     pending_without_data.dedup();
     eprintln!("e2e: {} queries name PENDING families; without data here: {pending_without_data:?}", pending.len());
 
+    // --- zero is a value: with nothing running long, the long-running panels show 0 ------------
+    mongo.set_current_ops(Vec::new());
+    let long_running: Vec<_> = queries.iter().filter(|q| q.expr.contains("mongodb_long_running_operations")).collect();
+    assert!(!long_running.is_empty(), "no dashboard panel shows long-running operations");
+    for q in long_running {
+        let promql = substitute_variables(&q.expr, ".+", ".+", RATE_INTERVAL);
+        wait_for(&format!("{} / {} showing 0", q.dashboard, q.panel), ALERT_DEADLINE, &logs, || {
+            let series = query(prom, &promql);
+            !series.is_empty() && series.iter().all(|s| s.value == 0.0)
+        });
+    }
+
     // --- the lagging secondary fires MongodbReplicationLagHigh (warning -> chat) ----------------
     wait_for("MongodbReplicationLagHigh firing in Prometheus", ALERT_DEADLINE, &logs, || {
         firing_alerts(prom).iter().any(|a| a["labels"]["alertname"] == "MongodbReplicationLagHigh")

@@ -18,9 +18,9 @@ fn closed_port() -> u16 {
 }
 
 #[test]
-fn metrics_is_openmetrics_and_ends_with_eof() {
+fn metrics_is_openmetrics_and_ends_with_eof_when_asked() {
     let exporter = TestExporter::start(&[], &[]);
-    let resp = exporter.get("/metrics");
+    let resp = exporter.get_with("/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0")]);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     assert!(resp.body.ends_with("# EOF\n"), "{}", resp.body);

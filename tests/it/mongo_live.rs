@@ -170,6 +170,28 @@ fn dropped_and_malformed_replies_are_down_then_recover() {
     }
 }
 
+/// A failed `collStats local.oplog.rs` is a failed oplog collector, not a
+/// silent success (an oplog-window alert would go quiet); the window read by
+/// the two `find`s is still exported.
+#[test]
+fn oplog_collstats_failure_is_reported_and_the_window_kept() {
+    let (replay, exporter) = start(Scenario::Primary);
+    for fault in [Fault::unauthorized(), Fault::ErrorReply { code: 26, code_name: "NamespaceNotFound".to_owned() }] {
+        replay.clear_faults();
+        replay.set_command_fault("collStats", fault.clone());
+        let m = exporter.scrape("/metrics");
+        assert_eq!(m.expect("mongodb_up", &[]), 1.0);
+        assert_eq!(
+            m.expect("tenderly_exporter_collector_success", &[("collector", "mongodb_oplog")]),
+            0.0,
+            "{fault:?}: {}",
+            m.text
+        );
+        assert_eq!(m.expect("mongodb_oplog_window_seconds", &[]), f64::from(OPLOG_WINDOW_SECS), "{fault:?}");
+        assert_eq!(m.value("mongodb_oplog_size_bytes", &[]), None, "{fault:?}");
+    }
+}
+
 #[test]
 fn unauthorized_collector_fails_alone_and_is_not_retried_every_scrape() {
     let (replay, exporter) = start(Scenario::Primary);

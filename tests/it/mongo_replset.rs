@@ -388,6 +388,8 @@ fn current_op_with_nothing_running_reports_zero() {
     current_op::encode(&parsed, &mut out);
     assert_eq!(value(&out, "mongodb_oldest_operation_seconds", &[]), 0.0);
     assert_eq!(out.sample_count("mongodb_long_running_operations"), 0);
+    // Zero is a value: the unlabelled total says 0 rather than nothing.
+    assert_eq!(value(&out, "mongodb_long_running_operations_overall", &[]), 0.0);
 }
 
 // ---- dbStats --------------------------------------------------------------------
@@ -477,10 +479,10 @@ fn profiler_fixture_counts_each_document_once_across_repeated_reads() {
     for line in [
         "mongodb_profiler_operations_total{db=\"integration\",op=\"update\"} 2\n",
         "mongodb_profiler_operations_total{db=\"integration\",op=\"insert\"} 0\n",
-        "mongodb_profiler_operation_duration_seconds_bucket{le=\"0.01\",db=\"integration\",op=\"update\"} 1\n",
-        "mongodb_profiler_operation_duration_seconds_bucket{le=\"0.05\",db=\"integration\",op=\"update\"} 2\n",
-        "mongodb_profiler_operation_duration_seconds_bucket{le=\"0.1\",db=\"integration\",op=\"query\"} 2\n",
-        "mongodb_profiler_operation_duration_seconds_bucket{le=\"+Inf\",db=\"integration\",op=\"query\"} 2\n",
+        "mongodb_profiler_operation_duration_seconds_bucket{db=\"integration\",op=\"update\",le=\"0.01\"} 1\n",
+        "mongodb_profiler_operation_duration_seconds_bucket{db=\"integration\",op=\"update\",le=\"0.05\"} 2\n",
+        "mongodb_profiler_operation_duration_seconds_bucket{db=\"integration\",op=\"query\",le=\"0.1\"} 2\n",
+        "mongodb_profiler_operation_duration_seconds_bucket{db=\"integration\",op=\"query\",le=\"+Inf\"} 2\n",
         "mongodb_profiler_operation_duration_seconds_count{db=\"integration\",op=\"query\"} 2\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");

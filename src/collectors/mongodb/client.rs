@@ -202,8 +202,14 @@ impl MongoClient {
             scrape.snapshot.replset_status = Some(status);
             scrape.snapshot.replset_config = config;
         }
-        let (run_oplog, window) = oplog;
-        scrape.snapshot.oplog = window.flatten();
+        let (mut run_oplog, window) = oplog;
+        // What was read is kept; a read that failed still fails the collector
+        // (an oplog-window alert must not go quiet on a collector reporting success).
+        let (window, partial_failure) = window.unwrap_or((None, None));
+        if let Some(outcome) = partial_failure {
+            run_oplog.outcome = outcome;
+        }
+        scrape.snapshot.oplog = window;
         let (run_currentop, ops) = currentop;
         scrape.snapshot.current_op = ops;
         let (mut run_dbs, dbs) = dbs;
@@ -463,7 +469,13 @@ impl MongoClient {
         Ok((status, config))
     }
 
-    async fn oplog(&self, client: &Client, deadline: Instant) -> Result<Option<oplog::OplogWindow>, SectionOutcome> {
+    /// The oplog window and size. A failed `collStats` keeps the window but
+    /// is returned beside it, so the collector reports the failure.
+    async fn oplog(
+        &self,
+        client: &Client,
+        deadline: Instant,
+    ) -> Result<(Option<oplog::OplogWindow>, Option<SectionOutcome>), SectionOutcome> {
         let local = client.database("local");
         let edge = |direction: i32| {
             doc! {
@@ -477,7 +489,16 @@ impl MongoClient {
         let (first, last, stats) = tokio::join!(first, last, stats);
         let first = first?.docs.into_iter().next();
         let last = last?.docs.into_iter().next();
-        Ok(oplog::parse(first.as_ref(), last.as_ref(), stats.ok().as_ref()))
+        let (stats, stats_failure) = match stats {
+            Ok(stats) => (Some(stats), None),
+            Err(outcome) => (None, Some(outcome)),
+        };
+        let window = oplog::parse(first.as_ref(), last.as_ref(), stats.as_ref());
+        if window.is_none() && stats_failure.is_none() {
+            // Nothing usable from a data-bearing member: an empty or unreadable oplog.
+            return Err(SectionOutcome::Failed("local.oplog.rs has no entries".to_owned()));
+        }
+        Ok((window, stats_failure))
     }
 
     async fn current_op(&self, client: &Client, deadline: Instant) -> Result<current_op::CurrentOps, SectionOutcome> {

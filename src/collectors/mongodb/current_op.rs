@@ -53,6 +53,10 @@ const LONG_RUNNING: Desc = Desc::gauge(
     "mongodb_long_running_operations",
     "Active user operations running longer than the configured threshold, by operation type and database, from $currentOp.",
 ).labels(&["op", "db"]);
+const LONG_RUNNING_OVERALL: Desc = Desc::gauge(
+    "mongodb_long_running_operations_overall",
+    "Active user operations running longer than the configured threshold, all types and databases together (0 when there is none), from $currentOp.",
+);
 const OLDEST: Desc = Desc::gauge(
     "mongodb_oldest_operation_seconds",
     "Running time of the oldest active user operation (0 when there is none), from $currentOp.",
@@ -64,7 +68,7 @@ const THRESHOLD: Desc = Desc::gauge(
 )
 .unit(BaseUnit::Seconds);
 
-const ALL: [&Desc; 3] = [&LONG_RUNNING, &OLDEST, &THRESHOLD];
+const ALL: [&Desc; 4] = [&LONG_RUNNING, &LONG_RUNNING_OVERALL, &OLDEST, &THRESHOLD];
 
 /// Summary of one `$currentOp` read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -202,8 +206,11 @@ fn cap_databases(by_key: BTreeMap<(String, String), u64>) -> BTreeMap<(String, S
 pub fn encode(ops: &CurrentOps, out: &mut Exposition) {
     out.add_plain(&THRESHOLD, ops.threshold_secs);
     out.add_plain(&OLDEST, ops.oldest_secs);
+    // Zero is a value: the unlabelled total is always there, so panels and
+    // alerts read 0 on a healthy server instead of "No data".
+    out.add_plain(&LONG_RUNNING_OVERALL, ops.long_running.values().sum::<u64>());
     // Declared even when nothing is long-running, so `# HELP` stays stable;
-    // absence of a sample means 0 for that (op, db).
+    // absence of a labelled sample means 0 for that (op, db).
     out.declare(&LONG_RUNNING);
     for ((op, db), n) in &ops.long_running {
         let labels: Vec<Label> = vec![("op", Cow::Owned(op.clone())), ("db", Cow::Owned(db.clone()))];
