@@ -2,14 +2,17 @@
 # Side-by-side benchmark of tenderly-exporter and Debian's prometheus-redis-exporter
 # (oliver006/redis_exporter) against the same private Redis.
 #
-#   scripts/bench-redis.sh [--scrapes 300] [--warmup 20] [--keys 100000] [--out FILE]
-#                          [--no-build] [--keep]
+#   scripts/bench-redis.sh [--scrapes 1000] [--runs 3] [--warmup 20] [--keys 100000]
+#                          [--all-collectors] [--out FILE] [--no-build] [--keep]
 #
 # Starts a private redis-server (requirepass, free loopback port, temp dir), loads
 # ~100k Tenderly-shaped keys with redis-cli --pipe, starts both exporters with the
-# password in REDIS_PASSWORD, and reports as a markdown table (stdout and --out):
-# median and p99 scrape latency, exporter CPU per scrape, peak RSS, Redis server
-# time and commands per scrape (INFO commandstats), each with the ratio ours/theirs.
+# password in REDIS_PASSWORD (ours like for like: key scan and posture off unless
+# --all-collectors), and reports as a markdown table (stdout and --out): median and
+# p99 scrape latency, exporter CPU per scrape (identity and gzip), peak RSS, Redis
+# server time and commands per scrape (INFO commandstats), each with the ratio
+# ours/theirs and the floor (one INFO ALL round trip on a persistent connection),
+# then the five targets of issue 10 per run and as the median of the runs.
 # The measuring method is documented at the top of scripts/bench_redis.py, which does
 # the work (Python 3 stdlib only); this wrapper checks the tools and builds first.
 # A benchmark, not a test: it passes or fails nothing. Runs in about 1-3 minutes at

@@ -17,8 +17,14 @@ Setup
     the REDIS_PASSWORD environment variable (never argv), each on a free port.
 
 Method
-  Every scrape is a fresh HTTP/1.1 connection with Prometheus' Accept header and
-  X-Prometheus-Scrape-Timeout-Seconds: 10, timed from connect to the last body byte.
+  Every scrape is an HTTP/1.1 request on a kept-alive connection (as Prometheus
+  scrapes), with Prometheus' Accept header and X-Prometheus-Scrape-Timeout-Seconds: 10,
+  timed from the first request byte to the last body byte by a minimal raw-socket
+  client (so the client's own cost is small and the same for both exporters).
+  Ours runs like for like by default: the Tenderly key scan and posture checks,
+  which redis_exporter has no equivalent of, are off (--all-collectors keeps them).
+  The floor is what any exporter must spend: one `INFO ALL` round trip on a
+  persistent, authenticated connection, timed the same way.
   Before measuring, both must return `redis_up 1`, and each gets --warmup scrapes.
   Phase A scrapes only ours N times, phase B only theirs N times: the deltas in that
   phase are attributable to one exporter:
@@ -27,18 +33,21 @@ Method
       entries, delta / N, minus the cost of the benchmark's own snapshot
       (AUTH + INFO commandstats, measured once by two back-to-back snapshots);
     * Redis commands per scrape = sum of calls, delta / N, same correction.
-  Phase C interleaves the two (ours-theirs, then theirs-ours, alternating so neither
-  always goes first) N times each: median and p99 (nearest rank) wall latency come
-  from this phase, so both see the same machine state.
+  Phases A2/B2 repeat A/B with `Accept-Encoding: gzip` (CPU per gzip scrape).
+  Phase F sends the floor's `INFO ALL` N times alone (its Redis server time).
+  Phase C interleaves ours, theirs and the floor (rotating the order) N times each:
+  median and p99 (nearest rank) wall latency come from this phase, so all three see
+  the same machine state.
   Peak RSS is VmHWM from /proc/PID/status after all phases.
-  Ratios are ours/theirs: below 1 means ours is cheaper.
+  Ratios are ours/theirs: below 1 means ours is cheaper. With --runs R the phases
+  repeat R times on the same servers and every figure is the median over the runs.
+  The report ends with the five targets of issue 10 and whether each held.
 
 Results are printed as markdown and written to --out.
 """
 
 import argparse
 import datetime
-import http.client
 import os
 import random
 import re
@@ -50,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
           "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
@@ -195,7 +205,7 @@ def wait_for(what, timeout, check, proc=None, log_path=None):
         try:
             if check():
                 return
-        except (OSError, BenchError, http.client.HTTPException):
+        except (OSError, BenchError):
             pass
         time.sleep(0.05)
     raise BenchError(f"timed out after {timeout}s waiting for {what}{log_tail(log_path)}")
@@ -256,21 +266,76 @@ def tenderly_data(n, seed=310):
 
 # --- HTTP scraping ---------------------------------------------------------------------------
 
-def scrape(port, path="/metrics", timeout=30.0):
-    """(seconds, status, body) for one scrape on a fresh connection."""
-    start = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={
-            "Accept": ACCEPT,
-            "X-Prometheus-Scrape-Timeout-Seconds": "10",
-            "User-Agent": "tenderly-bench/1",
-        })
-        resp = conn.getresponse()
-        body = resp.read()
-    finally:
-        conn.close()
-    return time.perf_counter() - start, resp.status, body
+class Http:
+    """A minimal HTTP/1.1 keep-alive client on a raw socket: requests a path, reads
+    the status line, headers and a Content-Length or chunked body. Reconnects when
+    the server closed the connection."""
+
+    def __init__(self, port, timeout=30.0):
+        self.port, self.timeout, self.sock, self.buf = port, timeout, None, b""
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.sock, self.buf = None, b""
+
+    def _fill(self):
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def get(self, path, headers):
+        for attempt in (0, 1):
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            request += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            start = time.perf_counter()
+            try:
+                self.sock.sendall(request.encode())
+                status = int(self._line().split()[1])
+                fields = {}
+                while True:
+                    line = self._line()
+                    if not line:
+                        break
+                    k, _, v = line.decode("latin-1").partition(":")
+                    fields[k.strip().lower()] = v.strip()
+                if "content-length" in fields:
+                    body = self._exact(int(fields["content-length"]))
+                elif fields.get("transfer-encoding", "").lower() == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self._line().split(b";")[0], 16)
+                        body += self._exact(size)
+                        self._exact(2)
+                        if size == 0:
+                            break
+                else:
+                    raise BenchError("response without Content-Length or chunked body")
+                elapsed = time.perf_counter() - start
+                if fields.get("connection", "").lower() == "close":
+                    self.close()
+                return elapsed, status, body, fields
+            except (ConnectionError, OSError):
+                self.close()
+                if attempt:
+                    raise
+        raise BenchError("unreachable")
 
 
 def redis_up(body):
@@ -296,7 +361,7 @@ class Exporter:
     def __init__(self, name, label, cmd, port, env, log_path):
         self.name, self.label, self.cmd, self.port, self.env, self.log_path = name, label, cmd, port, env, log_path
         self.proc = None
-        self.latencies = []
+        self.http = Http(port)
         self.result = {}
 
     def start(self):
@@ -313,10 +378,18 @@ class Exporter:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
-    def checked_scrape(self):
-        seconds, status, body = scrape(self.port)
+    def checked_scrape(self, gzip=False):
+        headers = {"Accept": ACCEPT, "X-Prometheus-Scrape-Timeout-Seconds": "10",
+                   "User-Agent": "tenderly-bench/1"}
+        if gzip:
+            headers["Accept-Encoding"] = "gzip"
+        seconds, status, body, fields = self.http.get("/metrics", headers)
         if status != 200:
             raise BenchError(f"{self.label} answered HTTP {status}{log_tail(self.log_path)}")
+        if gzip:
+            if fields.get("content-encoding") != "gzip":
+                raise BenchError(f"{self.label} ignored Accept-Encoding: gzip")
+            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
         return seconds, body
 
 
@@ -408,38 +481,65 @@ latency-monitor-threshold 1
     probe_a = commandstats(redis_port, password)
     probe_overhead = stats_delta(probe_a, commandstats(redis_port, password))
 
-    for phase, exp in (("A", ours), ("B", theirs)):
-        log(f"phase {phase}: {args.scrapes} scrapes of {exp.label} alone")
+    floor = Resp(redis_port, password)
+    cleanup.append(floor.close)
+
+    def floor_call():
+        start = time.perf_counter()
+        floor.call("INFO", "ALL")
+        return time.perf_counter() - start
+
+    def solo(exp, gzip):
+        """CPU per scrape and Redis cost of `exp` scraped alone N times."""
         stats0, cpu0 = commandstats(redis_port, password), cpu_seconds(exp.proc.pid)
-        t0 = time.monotonic()
         body = b""
         for _ in range(args.scrapes):
-            _, body = exp.checked_scrape()
-        elapsed = time.monotonic() - t0
+            _, body = exp.checked_scrape(gzip)
         cpu1, stats1 = cpu_seconds(exp.proc.pid), commandstats(redis_port, password)
         delta = subtract(stats_delta(stats0, stats1), probe_overhead)
-        exp.result.update(
-            cpu_ms=(cpu1 - cpu0) * 1000 / args.scrapes,
-            server_usec=sum(u for _, u in delta.values()) / args.scrapes,
-            server_calls=sum(c for c, _ in delta.values()) / args.scrapes,
-            per_command={cmd: (c / args.scrapes, u / args.scrapes) for cmd, (c, u) in delta.items()},
-            bytes=len(body), samples=samples(body), up=redis_up(body), phase_seconds=elapsed)
+        return (cpu1 - cpu0) * 1000 / args.scrapes, delta, body
 
-    log(f"phase C: {args.scrapes} interleaved scrapes of each")
-    for i in range(args.scrapes):
-        order = (ours, theirs) if i % 2 == 0 else (theirs, ours)
-        for exp in order:
-            seconds, _ = exp.checked_scrape()
-            exp.latencies.append(seconds)
+    runs = []
+    for run_no in range(1, args.runs + 1):
+        result = {"ours": {}, "theirs": {}, "floor": {}}
+        for phase, exp in (("A", ours), ("B", theirs)):
+            log(f"run {run_no}/{args.runs} phase {phase}: {args.scrapes} scrapes of {exp.label} alone")
+            cpu_ms, delta, body = solo(exp, False)
+            result[exp.name].update(
+                cpu_ms=cpu_ms,
+                server_usec=sum(u for _, u in delta.values()) / args.scrapes,
+                server_calls=sum(c for c, _ in delta.values()) / args.scrapes,
+                per_command={cmd: (c / args.scrapes, u / args.scrapes) for cmd, (c, u) in delta.items()},
+                bytes=len(body), samples=samples(body), up=redis_up(body))
+        for phase, exp in (("A2", ours), ("B2", theirs)):
+            log(f"run {run_no}/{args.runs} phase {phase}: {args.scrapes} gzip scrapes of {exp.label} alone")
+            cpu_ms, _, _ = solo(exp, True)
+            result[exp.name]["gzip_cpu_ms"] = cpu_ms
+        log(f"run {run_no}/{args.runs} phase F: {args.scrapes} INFO ALL on one persistent connection")
+        stats0 = commandstats(redis_port, password)
+        for _ in range(args.scrapes):
+            floor_call()
+        delta = subtract(stats_delta(stats0, commandstats(redis_port, password)), probe_overhead)
+        result["floor"]["server_usec"] = sum(u for _, u in delta.values()) / args.scrapes
+        result["floor"]["server_calls"] = sum(c for c, _ in delta.values()) / args.scrapes
+
+        log(f"run {run_no}/{args.runs} phase C: {args.scrapes} interleaved scrapes of each and of the floor")
+        latencies = {"ours": [], "theirs": [], "floor": []}
+        takers = [("ours", lambda: ours.checked_scrape()[0]), ("theirs", lambda: theirs.checked_scrape()[0]),
+                  ("floor", floor_call)]
+        for i in range(args.scrapes):
+            for name, take in takers[i % 3:] + takers[:i % 3]:
+                latencies[name].append(take())
+        for name, values in latencies.items():
+            result[name]["median_ms"] = percentile(values, 50) * 1000
+            result[name]["p99_ms"] = percentile(values, 99) * 1000
+        runs.append(result)
 
     for exp in (ours, theirs):
-        exp.result.update(
-            median_ms=percentile(exp.latencies, 50) * 1000,
-            p99_ms=percentile(exp.latencies, 99) * 1000,
+        runs[-1][exp.name].update(
             hwm_mib=status_kib(exp.proc.pid, "VmHWM") / 1024,
             rss_mib=status_kib(exp.proc.pid, "VmRSS") / 1024)
-
-    return render(args, ours, theirs, dbsize, server_info, memory)
+    return render(args, runs, dbsize, server_info, memory)
 
 
 def theirs_version(path):
@@ -455,12 +555,43 @@ def ratio(a, b):
     return "n/a" if not b else f"{a / b:.2f}"
 
 
-def render(args, ours, theirs, dbsize, server_info, memory):
-    o, t = ours.result, theirs.result
+def median(values):
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+# The targets of issue 10 (like for like: key scan and posture off).
+TARGETS = [
+    ("CPU per scrape, ours / redis_exporter", "cpu", 0.15),
+    ("peak RSS, ours / redis_exporter", "rss", 0.5),
+    ("median latency, ours / floor (INFO ALL round trip)", "latency", 3.0),
+    ("Redis server time, ours / floor", "server", 1.3),
+    ("CPU per gzip scrape, ours / redis_exporter with gzip", "gzip", 0.3),
+]
+
+
+def target_ratios(run, last):
+    o, t, f = run["ours"], run["theirs"], run["floor"]
+    return {
+        "cpu": o["cpu_ms"] / t["cpu_ms"] if t["cpu_ms"] else float("nan"),
+        "rss": last["ours"]["hwm_mib"] / last["theirs"]["hwm_mib"],
+        "latency": o["median_ms"] / f["median_ms"],
+        "server": o["server_usec"] / f["server_usec"] if f["server_usec"] else float("nan"),
+        "gzip": o["gzip_cpu_ms"] / t["gzip_cpu_ms"] if t["gzip_cpu_ms"] else float("nan"),
+    }
+
+
+def render(args, runs, dbsize, server_info, memory):
+    last = runs[-1]
+    # Medians over the runs for every per-run figure; RSS is read once, after the last run.
+    o, t, f = ({k: (median([r[who][k] for r in runs]) if isinstance(v, (int, float)) else v)
+                for k, v in last[who].items()} for who in ("ours", "theirs", "floor"))
     rows = [
-        ("median scrape latency (ms)", "median_ms", 2),
-        ("p99 scrape latency (ms)", "p99_ms", 2),
-        ("exporter CPU per scrape (ms)", "cpu_ms", 2),
+        ("median scrape latency (ms)", "median_ms", 3),
+        ("p99 scrape latency (ms)", "p99_ms", 3),
+        ("exporter CPU per scrape (ms)", "cpu_ms", 3),
+        ("exporter CPU per gzip scrape (ms)", "gzip_cpu_ms", 3),
         ("peak RSS, VmHWM (MiB)", "hwm_mib", 1),
         ("RSS after the run (MiB)", "rss_mib", 1),
         ("Redis server time per scrape (µs)", "server_usec", 1),
@@ -469,25 +600,28 @@ def render(args, ours, theirs, dbsize, server_info, memory):
         ("samples per scrape", "samples", 0),
     ]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    flags = " ".join(args.ours_arg) or "(none)"
     lines = [
         "## Redis exporter benchmark: tenderly-exporter vs redis_exporter",
         "",
         f"- date: {now}; host: {os.uname().nodename}, {os.cpu_count()} CPUs, {os.uname().release}",
         f"- Redis {server_info.get('redis_version', '?')} on loopback, {dbsize} Tenderly-shaped keys, "
         f"used_memory {memory.get('used_memory_human', '?')}",
-        f"- ours: `{version_of([args.ours, '--version'])}`; theirs: "
+        f"- ours: `{version_of([args.ours, '--version'])}` with {flags}; theirs: "
         f"`redis_exporter {theirs_version(args.theirs)}` (Debian prometheus-redis-exporter), "
-        "both with default collectors",
-        f"- {args.scrapes} scrapes per phase after {args.warmup} warm-up scrapes each; "
-        "latency from the interleaved phase, CPU and Redis cost from each exporter's solo phase "
-        "(method in scripts/bench_redis.py)",
+        "default collectors",
+        f"- {args.runs} run(s) of {args.scrapes} scrapes per phase after {args.warmup} warm-up scrapes each; "
+        "figures are medians over the runs; latency from the interleaved phase, CPU and Redis cost from each "
+        "exporter's solo phase (method in scripts/bench_redis.py)",
         "",
-        "| measure | tenderly-exporter | redis_exporter | ours/theirs |",
-        "| --- | ---: | ---: | ---: |",
+        "| measure | tenderly-exporter | redis_exporter | ours/theirs | floor (INFO ALL) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for label, key, digits in rows:
-        lines.append(f"| {label} | {fmt(o[key], digits)} | {fmt(t[key], digits)} | {ratio(o[key], t[key])} |")
-    lines += ["", "Redis commands per scrape, by command (calls, µs):", "",
+        floor_cell = fmt(f[key], digits) if key in f else ""
+        lines.append(f"| {label} | {fmt(o[key], digits)} | {fmt(t[key], digits)} | {ratio(o[key], t[key])} "
+                     f"| {floor_cell} |")
+    lines += ["", "Redis commands per scrape, by command (calls, µs; last run):", "",
               "| command | tenderly-exporter | redis_exporter |", "| --- | ---: | ---: |"]
     cmds = set(o["per_command"]) | set(t["per_command"])
     by_cost = sorted(cmds, key=lambda c: -(o["per_command"].get(c, (0, 0))[1] + t["per_command"].get(c, (0, 0))[1]))
@@ -499,6 +633,15 @@ def render(args, ours, theirs, dbsize, server_info, memory):
         # Subcommand stats are named `config|get`; a bare | would split the table cell.
         name = c.replace("|", "\\|")
         lines.append(f"| `{name}` | {cell(o, c)} | {cell(t, c)} |")
+    per_run = [target_ratios(r, last) for r in runs]
+    lines += ["", "Targets (issue 10), per run and median:", "",
+              "| target | limit | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " | median | held |",
+              "| --- | ---: | " + " | ".join("---:" for _ in runs) + " | ---: | --- |"]
+    for label, key, limit in TARGETS:
+        values = [r[key] for r in per_run]
+        m = median(values)
+        lines.append(f"| {label} | {limit} | " + " | ".join(f"{v:.2f}" for v in values)
+                     + f" | {m:.2f} | {'yes' if m <= limit else 'NO'} |")
     tick_ms = 1000 / CLK_TCK / args.scrapes
     lines += ["", f"CPU comes from /proc clock ticks ({1000 / CLK_TCK:.0f} ms), so CPU per scrape is "
               f"resolved to about ±{tick_ms:.3f} ms at {args.scrapes} scrapes.",
@@ -511,7 +654,10 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scrapes", type=int, default=300, help="scrapes per phase (default 300)")
+    parser.add_argument("--scrapes", type=int, default=1000, help="scrapes per phase (default 1000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of all phases; figures are medians (default 3)")
+    parser.add_argument("--all-collectors", action="store_true",
+                        help="keep our Tenderly key scan and posture checks on (default: off, like for like)")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up scrapes per exporter (default 20)")
     parser.add_argument("--keys", type=int, default=100_000, help="keys to load (default 100000)")
     parser.add_argument("--out", default=None, help="also write the markdown report to this file")
@@ -524,8 +670,10 @@ def main():
     parser.add_argument("--redis-cli", default=shutil.which("redis-cli") or "/usr/bin/redis-cli")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) for inspection")
     args = parser.parse_args()
-    if args.scrapes < 1 or args.keys < 310 or args.warmup < 0:
-        parser.error("--scrapes must be >= 1, --keys >= 310, --warmup >= 0")
+    if args.scrapes < 1 or args.keys < 310 or args.warmup < 0 or args.runs < 1:
+        parser.error("--scrapes must be >= 1, --keys >= 310, --warmup >= 0, --runs >= 1")
+    if not args.all_collectors:
+        args.ours_arg = ["--no-collector.tenderly.keys", "--no-collector.tenderly.posture"] + args.ours_arg
     for name in ("ours", "theirs", "redis_server", "redis_cli"):
         path = getattr(args, name)
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):

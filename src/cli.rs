@@ -232,6 +232,10 @@ pub struct Cli {
     #[arg(global = true, long = "no-collector.redis.config")]
     pub no_redis_config: bool,
 
+    /// How stale the CONFIG GET values (maxclients, ...) may get before they are read again; 0s reads them every scrape.
+    #[arg(global = true, long = "redis.config-max-age", default_value = "60s")]
+    pub redis_config_max_age: String,
+
     /// Log level.
     #[arg(global = true, long = "log.level", env = "TENDERLY_EXPORTER_LOG_LEVEL", value_enum, default_value = "info")]
     pub log_level: LogLevel,

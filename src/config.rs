@@ -394,6 +394,8 @@ struct FileCollectors {
     #[serde(default)]
     slowlog: Option<bool>,
     #[serde(default)]
+    config_max_age: Option<String>,
+    #[serde(default)]
     latency: Option<bool>,
     #[serde(default)]
     config: Option<bool>,
@@ -470,6 +472,7 @@ impl Config {
                 slowlog: Cli::switch(cli.redis_slowlog, cli.no_redis_slowlog, true),
                 latency: Cli::switch(cli.redis_latency, cli.no_redis_latency, true),
                 config: Cli::switch(cli.redis_config, cli.no_redis_config, true),
+                config_max_age: duration_flag(&cli.redis_config_max_age, "--redis.config-max-age", "60s")?,
             };
             let tls = RedisTls {
                 ca_file: cli.redis_tls_ca_file.clone(),
@@ -740,10 +743,17 @@ pub fn parse_file_full(
                             ("collectors.top", c.top.is_some()),
                         ];
                         reject_foreign_keys(&foreign, "redis", &at)?;
+                        let config_max_age = match &c.config_max_age {
+                            None => defaults.config_max_age,
+                            Some(text) => parse_duration(text).map_err(|e| {
+                                invalid(at("collectors.config_max_age"), e, "use e.g. config_max_age: 60s")
+                            })?,
+                        };
                         RedisCollectors {
                             slowlog: c.slowlog.unwrap_or(defaults.slowlog),
                             latency: c.latency.unwrap_or(defaults.latency),
                             config: c.config.unwrap_or(defaults.config),
+                            config_max_age,
                         }
                     }
                 };
@@ -781,6 +791,7 @@ pub fn parse_file_full(
                             ("collectors.slowlog", c.slowlog.is_some()),
                             ("collectors.latency", c.latency.is_some()),
                             ("collectors.config", c.config.is_some()),
+                            ("collectors.config_max_age", c.config_max_age.is_some()),
                         ];
                         reject_foreign_keys(&foreign, "mongodb", &at)?;
                         MongoCollectors {

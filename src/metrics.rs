@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// The content type of every metrics response.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -197,6 +198,12 @@ struct Family {
 pub struct Exposition {
     families: Vec<Family>,
     index: HashMap<&'static str, usize, BuildHasherDefault<FxHasher>>,
+    /// Index of the family the last sample went to: producers add a
+    /// family's samples one after another, so most adds skip the hash.
+    last: usize,
+    /// Finished expositions shared with other requests (a target's
+    /// collection), encoded with this one without copying their samples.
+    shared: Vec<Arc<Exposition>>,
 }
 
 /// A small, fast, non-cryptographic hasher (the rustc "Fx" hash) for the
@@ -294,15 +301,44 @@ impl Exposition {
     }
 
     fn family_mut(&mut self, desc: &Desc) -> &mut Family {
+        if self.families.get(self.last).is_some_and(|f| f.desc.name == desc.name) {
+            return &mut self.families[self.last];
+        }
         let idx = *self.index.entry(desc.name).or_insert_with(|| {
             self.families.push(Family { desc: *desc, samples: Vec::new() });
             self.families.len() - 1
         });
+        self.last = idx;
         &mut self.families[idx]
+    }
+
+    /// Drops repeated label sets in every family (first wins), so the
+    /// exposition can be shared read-only ([`Exposition::attach`]).
+    pub fn dedup(&mut self) {
+        for family in &mut self.families {
+            family.dedup();
+        }
+    }
+
+    /// Adds a finished exposition to be encoded with this one, without
+    /// copying it. Families it shares with this one are merged at encoding
+    /// time; a label set repeated across the two is dropped (first wins).
+    pub fn attach(&mut self, part: Arc<Exposition>) {
+        self.shared.push(part);
+    }
+
+    /// Every family of this exposition and of the attached ones, own first.
+    fn all_families(&self) -> Vec<&Family> {
+        let mut out: Vec<&Family> = self.families.iter().collect();
+        for part in &self.shared {
+            out.extend(part.all_families());
+        }
+        out
     }
 
     /// Moves every sample of `other` into `self` (families new to `self` move whole).
     pub fn merge(&mut self, other: Exposition) {
+        self.shared.extend(other.shared);
         for family in other.families {
             match self.index.get(family.desc.name) {
                 Some(&i) => self.families[i].samples.extend(family.samples),
@@ -316,26 +352,31 @@ impl Exposition {
 
     /// The first sample of `name` whose labels include all of `labels`.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&Value> {
-        let family = &self.families[*self.index.get(name)?];
-        family
-            .samples
-            .iter()
-            .find(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v)))
-            .map(|s| &s.value)
+        let found = self.index.get(name).and_then(|&i| {
+            self.families[i]
+                .samples
+                .iter()
+                .find(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v)))
+                .map(|s| &s.value)
+        });
+        found.or_else(|| self.shared.iter().find_map(|part| part.get(name, labels)))
     }
 
     /// Number of distinct samples in family `name` (0 if absent).
     pub fn sample_count(&self, name: &str) -> usize {
-        self.index.get(name).map_or(0, |&i| {
-            let mut family = self.families[i].clone();
-            family.dedup();
-            family.samples.len()
-        })
+        let families = self.all_families().into_iter().filter(|f| f.desc.name == name);
+        distinct(families.flat_map(|f| f.samples.iter()).collect()).len()
     }
 
-    /// Names of all families, in order.
+    /// Names of all families, in order (each once).
     pub fn family_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.families.iter().map(|f| f.desc.name)
+        let mut names: Vec<&'static str> = Vec::new();
+        for family in self.all_families() {
+            if !names.contains(&family.desc.name) {
+                names.push(family.desc.name);
+            }
+        }
+        names.into_iter()
     }
 
     /// Encodes as OpenMetrics text (ending in `# EOF`).
@@ -352,21 +393,73 @@ impl Exposition {
     }
 
     fn encoded_size_hint(&self) -> usize {
-        self.families.iter().map(|f| 160 + f.samples.len() * 64).sum::<usize>() + 16
+        self.all_families().iter().map(|f| 160 + f.samples.len() * 64).sum::<usize>() + 16
     }
 
     fn encode_into(&mut self, format: Format, out: &mut Vec<u8>) {
         for family in &mut self.families {
             family.dedup();
-            if family.samples.is_empty() {
-                continue;
+        }
+        if self.shared.is_empty() {
+            for family in &self.families {
+                if !family.samples.is_empty() {
+                    encode_family(&family.desc, family.samples.iter(), format, out);
+                }
             }
-            encode_family(family, format, out);
+        } else {
+            // Group families by name in first-seen order, own families first.
+            let all = self.all_families();
+            let mut groups: Vec<Vec<&Family>> = Vec::with_capacity(all.len());
+            let mut index: HashMap<&'static str, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+            index.reserve(all.len());
+            for family in all {
+                match index.get(family.desc.name) {
+                    Some(&i) => groups[i].push(family),
+                    None => {
+                        index.insert(family.desc.name, groups.len());
+                        groups.push(vec![family]);
+                    }
+                }
+            }
+            for group in groups {
+                if let [family] = group.as_slice() {
+                    if !family.samples.is_empty() {
+                        encode_family(&family.desc, family.samples.iter(), format, out);
+                    }
+                    continue;
+                }
+                let samples = distinct(group.iter().flat_map(|f| f.samples.iter()).collect());
+                if !samples.is_empty() {
+                    encode_family(&group[0].desc, samples.into_iter(), format, out);
+                }
+            }
         }
         if format == Format::OpenMetrics {
             out.extend_from_slice(b"# EOF\n");
         }
     }
+}
+
+/// `samples` without repeated label sets, first wins, order kept.
+fn distinct(samples: Vec<&Sample>) -> Vec<&Sample> {
+    if samples.len() <= 32 {
+        let mut out: Vec<&Sample> = Vec::with_capacity(samples.len());
+        for sample in samples {
+            if !out.iter().any(|s| s.labels == sample.labels) {
+                out.push(sample);
+            }
+        }
+        return out;
+    }
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    order.sort_by(|&a, &b| samples[a].labels.cmp(&samples[b].labels).then(a.cmp(&b)));
+    let mut keep = vec![true; samples.len()];
+    for pair in order.windows(2) {
+        if samples[pair[0]].labels == samples[pair[1]].labels {
+            keep[pair[1]] = false;
+        }
+    }
+    samples.into_iter().zip(keep).filter_map(|(s, k)| k.then_some(s)).collect()
 }
 
 /// An exposition format, chosen per request by [`negotiate`].
@@ -447,8 +540,7 @@ fn type_name(kind: Kind) -> &'static str {
     }
 }
 
-fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
-    let desc = &family.desc;
+fn encode_family<'a>(desc: &Desc, samples: impl Iterator<Item = &'a Sample>, format: Format, out: &mut Vec<u8>) {
     // OpenMetrics names the family without `_total`; the classic format
     // declares the name the samples carry.
     let declared = match format {
@@ -473,7 +565,7 @@ fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
         out.extend_from_slice(&unit.suffix().as_bytes()[1..]);
         out.push(b'\n');
     }
-    for sample in &family.samples {
+    for sample in samples {
         match (&sample.value, desc.kind) {
             (Value::Histogram { sum, count, buckets }, _) => {
                 let mut cumulative = 0u64;
@@ -581,6 +673,10 @@ fn escape_label_value(value: &str, out: &mut Vec<u8>) {
 
 /// HELP text: backslash and newline escaped (both formats).
 fn escape_help(help: &str, out: &mut Vec<u8>) {
+    if !help.bytes().any(|b| matches!(b, b'\\' | b'\n')) {
+        out.extend_from_slice(help.as_bytes());
+        return;
+    }
     for b in help.bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -647,6 +743,29 @@ mod tests {
         assert!(text.contains("x_duration_seconds_bucket{db=\"app\",le=\"1.0\"} 5\n"), "{text}");
         assert!(text.contains("x_duration_seconds_bucket{db=\"app\",le=\"+Inf\"} 6\n"), "{text}");
         assert!(text.contains("x_duration_seconds_count{db=\"app\"} 6\n"), "{text}");
+    }
+
+    #[test]
+    fn attached_parts_merge_by_family_without_duplicates() {
+        let mut part = Exposition::new();
+        part.add_plain(&UP, 1i64);
+        part.add(&CMDS, vec![("cmd", "get".into())], 1u64);
+        part.add(&CMDS, vec![("cmd", "get".into())], 9u64);
+        part.dedup();
+        let part = Arc::new(part);
+        let mut out = Exposition::new();
+        out.add(&CMDS, vec![("cmd", "set".into())], 2u64);
+        out.add(&CMDS, vec![("cmd", "get".into())], 7u64);
+        out.attach(Arc::clone(&part));
+        out.attach(part);
+        assert_eq!(out.sample_count("redis_commands_total"), 2);
+        assert_eq!(out.get("redis_up", &[]), Some(&Value::Int(1)));
+        let text = String::from_utf8(out.encode(Format::Text)).expect("utf-8");
+        assert_eq!(text.matches("# TYPE redis_commands_total counter").count(), 1, "{text}");
+        assert_eq!(text.matches("# TYPE redis_up gauge").count(), 1, "{text}");
+        assert!(text.contains("redis_commands_total{cmd=\"get\"} 7\n"), "own samples win: {text}");
+        assert!(!text.contains("} 9\n") && !text.contains("} 1\nredis_commands"), "{text}");
+        assert_eq!(text.matches("redis_commands_total{").count(), 2, "{text}");
     }
 
     #[test]

@@ -129,7 +129,8 @@ pub struct CollectorRun {
 /// What one collection of one target produced.
 #[derive(Debug, Clone)]
 pub struct Collection {
-    pub exposition: Exposition,
+    /// Deduplicated, shared read-only by every request that waited for it.
+    pub exposition: Arc<Exposition>,
     pub runs: Vec<CollectorRun>,
 }
 
@@ -665,7 +666,7 @@ impl Scraper {
             let name = runner.name.as_str();
             match collection {
                 Some(c) => {
-                    out.merge(c.exposition.clone());
+                    out.attach(Arc::clone(&c.exposition));
                     for run in &c.runs {
                         add_run(&mut out, name, run.collector, run.success, run.duration);
                     }
@@ -969,7 +970,7 @@ impl TargetRunner {
         let mut exposition = Exposition::new();
         self.current().backend.encode_up(false, &mut exposition);
         Collection {
-            exposition,
+            exposition: Arc::new(exposition),
             runs: vec![CollectorRun {
                 collector: self.collector_name(),
                 success: false,
@@ -1139,7 +1140,8 @@ impl TargetRunner {
                 }
             }
         }
-        (Collection { exposition, runs }, auth_failed)
+        exposition.dedup();
+        (Collection { exposition: Arc::new(exposition), runs }, auth_failed)
     }
 }
 

@@ -102,14 +102,35 @@ fn one_round_trip_per_scrape_and_never_config_get_star() {
         exporter.scrape("/metrics");
     }
     let after = server.cli(&["INFO", "commandstats"]);
-    // Each scrape: INFO ALL, one CONFIG GET, SLOWLOG LEN + GET, LATENCY LATEST; plus the `before` INFO.
+    // Each scrape: INFO ALL, SLOWLOG LEN + GET, LATENCY LATEST; plus the `before` INFO.
+    // CONFIG GET was read by the first scrape and is not due again for 60 s.
     let delta = |cmd: &str| calls_in(&after, cmd) - calls_in(&before, cmd);
     assert_eq!(delta("info"), 5 + 1, "INFO calls");
-    assert_eq!(delta("config|get"), 5, "one targeted CONFIG GET per scrape");
+    assert_eq!(delta("config|get"), 0, "CONFIG GET within --redis.config-max-age");
+    assert!(exporter.scrape("/metrics").value("redis_config_maxclients", &[]).is_some(), "cached values are served");
     assert_eq!(delta("slowlog|len") + delta("slowlog|get") + delta("latency|latest"), 15);
     assert_eq!(delta("command|info") + delta("client|setname"), 0, "feature detection is once per connection");
     let slowlog = server.cli(&["SLOWLOG", "GET", "128"]);
     assert!(!slowlog.contains("CONFIG\nGET\n*"), "CONFIG GET * was sent");
+}
+
+/// `--redis.config-max-age 0s` reads CONFIG GET on every scrape, and a
+/// changed setting shows on the next scrape.
+#[test]
+fn config_get_every_scrape_when_max_age_is_zero() {
+    let server = RedisServer::start(RedisOptions::with_password("rt-pw"));
+    let mut extra = REDIS_ONLY.to_vec();
+    extra.extend(["--redis.config-max-age", "0s"]);
+    let exporter = start_exporter_with(&server, &extra);
+    exporter.scrape("/metrics");
+    let before = server.cli(&["INFO", "commandstats"]);
+    for _ in 0..3 {
+        exporter.scrape("/metrics");
+    }
+    let after = server.cli(&["INFO", "commandstats"]);
+    assert_eq!(calls_in(&after, "config|get") - calls_in(&before, "config|get"), 3);
+    server.cli(&["CONFIG", "SET", "maxclients", "1234"]);
+    assert_eq!(exporter.scrape("/metrics").value("redis_config_maxclients", &[]), Some(1234.0));
 }
 
 #[test]

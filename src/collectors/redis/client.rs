@@ -112,6 +112,10 @@ struct Live {
     features: Features,
     /// Set when a reply exceeded the connection's byte budget.
     cap: CapSignal,
+    /// The last `CONFIG GET` values and when they were read (see
+    /// [`super::RedisCollectors::config_max_age`]); per connection, so a
+    /// reconnect (perhaps to a restarted server) reads them again.
+    config: Option<(Instant, Vec<(String, String)>)>,
 }
 
 #[derive(Default)]
@@ -222,7 +226,7 @@ impl RedisClient {
         self.load.record(handshake_commands(&self.spec, None, true), sent_at.elapsed());
         let features = self.detect(&mut conn, deadline).await.map_err(|e| self.cap_error(&cap, e))?;
         tracing::debug!(target_name = %self.target, ?features, "redis connected");
-        Ok(Live { conn, features, cap })
+        Ok(Live { conn, features, cap, config: None })
     }
 
     /// `e`, or the reply-budget error if that is what broke the connection.
@@ -302,8 +306,12 @@ impl RedisClient {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         pipe.cmd("INFO").arg("ALL");
-        let config_get =
-            if want.config && !self.is_refused("CONFIG GET") { f.config_get } else { ConfigGet::Unavailable };
+        let config_wanted = want.config && !self.is_refused("CONFIG GET");
+        let config_fresh = live
+            .config
+            .as_ref()
+            .is_some_and(|(at, _)| !want.config_max_age.is_zero() && at.elapsed() < want.config_max_age);
+        let config_get = if config_wanted && !config_fresh { f.config_get } else { ConfigGet::Unavailable };
         match config_get {
             ConfigGet::Multi => {
                 pipe.cmd("CONFIG").arg("GET");
@@ -355,6 +363,13 @@ impl RedisClient {
             match next("CONFIG GET")? {
                 Value::ServerError(e) => self.refuse("CONFIG GET", &e),
                 v => snapshot.config.extend(pairs_of(v)),
+            }
+        }
+        if config_replies > 0 && !snapshot.config.is_empty() {
+            live.config = Some((Instant::now(), snapshot.config.clone()));
+        } else if config_wanted && config_fresh {
+            if let Some((_, cached)) = &live.config {
+                snapshot.config = cached.clone();
             }
         }
         if slowlog {

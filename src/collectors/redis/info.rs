@@ -85,13 +85,17 @@ fn name_hash(name: &str) -> u64 {
 /// without `:` and unknown sections are all tolerated.
 pub fn parse_info(raw: &[u8]) -> Info {
     let mut info = Info::default();
-    for raw_line in raw.split(|&b| b == b'\n') {
-        let raw_line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
-        if raw_line.len() > MAX_LINE_BYTES {
+    // One validation for the whole reply (borrowed when it is UTF-8, as
+    // every real reply is); invalid bytes are replaced, never rejected.
+    let text = String::from_utf8_lossy(raw);
+    let lines = raw.iter().filter(|&&b| b == b'\n').count();
+    info.index.reserve(lines.min(MAX_FIELDS));
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.len() > MAX_LINE_BYTES {
             info.dropped_lines += 1;
             continue;
         }
-        let line = String::from_utf8_lossy(raw_line);
         let line = line.trim();
         if line.is_empty() {
             continue;

@@ -60,11 +60,18 @@ pub struct RedisCollectors {
     pub slowlog: bool,
     pub latency: bool,
     pub config: bool,
+    /// How old the `CONFIG GET` values may get before they are read again
+    /// (settings change rarely; `INFO` is read on every scrape). Zero reads
+    /// them on every scrape. A reconnect always reads them again.
+    pub config_max_age: std::time::Duration,
 }
+
+/// Default for [`RedisCollectors::config_max_age`].
+pub const CONFIG_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for RedisCollectors {
     fn default() -> Self {
-        RedisCollectors { slowlog: true, latency: true, config: true }
+        RedisCollectors { slowlog: true, latency: true, config: true, config_max_age: CONFIG_MAX_AGE }
     }
 }
 
