@@ -228,6 +228,16 @@ fn datasources<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Value)
     }
 }
 
+/// Provisioned dashboards are read-only in Grafana (dashboard-linter's
+/// rule): edits belong in the repository, not in one Grafana's database.
+#[test]
+fn dashboards_are_not_editable() {
+    for name in DASHBOARDS {
+        let dashboard = load_dashboard(name);
+        assert_eq!(dashboard["editable"], Value::Bool(false), "{name}: \"editable\" must be false");
+    }
+}
+
 #[test]
 fn no_hard_coded_datasource_uids() {
     for name in DASHBOARDS {

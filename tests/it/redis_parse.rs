@@ -170,6 +170,9 @@ fn master_values_match_the_capture_text() {
     let out = exposition(&snapshot(MASTER));
     assert_eq!(out.get("redis_up", &[]), Some(&Value::Int(1)));
     assert_eq!(f64_of(&out, "redis_db_keys", &[("db", "db0")]), 310.0);
+    // redis_exporter's allocator byte gauges, same names and values as the capture.
+    assert_eq!(f64_of(&out, "redis_allocator_frag_bytes", &[]), 409848.0);
+    assert_eq!(f64_of(&out, "redis_allocator_rss_bytes", &[]), 2674688.0);
     assert_eq!(f64_of(&out, "redis_db_keys_expiring", &[("db", "db0")]), 290.0);
     assert_eq!(f64_of(&out, "redis_db_avg_ttl_seconds", &[("db", "db0")]), 2624.254);
     assert_eq!(f64_of(&out, "redis_commands_total", &[("cmd", "set")]), 260.0);

@@ -139,6 +139,16 @@ const ALLOCATOR_FRAG_RATIO: Desc = Desc::gauge(
     "redis_allocator_frag_ratio",
     "Allocator fragmentation (active over allocated), from INFO allocator_frag_ratio.",
 );
+const ALLOCATOR_FRAG_BYTES: Desc = Desc::gauge(
+    "redis_allocator_frag_bytes",
+    "Allocator fragmentation in bytes (active minus allocated; can be negative), from INFO allocator_frag_bytes.",
+)
+.unit(BaseUnit::Bytes);
+const ALLOCATOR_RSS_BYTES: Desc = Desc::gauge(
+    "redis_allocator_rss_bytes",
+    "Allocator resident minus active bytes (can be negative), from INFO allocator_rss_bytes.",
+)
+.unit(BaseUnit::Bytes);
 const ALLOCATOR_RSS_RATIO: Desc =
     Desc::gauge("redis_allocator_rss_ratio", "Allocator resident over active, from INFO allocator_rss_ratio.");
 const MEM_NOT_COUNTED_FOR_EVICT: Desc = Desc::gauge(
@@ -682,6 +692,8 @@ static INFO_SCALARS: &[Scalar] = &[
     scalar("allocator_resident", &ALLOCATOR_RESIDENT, Conv::Number),
     scalar("allocator_frag_ratio", &ALLOCATOR_FRAG_RATIO, Conv::Number),
     scalar("allocator_rss_ratio", &ALLOCATOR_RSS_RATIO, Conv::Number),
+    scalar("allocator_frag_bytes", &ALLOCATOR_FRAG_BYTES, Conv::Number),
+    scalar("allocator_rss_bytes", &ALLOCATOR_RSS_BYTES, Conv::Number),
     scalar("mem_not_counted_for_evict", &MEM_NOT_COUNTED_FOR_EVICT, Conv::Number),
     scalar("mem_total_replication_buffers", &MEM_TOTAL_REPLICATION_BUFFERS, Conv::Number),
     scalar("mem_clients_slaves", &MEM_CLIENTS_SLAVES, Conv::Number),
