@@ -155,6 +155,7 @@ impl RedisBackend {
             posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
             posture_load: CommandLoad::new(),
             last_scan: Mutex::new(None),
+            drift: spec.drift.clone().map(crate::tenderly::drift::RedisDrift::new),
         }
     }
 }
@@ -185,6 +186,8 @@ struct RedisBackend {
     posture_load: CommandLoad,
     /// The outcome of the last key-scan step (it runs after the scrape has answered).
     last_scan: Mutex<Option<CollectorRun>>,
+    /// Configuration drift against the policy, from the scrape's own snapshot.
+    drift: Option<crate::tenderly::drift::RedisDrift>,
 }
 
 impl Backend {
@@ -1030,6 +1033,9 @@ impl TargetRunner {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
                         client.count_dropped(&redis_encode::encode(&snapshot, &mut exposition));
+                        if let Some(drift) = &redis.drift {
+                            drift.encode(&self.name, &snapshot, &mut exposition);
+                        }
                         self.note_success();
                         true
                     }
@@ -1105,6 +1111,8 @@ impl TargetRunner {
                                     counted: false,
                                 });
                             }
+                            let dba = mongo.signals.run_dba_checks(&driver, &scrape.snapshot, deadline, &mut exposition);
+                            let _ = timeout_at(deadline, dba).await;
                         }
                         self.note_success();
                         for section in scrape.sections {

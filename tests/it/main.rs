@@ -28,6 +28,7 @@ mod redis_tls; // Redis over TLS with throwaway certificates
 mod redis_url; // percent-encoded credentials in redis:// URLs
 
 // -- The Tenderly application layer --
+mod dba_checks; // TTL counters, certificate expiry, required indexes, FCV, config drift (issue 12)
 mod tenderly_keys; // key families and Redis posture on real servers
 mod tenderly_queries; // queries, audit counters and MongoDB posture
 

@@ -31,11 +31,12 @@ use super::load::CommandLoad;
 use super::RedisOptions;
 use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
 
-/// The `CONFIG GET` parameters are exactly those the encoder uses: never
-/// `CONFIG GET *`, which is most of redis_exporter's server-side cost.
-/// maxmemory and its policy come from INFO memory, which every version has.
-fn config_params() -> impl Iterator<Item = &'static str> {
-    super::encode::CONFIG_NUMBERS.iter().map(|(param, _)| *param)
+/// The `CONFIG GET` parameters are exactly those the encoder uses plus the
+/// caller's `extra_config` (the drift policy's `save`): never `CONFIG GET *`,
+/// which is most of redis_exporter's server-side cost. maxmemory and its
+/// policy come from INFO memory, which every version has.
+fn config_params(spec: &RedisOptions) -> impl Iterator<Item = &'static str> + '_ {
+    super::encode::CONFIG_NUMBERS.iter().map(|(param, _)| *param).chain(spec.extra_config.iter().copied())
 }
 
 /// Longest pause between reconnect attempts after repeated failures.
@@ -307,12 +308,12 @@ impl RedisClient {
         match config_get {
             ConfigGet::Multi => {
                 pipe.cmd("CONFIG").arg("GET");
-                for param in config_params() {
+                for param in config_params(&self.spec) {
                     pipe.arg(param);
                 }
             }
             ConfigGet::Single => {
-                for param in config_params() {
+                for param in config_params(&self.spec) {
                     pipe.cmd("CONFIG").arg("GET").arg(param);
                 }
             }
@@ -348,7 +349,7 @@ impl RedisClient {
         }
         let config_replies = match config_get {
             ConfigGet::Multi => 1,
-            ConfigGet::Single => config_params().count(),
+            ConfigGet::Single => config_params(&self.spec).count(),
             ConfigGet::Unavailable => 0,
         };
         for _ in 0..config_replies {

@@ -26,6 +26,9 @@ pub struct RedisOptions {
     pub password: Option<Secret>,
     pub tls: RedisTls,
     pub collectors: RedisCollectors,
+    /// `CONFIG GET` parameters to read besides the exported ones (kept as
+    /// strings in [`RedisSnapshot::config`], not exported by this collector).
+    pub extra_config: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -36,6 +39,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("collectors", &self.collectors)
+            .field("extra_config", &self.extra_config)
             .finish()
     }
 }

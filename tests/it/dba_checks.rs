@@ -1,0 +1,150 @@
+//! The DBA guide's remaining checks (issue 12), end to end through the
+//! exporter's HTTP server: the TTL monitor counters and MongoDB's certificate
+//! expiry from real serverStatus captures served by the replay server, the
+//! required indexes from scripted `listIndexes` replies, the feature
+//! compatibility version, and configuration drift on a real `redis-server`.
+
+use mongodb::bson::{doc, Document};
+
+use crate::support::exporter::TestExporter;
+use crate::support::mongo_fixtures;
+use crate::support::mongo_replay::{ReplayServer, Scenario};
+use crate::support::redis_server::{RedisOptions, RedisServer};
+
+/// A real serverStatus capture, as the replay server's reply to `serverStatus`.
+fn serve_capture(replay: &ReplayServer, fixture: &str) -> Document {
+    let mut status = mongo_fixtures::load(fixture);
+    status.insert("ok", 1.0);
+    let mut bytes = Vec::new();
+    status.to_writer(&mut bytes).expect("serialize the capture");
+    replay.set_raw_reply("serverStatus", "admin", bytes);
+    status
+}
+
+fn raw(name: &str, path: &[&str]) -> f64 {
+    mongo_fixtures::raw_number(name, path).unwrap_or_else(|| panic!("{name}: {path:?} not in the fixture"))
+}
+
+#[test]
+fn ttl_counters_equal_the_capture() {
+    // serverStatus-standalone-7.0.21.json: metrics.ttl {deletedDocuments: 48, passes: 95}.
+    const CAPTURE: &str = "serverStatus-standalone-7.0.21.json";
+    let replay = ReplayServer::start(Scenario::Standalone).expect("replay server starts");
+    serve_capture(&replay, CAPTURE);
+    let exporter = TestExporter::start(&["--mongodb.uri", &replay.uri()], &[]);
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("mongodb_up", &[]), 1.0, "{}", m.text);
+    let deleted = raw(CAPTURE, &["metrics", "ttl", "deletedDocuments"]);
+    let passes = raw(CAPTURE, &["metrics", "ttl", "passes"]);
+    assert_eq!((deleted, passes), (48.0, 95.0), "the capture's own numbers");
+    assert_eq!(m.expect("mongodb_ttl_deleted_documents_total", &[]), deleted);
+    assert_eq!(m.expect("mongodb_ttl_passes_total", &[]), passes);
+    assert_eq!(m.value("mongodb_tls_certificate_expiry_timestamp_seconds", &[]), None, "no TLS in this capture");
+}
+
+#[test]
+fn tls_certificate_expiry_comes_from_server_status() {
+    // serverStatus-replset-secondary-4.2.14.json is a real Atlas capture (TLS on):
+    // security.SSLServerCertificateExpirationDate = 1631804193000 ms (2021-09-16T14:56:33Z).
+    const CAPTURE: &str = "serverStatus-replset-secondary-4.2.14.json";
+    let replay = ReplayServer::start(Scenario::Standalone).expect("replay server starts");
+    let status = serve_capture(&replay, CAPTURE);
+    let expiry = status
+        .get_document("security")
+        .and_then(|s| s.get_datetime("SSLServerCertificateExpirationDate"))
+        .expect("the capture has the certificate date")
+        .timestamp_millis();
+    assert_eq!(expiry, 1_631_804_193_000);
+    let exporter = TestExporter::start(&["--mongodb.uri", &replay.uri()], &[]);
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("mongodb_tls_certificate_expiry_timestamp_seconds", &[]), 1_631_804_193.0, "{}", m.text);
+    assert_eq!(m.expect("mongodb_ttl_passes_total", &[]), raw(CAPTURE, &["metrics", "ttl", "passes"]));
+}
+
+/// A listIndexes reply for `tenderly.sessions`, with or without the guide's TTL index.
+fn sessions_indexes(with_ttl: bool) -> Document {
+    let mut specs = vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}];
+    if with_ttl {
+        specs.push(doc! {"v": 2, "key": {"expiresAt": 1}, "name": "expiresAt_1", "expireAfterSeconds": 0});
+    } else {
+        // The same key without the TTL (what a careless migration recreates) does not count.
+        specs.push(doc! {"v": 2, "key": {"expiresAt": 1}, "name": "expiresAt_1"});
+    }
+    let batch: Vec<mongodb::bson::Bson> = specs.into_iter().map(Into::into).collect();
+    doc! {"cursor": {"firstBatch": batch, "id": 0i64, "ns": "tenderly.sessions"}, "ok": 1.0}
+}
+
+fn index_value(exporter: &TestExporter, collection: &str, index: &str) -> Option<f64> {
+    let m = exporter.scrape("/metrics");
+    m.value("tenderly_required_index", &[("target", "mongodb"), ("collection", collection), ("index", index)])
+}
+
+#[test]
+fn required_sessions_ttl_index_is_zero_when_missing_and_one_when_present() {
+    for (with_ttl, expected) in [(false, 0.0), (true, 1.0)] {
+        let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+        replay.set_command_reply("listIndexes", "tenderly", "sessions", sessions_indexes(with_ttl));
+        let exporter =
+            TestExporter::start(&["--mongodb.uri", &replay.uri(), "--tenderly.app-database", "tenderly"], &[]);
+        assert_eq!(index_value(&exporter, "sessions", "expiresAt_1"), Some(expected), "with_ttl={with_ttl}");
+        // Collections that do not exist: every required index on them is missing.
+        assert_eq!(index_value(&exporter, "users", "email_1"), Some(0.0));
+        assert_eq!(index_value(&exporter, "users", "roles_1_accountStatus_1"), Some(0.0));
+        assert_eq!(index_value(&exporter, "auditlogs", "timestamp_1"), Some(0.0));
+        // Cached: the second scrape sent no new listIndexes.
+        let sent = replay.command_count("listIndexes");
+        assert_eq!(sent, 3, "one listIndexes per collection (users, sessions, auditlogs)");
+        let received = replay.commands_received("listIndexes");
+        assert!(received.iter().all(|c| c.contains_key("maxTimeMS")), "{received:?}");
+    }
+}
+
+#[test]
+fn feature_compatibility_version_is_labelled_with_the_server_version() {
+    let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let exporter = TestExporter::start(&["--mongodb.uri", &replay.uri()], &[]);
+    let m = exporter.scrape("/metrics");
+    // Primary serves serverStatus-replset-primary-8.0.4; the replay FCV follows it.
+    assert_eq!(
+        m.expect(
+            "mongodb_feature_compatibility_version_info",
+            &[("target", "mongodb"), ("version", "8.0"), ("server_version", "8.0")]
+        ),
+        1.0,
+        "{}",
+        m.text
+    );
+    // A real mongos has no FCV to report: no series, no failure.
+    let mongos = ReplayServer::start(Scenario::Mongos).expect("replay server starts");
+    let exporter = TestExporter::start(&["--mongodb.uri", &mongos.uri()], &[]);
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("mongodb_up", &[]), 1.0);
+    assert_eq!(m.count("mongodb_feature_compatibility_version_info"), 0);
+}
+
+fn drift(exporter: &TestExporter, setting: &str) -> Option<f64> {
+    exporter.scrape("/metrics").value("tenderly_config_drift", &[("target", "redis"), ("setting", setting)])
+}
+
+#[test]
+fn redis_drift_follows_config_set() {
+    // The test server starts with `save ""` (no save points) and Redis' default
+    // maxmemory-policy noeviction, set explicitly here.
+    let server = RedisServer::start(RedisOptions {
+        extra_args: vec!["--maxmemory-policy".into(), "noeviction".into()],
+        ..RedisOptions::default()
+    });
+    assert_eq!(server.cli(&["CONFIG", "GET", "save"]).lines().nth(1).unwrap_or_default(), "");
+    let exporter = TestExporter::start(&["--redis.addr", &server.addr(), "--no-collector.tenderly.keys"], &[]);
+    assert_eq!(drift(&exporter, "maxmemory-policy"), Some(1.0));
+    assert_eq!(drift(&exporter, "save"), Some(1.0));
+    assert_eq!(drift(&exporter, "maxmemory"), Some(1.0), "maxmemory 0 (no limit) is not the guide's 1gb");
+    assert_eq!(drift(&exporter, "appendonly"), Some(0.0));
+    // The guide's values, as its "Memory Issues" procedure and redis.conf set them.
+    server.cli(&["CONFIG", "SET", "maxmemory", "1gb"]);
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    server.cli(&["CONFIG", "SET", "save", "900 1 300 10 60 10000"]);
+    for setting in ["maxmemory-policy", "save", "maxmemory", "appendonly"] {
+        assert_eq!(drift(&exporter, setting), Some(0.0), "{setting}");
+    }
+}
