@@ -106,7 +106,14 @@ pub fn metric_catalog() -> Vec<(&'static str, &'static Desc)> {
             tenderly::drift::COLLECTOR,
             [tenderly::drift::descriptors(), tenderly::indexes::descriptors(), tenderly::mongo::descriptors()].concat(),
         ),
-        (EXPORTER, crate::scrape::descriptors().into_iter().chain(crate::process::descriptors()).collect()),
+        (
+            EXPORTER,
+            crate::scrape::descriptors()
+                .into_iter()
+                .chain(crate::process::descriptors())
+                .chain(crate::web_config::descriptors())
+                .collect(),
+        ),
     ];
     let mut seen = std::collections::HashSet::new();
     let mut all = Vec::new();

@@ -322,6 +322,8 @@ pub struct Scraper {
     /// Per target: the members its last discovery found, and the clients of
     /// the members probed since (`/probe?target=NAME&member=HOST:PORT`).
     members: Mutex<BTreeMap<String, MemberSet>>,
+    /// The web configuration's TLS certificate expiry (set by the server).
+    web_cert_expiry: crate::web_config::CertificateExpiry,
 }
 
 /// The last discovery of one target and its members' runners (a subset of the members).
@@ -383,7 +385,14 @@ impl Scraper {
             }),
             stats: Arc::new(Mutex::new(SelfStats::default())),
             members: Mutex::new(BTreeMap::new()),
+            web_cert_expiry: crate::web_config::CertificateExpiry::default(),
         }
+    }
+
+    /// Reports the web configuration's certificate expiry among the exporter's own metrics.
+    pub fn with_web_certificate_expiry(mut self, expiry: crate::web_config::CertificateExpiry) -> Self {
+        self.web_cert_expiry = expiry;
+        self
     }
 
     fn loaded(&self) -> Arc<Loaded> {
@@ -702,6 +711,7 @@ impl Scraper {
         for (kind, n) in kinds {
             out.add(&TARGETS, vec![("kind", kind.into())], n);
         }
+        self.web_cert_expiry.encode(out);
         let Ok(stats) = self.stats.lock() else { return };
         out.declare(&COLLECTIONS);
         for ((target, collector), counts) in &stats.runs {

@@ -4,11 +4,16 @@
 //! required indexes from scripted `listIndexes` replies, the feature
 //! compatibility version, and configuration drift on a real `redis-server`.
 
+use std::process::Command;
+
 use mongodb::bson::{doc, Document};
+use tenderly_exporter::web_config::{ReloadReason, WebSecurityStore};
 
 use crate::support::exporter::TestExporter;
 use crate::support::mongo_fixtures;
 use crate::support::mongo_replay::{ReplayServer, Scenario};
+use crate::support::pki::CertDir;
+use crate::support::process::{free_port, require_tool};
 use crate::support::redis_server::{RedisOptions, RedisServer};
 
 /// A real serverStatus capture, as the replay server's reply to `serverStatus`.
@@ -147,4 +152,110 @@ fn redis_drift_follows_config_set() {
     for setting in ["maxmemory-policy", "save", "maxmemory", "appendonly"] {
         assert_eq!(drift(&exporter, setting), Some(0.0), "{setting}");
     }
+}
+
+/// `openssl x509 -enddate` of `pem`, as Unix seconds (via `date`).
+fn openssl_not_after(certs: &CertDir, pem: &str) -> i64 {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-in", &certs.path(pem)])
+        .output()
+        .expect("openssl x509 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let date = text.trim().strip_prefix("notAfter=").unwrap_or_else(|| panic!("openssl said {text:?}")).to_owned();
+    let out = Command::new("date").args(["-u", "-d", &date, "+%s"]).output().expect("date runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|e| panic!("date {date:?}: {e}"))
+}
+
+const SERVER_EXT: &str = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                          extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n";
+
+#[test]
+fn redis_tls_certificate_expiry_equals_the_certificates_not_after() {
+    if require_tool("openssl", "openssl").is_none() {
+        return;
+    }
+    let certs = CertDir::new("dba-tls");
+    certs.make_ca("ca", "tenderly-exporter test CA");
+    certs.make_leaf_days("ca", "server", "localhost", SERVER_EXT, "0x1201", 10);
+    let not_after = openssl_not_after(&certs, "server.pem");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    assert!((not_after - now - 10 * 86_400).abs() < 600, "the certificate expires in 10 days: {not_after} vs {now}");
+    // Plain port for the test's own client; the exporter uses only the TLS port.
+    let tls_port = free_port();
+    let server = RedisServer::start(RedisOptions {
+        extra_args: [
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &certs.path("server.pem"),
+            "--tls-key-file",
+            &certs.path("server.key"),
+            "--tls-ca-cert-file",
+            &certs.path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        ..RedisOptions::default()
+    });
+    let url = format!("rediss://localhost:{tls_port}");
+    let exporter = TestExporter::start(
+        &["--redis.addr", &url, "--redis.tls-ca-file", &certs.path("ca.pem"), "--no-collector.tenderly.keys"],
+        &[],
+    );
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("redis_up", &[]), 1.0, "{}", m.text);
+    assert_eq!(m.expect("redis_tls_certificate_expiry_timestamp_seconds", &[]), not_after as f64);
+    // Cached: the second scrape makes no new handshake (the server counts TLS connections).
+    let accepted = || server.info_field("stats", "total_connections_received").and_then(|v| v.parse::<u64>().ok());
+    let before = accepted();
+    let m = exporter.scrape("/metrics");
+    assert_eq!(m.expect("redis_tls_certificate_expiry_timestamp_seconds", &[]), not_after as f64);
+    // `info_field` itself opens one plain connection.
+    assert_eq!(accepted(), before.map(|n| n + 1), "a second handshake within the check interval");
+
+    // A plain redis:// target has no certificate series.
+    let plain = TestExporter::start(&["--redis.addr", &server.addr(), "--no-collector.tenderly.keys"], &[]);
+    assert_eq!(plain.scrape("/metrics").count("redis_tls_certificate_expiry_timestamp_seconds"), 0);
+}
+
+#[test]
+fn web_certificate_expiry_follows_reloads() {
+    if require_tool("openssl", "openssl").is_none() {
+        return;
+    }
+    let certs = CertDir::new("dba-web");
+    certs.make_ca("ca", "tenderly-exporter test CA");
+    certs.make_leaf_days("ca", "web10", "localhost", SERVER_EXT, "0x1202", 10);
+    certs.make_leaf_days("ca", "web30", "localhost", SERVER_EXT, "0x1203", 30);
+    let config = certs.dir.join("web.yml");
+    let write = |leaf: &str| {
+        let text = format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            certs.path(&format!("{leaf}.pem")),
+            certs.path(&format!("{leaf}.key"))
+        );
+        std::fs::write(&config, text).expect("write the web config");
+    };
+    let value = |store: &WebSecurityStore| {
+        let mut out = tenderly_exporter::metrics::Exposition::new();
+        store.certificate_expiry().encode(&mut out);
+        out.get("tenderly_exporter_web_tls_certificate_expiry_timestamp_seconds", &[]).map(|v| v.as_f64())
+    };
+    write("web10");
+    let store = WebSecurityStore::load(Some(&config)).expect("valid web config");
+    assert_eq!(value(&store), Some(openssl_not_after(&certs, "web10.pem") as f64));
+    let exported = store.certificate_expiry();
+    write("web30");
+    assert!(store.reload(ReloadReason::Signal).expect("valid reload"));
+    assert_eq!(value(&store), Some(openssl_not_after(&certs, "web30.pem") as f64));
+    // The handle the scraper holds follows the reload too.
+    let mut out = tenderly_exporter::metrics::Exposition::new();
+    exported.encode(&mut out);
+    assert_eq!(out.sample_count("tenderly_exporter_web_tls_certificate_expiry_timestamp_seconds"), 1);
+    // Without TLS there is no series.
+    let plain = WebSecurityStore::load(None).expect("no web config");
+    assert_eq!(value(&plain), None);
 }

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod encode;
 pub mod info;
 pub mod load;
+pub mod tls_expiry;
 
 /// The `collector` label of this collector's runs.
 pub const COLLECTOR: &str = "redis";
@@ -93,6 +94,8 @@ pub struct RedisSnapshot {
     pub latency: Option<Vec<LatencyEvent>>,
     /// `CLUSTER INFO`, parsed with the INFO parser; `None` unless cluster mode is on.
     pub cluster_info: Option<info::Info>,
+    /// notAfter (Unix seconds) of a `rediss://` server's certificate (see [`tls_expiry`]).
+    pub tls_certificate_expiry: Option<i64>,
 }
 
 /// Slow-log summary.
