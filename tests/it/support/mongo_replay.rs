@@ -1675,8 +1675,9 @@ fn matches_condition(value: Option<&Bson>, cond: &Bson) -> bool {
             "$gte" => ordered(&[Ordering::Greater, Ordering::Equal]),
             "$lt" => ordered(&[Ordering::Less]),
             "$lte" => ordered(&[Ordering::Less, Ordering::Equal]),
-            "$in" => arg.as_array().is_some_and(|c| value.is_some_and(|v| c.iter().any(|x| bson_eq(v, x)))),
-            "$nin" => arg.as_array().is_none_or(|c| !value.is_some_and(|v| c.iter().any(|x| bson_eq(v, x)))),
+            // As in MongoDB, an array field matches when one of its elements is listed.
+            "$in" => arg.as_array().is_some_and(|c| value.is_some_and(|v| c.iter().any(|x| element_eq(v, x)))),
+            "$nin" => arg.as_array().is_none_or(|c| !value.is_some_and(|v| c.iter().any(|x| element_eq(v, x)))),
             "$exists" => value.is_some() == truthy(arg),
             "$regex" => {
                 let insensitive = operators.get_str("$options").is_ok_and(|o| o.contains('i'));
