@@ -229,6 +229,25 @@ pub async fn check(client: &Client, db: &str, required: &[RequiredIndex], target
     evaluate(required, &indexes)
 }
 
+/// The grant `doctor` prints when `listIndexes` is refused.
+pub const GRANT: &str = r#"db.getSiblingDB("admin").grantRolesToUser("tenderly-exporter", [{role: "read", db: "<app database>"}]) (or a role with the listIndexes action on it)"#;
+
+/// `doctor`'s check: whether `listIndexes` on `db.collection` is allowed.
+/// `Ok(())` also when the collection does not exist (the privilege is there).
+pub async fn probe(client: &Client, db: &str, collection: &str, deadline: Instant) -> Result<(), String> {
+    let command = doc! {"listIndexes": collection, "maxTimeMS": max_time_ms(deadline)};
+    match timeout_at(deadline, read_cursor(&client.database(db), command, CursorCaps::docs(MAX_INDEXES))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(CursorError::Driver(e))) if command_code(&e) == Some(NAMESPACE_NOT_FOUND) => Ok(()),
+        Ok(Err(CursorError::Driver(e))) if command_code(&e) == Some(crate::collectors::mongodb::client::UNAUTHORIZED) => {
+            Err(format!("listIndexes on {db} not authorized; fix: {GRANT}"))
+        }
+        Ok(Err(CursorError::Driver(e))) => Err(crate::collectors::mongodb::client::describe(&e)),
+        Ok(Err(CursorError::Guard(g))) => Err(g.to_string()),
+        Err(_) => Err("deadline exceeded".to_owned()),
+    }
+}
+
 fn command_code(e: &mongodb::error::Error) -> Option<i32> {
     match e.kind.as_ref() {
         mongodb::error::ErrorKind::Command(c) => Some(c.code),

@@ -87,6 +87,11 @@ impl MongoSignals {
         }
     }
 
+    /// The app database and one collection the required-index check reads (for `doctor`).
+    pub fn required_index_probe(&self) -> Option<(&str, &str)> {
+        self.indexes.as_ref().and_then(|(db, required, _)| Some((db.as_str(), required.first()?.collection.as_str())))
+    }
+
     /// The DBA guide's checks that need the generic scrape's `snapshot`:
     /// required indexes (`listIndexes`, cached, where the node holds the data
     /// set), the profiling-level drift (no command: the profiler collector's

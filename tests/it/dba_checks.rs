@@ -11,7 +11,7 @@ use tenderly_exporter::web_config::{ReloadReason, WebSecurityStore};
 
 use crate::support::exporter::TestExporter;
 use crate::support::mongo_fixtures;
-use crate::support::mongo_replay::{ReplayServer, Scenario};
+use crate::support::mongo_replay::{Fault, ReplayServer, Scenario};
 use crate::support::pki::CertDir;
 use crate::support::process::{free_port, require_tool};
 use crate::support::redis_server::{RedisOptions, RedisServer};
@@ -258,4 +258,99 @@ fn web_certificate_expiry_follows_reloads() {
     // Without TLS there is no series.
     let plain = WebSecurityStore::load(None).expect("no web config");
     assert_eq!(value(&plain), None);
+}
+
+fn doctor(uri: &str) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"));
+    cmd.args(["doctor", "--mongodb.uri", uri, "--tenderly.app-database", "tenderly"]);
+    for var in ["REDIS_ADDR", "REDIS_USER", "REDIS_PASSWORD", "MONGODB_URI", "MONGODB_USER", "MONGODB_PASSWORD"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run doctor");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn doctor_checks_the_list_indexes_privilege_and_names_the_grant() {
+    let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let (_, text) = doctor(&replay.uri());
+    assert!(text.contains("OK   tenderly_required_index: listIndexes"), "{text}");
+    replay.set_command_fault("listIndexes", Fault::unauthorized());
+    let (code, text) = doctor(&replay.uri());
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("FAIL tenderly_required_index: listIndexes on tenderly not authorized; fix: ")
+            && text.contains(r#"{role: "read", db: "<app database>"}"#),
+        "{text}"
+    );
+}
+
+struct NoEnv;
+impl tenderly_exporter::config::Env for NoEnv {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+fn parse(text: &str) -> Result<Vec<tenderly_exporter::config::Target>, String> {
+    tenderly_exporter::config::parse_file_full(text, std::path::Path::new("targets.yml"), &NoEnv)
+        .map(|(targets, _)| targets)
+        .map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn drift_policy_and_required_indexes_are_configured_per_target_and_validated() {
+    use tenderly_exporter::config::TargetSpec;
+    let targets = parse(
+        "targets:\n\
+         \x20 - {name: r, kind: redis, address: 'redis://127.0.0.1:6379', drift: {maxmemory: 2gb, save: null}}\n\
+         \x20 - name: m\n\
+         \x20   kind: mongodb\n\
+         \x20   address: 'mongodb://127.0.0.1:27017/'\n\
+         \x20   tenderly:\n\
+         \x20     app_database: tenderly\n\
+         \x20     drift: {profile: 1}\n\
+         \x20     index_check_interval: 10m\n\
+         \x20     required_indexes:\n\
+         \x20       - {collection: consultations, keys: [patientId, 'startsAt:-1'], name: patient_recent}\n",
+    )
+    .expect("valid");
+    let TargetSpec::Redis(redis) = &targets[0].spec else { panic!("redis") };
+    let drift = redis.drift.as_ref().expect("drift on by default");
+    assert_eq!(drift.maxmemory.as_deref(), Some("2gb"));
+    assert_eq!(drift.maxmemory_policy.as_deref(), Some("allkeys-lru"), "unset keys keep the guide's value");
+    assert_eq!(drift.save, None);
+    assert!(redis.connection.extra_config.is_empty(), "save not checked: not read");
+    let TargetSpec::Mongodb(mongo) = &targets[1].spec else { panic!("mongodb") };
+    let tenderly = mongo.tenderly.as_ref().expect("tenderly section");
+    assert_eq!(tenderly.drift.profile, Some(1));
+    assert_eq!(tenderly.index_interval(), std::time::Duration::from_secs(600));
+    let required = tenderly.effective_required_indexes();
+    assert_eq!(required.len(), 1);
+    assert_eq!(required[0].label(), "patient_recent");
+
+    // Defaults: the guide's policy, and `save` added to the collector's CONFIG GET.
+    let targets = parse("targets:\n  - {name: r, kind: redis, address: 'redis://127.0.0.1:6379'}\n").expect("valid");
+    let TargetSpec::Redis(redis) = &targets[0].spec else { panic!("redis") };
+    assert_eq!(redis.connection.extra_config, ["save"]);
+
+    for (bad, field) in [
+        ("{name: r, kind: redis, address: 'redis://h:1', drift: {maxmemory: lots}}", "drift"),
+        ("{name: r, kind: redis, address: 'redis://h:1', drift: {save: '900'}}", "drift"),
+        ("{name: r, kind: redis, address: 'redis://h:1', drift: {maxmemry: 1gb}}", "maxmemry"),
+        ("{name: m, kind: mongodb, address: 'mongodb://h:1/', drift: {profile: 0}}", "drift"),
+        ("{name: m, kind: mongodb, address: 'mongodb://h:1/', tenderly: {app_database: t, drift: {profile: 3}}}", "drift"),
+        (
+            "{name: m, kind: mongodb, address: 'mongodb://h:1/', tenderly: {app_database: t, required_indexes: [{collection: '', keys: [a]}]}}",
+            "required_indexes",
+        ),
+        (
+            "{name: m, kind: mongodb, address: 'mongodb://h:1/', tenderly: {app_database: t, index_check_interval: 0s}}",
+            "index_check_interval",
+        ),
+    ] {
+        let e = parse(&format!("targets:\n  - {bad}\n")).expect_err(bad);
+        assert!(e.contains(field), "{bad}: {e}");
+    }
 }
