@@ -1121,7 +1121,8 @@ impl TargetRunner {
                                     counted: false,
                                 });
                             }
-                            let dba = mongo.signals.run_dba_checks(&driver, &scrape.snapshot, deadline, &mut exposition);
+                            let dba =
+                                mongo.signals.run_dba_checks(&driver, &scrape.snapshot, deadline, &mut exposition);
                             let _ = timeout_at(deadline, dba).await;
                         }
                         self.note_success();

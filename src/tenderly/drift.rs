@@ -75,7 +75,12 @@ pub struct RedisDriftPolicy {
 
 impl Default for RedisDriftPolicy {
     fn default() -> Self {
-        RedisDriftPolicy { maxmemory_policy: d_policy(), maxmemory: d_maxmemory(), save: d_save(), appendonly: d_appendonly() }
+        RedisDriftPolicy {
+            maxmemory_policy: d_policy(),
+            maxmemory: d_maxmemory(),
+            save: d_save(),
+            appendonly: d_appendonly(),
+        }
     }
 }
 
@@ -86,7 +91,7 @@ impl RedisDriftPolicy {
         }
         if let Some(s) = &self.save {
             let tokens: Vec<&str> = s.split_whitespace().collect();
-            if tokens.len() % 2 != 0 || tokens.iter().any(|t| t.parse::<u64>().is_err()) {
+            if !tokens.len().is_multiple_of(2) || tokens.iter().any(|t| t.parse::<u64>().is_err()) {
                 return Err(format!("save {s:?} is not pairs of numbers (e.g. \"900 1 300 10\")"));
             }
         }
@@ -250,7 +255,9 @@ mod tests {
         assert!(p.config_params().is_empty());
         assert!(p.validate().is_ok());
         assert!(RedisDriftPolicy { save: Some("900".into()), ..RedisDriftPolicy::default() }.validate().is_err());
-        assert!(RedisDriftPolicy { appendonly: Some("always".into()), ..RedisDriftPolicy::default() }.validate().is_err());
+        assert!(RedisDriftPolicy { appendonly: Some("always".into()), ..RedisDriftPolicy::default() }
+            .validate()
+            .is_err());
         assert!(same_save("900 1  300 10", "900 1 300 10"));
         assert!(!same_save("", "900 1"));
     }

@@ -200,7 +200,13 @@ pub fn evaluate(required: &[RequiredIndex], indexes: &BTreeMap<String, Vec<Docum
 }
 
 /// Reads the indexes of every collection `required` names, on `db`, before `deadline`.
-pub async fn check(client: &Client, db: &str, required: &[RequiredIndex], target: &str, deadline: Instant) -> IndexReport {
+pub async fn check(
+    client: &Client,
+    db: &str,
+    required: &[RequiredIndex],
+    target: &str,
+    deadline: Instant,
+) -> IndexReport {
     let database = client.database(db);
     let mut indexes: BTreeMap<String, Vec<Document>> = BTreeMap::new();
     let collections: std::collections::BTreeSet<&str> = required.iter().map(|r| r.collection.as_str()).collect();
@@ -239,7 +245,9 @@ pub async fn probe(client: &Client, db: &str, collection: &str, deadline: Instan
     match timeout_at(deadline, read_cursor(&client.database(db), command, CursorCaps::docs(MAX_INDEXES))).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(CursorError::Driver(e))) if command_code(&e) == Some(NAMESPACE_NOT_FOUND) => Ok(()),
-        Ok(Err(CursorError::Driver(e))) if command_code(&e) == Some(crate::collectors::mongodb::client::UNAUTHORIZED) => {
+        Ok(Err(CursorError::Driver(e)))
+            if command_code(&e) == Some(crate::collectors::mongodb::client::UNAUTHORIZED) =>
+        {
             Err(format!("listIndexes on {db} not authorized; fix: {GRANT}"))
         }
         Ok(Err(CursorError::Driver(e))) => Err(crate::collectors::mongodb::client::describe(&e)),

@@ -111,7 +111,8 @@ impl MongoSignals {
         }
         if let Some((db, required, cache)) = &self.indexes {
             if matches!(role, Role::Primary | Role::Secondary | Role::Standalone | Role::Mongos) {
-                let report = cache.get_or_refresh(|| indexes::check(client, db, required, &self.target, deadline)).await;
+                let report =
+                    cache.get_or_refresh(|| indexes::check(client, db, required, &self.target, deadline)).await;
                 report.encode(&self.target, out);
             }
         }
@@ -170,8 +171,10 @@ impl MongoSignals {
 async fn read_fcv(client: &Client, deadline: Instant) -> Option<String> {
     let command = mongodb::bson::doc! {"getParameter": 1, "featureCompatibilityVersion": 1};
     let admin = client.database("admin");
-    let reply =
-        tokio::time::timeout_at(deadline, crate::collectors::mongodb::client::run_command(&admin, command)).await.ok()?.ok()?;
+    let reply = tokio::time::timeout_at(deadline, crate::collectors::mongodb::client::run_command(&admin, command))
+        .await
+        .ok()?
+        .ok()?;
     parse_fcv(&reply)
 }
 
@@ -195,7 +198,10 @@ mod tests {
 
     #[test]
     fn fcv_is_read_from_either_shape_and_bounded() {
-        assert_eq!(parse_fcv(&doc! {"featureCompatibilityVersion": {"version": "7.0"}, "ok": 1.0}).as_deref(), Some("7.0"));
+        assert_eq!(
+            parse_fcv(&doc! {"featureCompatibilityVersion": {"version": "7.0"}, "ok": 1.0}).as_deref(),
+            Some("7.0")
+        );
         assert_eq!(parse_fcv(&doc! {"featureCompatibilityVersion": "3.4"}).as_deref(), Some("3.4"));
         assert_eq!(parse_fcv(&doc! {"featureCompatibilityVersion": {"version": "7.0\"}"}}), None);
         assert_eq!(parse_fcv(&doc! {"ok": 0.0}), None);

@@ -45,8 +45,8 @@ mod secrets; // no secret in any output
 mod web_security; // TLS and basic auth on the exporter's endpoints
 
 // -- Shipped files and the whole stack --
-mod alert_rules; // alert rules: names, runbooks, promtool
 mod alert_routing; // deploy/alertmanager.yml: the security receiver (amtool routes test), inhibitions
+mod alert_rules; // alert rules: names, runbooks, promtool
 mod dashboards; // dashboards, deploy files, systemd unit
 mod e2e; // Prometheus + Alertmanager + exporter + databases
 mod kubernetes; // Dockerfile and deploy/kubernetes: manifests, Deployment security, generated rules and dashboards

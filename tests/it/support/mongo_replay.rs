@@ -1224,9 +1224,7 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         "listIndexes" if data.role == Role::Arbiter => not_primary_or_secondary(),
         "listIndexes" => list_indexes(cmd, db),
         "getParameter" if db != "admin" => admin_only(name),
-        "getParameter" if data.role == Role::Mongos => {
-            error_reply(72, "InvalidOptions", "no option found to get")
-        }
+        "getParameter" if data.role == Role::Mongos => error_reply(72, "InvalidOptions", "no option found to get"),
         "getParameter" => fcv_reply(&data.server_status),
         "listCollections" if data.role == Role::Arbiter => not_primary_or_secondary(),
         "listCollections" => list_collections(cmd, db),
