@@ -354,3 +354,34 @@ fn drift_policy_and_required_indexes_are_configured_per_target_and_validated() {
         assert!(e.contains(field), "{bad}: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_profiling_level_drift_follows_the_profile_command() {
+    let replay = ReplayServer::start(Scenario::Primary).expect("replay server starts");
+    let uri = replay.uri();
+    let exporter = tokio::task::spawn_blocking(move || {
+        TestExporter::start(&["--mongodb.uri", &uri, "--tenderly.app-database", "tenderly"], &[])
+    })
+    .await
+    .expect("exporter starts");
+    let exporter = std::sync::Arc::new(exporter);
+    let profile_drift = |exporter: std::sync::Arc<TestExporter>| async move {
+        tokio::task::spawn_blocking(move || {
+            exporter.scrape("/metrics").value("tenderly_config_drift", &[("target", "mongodb"), ("setting", "profile")])
+        })
+        .await
+        .expect("scrape")
+    };
+    // The replay server's app database profiles slow operations (level 1): not the policy's 0.
+    assert_eq!(profile_drift(exporter.clone()).await, Some(1.0));
+    let client = mongodb::Client::with_uri_str(replay.uri()).await.expect("client");
+    client.database("tenderly").run_command(doc! {"profile": 0}).await.expect("profile 0");
+    assert_eq!(
+        profile_drift(exporter.clone()).await,
+        Some(0.0),
+        "every database at level 0, the guide's production setting"
+    );
+    // The guide's troubleshooting step, left on: db.setProfilingLevel(2).
+    client.database("tenderly").run_command(doc! {"profile": 2}).await.expect("profile 2");
+    assert_eq!(profile_drift(exporter).await, Some(1.0));
+}
