@@ -147,9 +147,11 @@ fn bench_target(addr: &str, password: Option<String>) -> RedisTarget {
             password: password.map(Secret::new),
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
+            extra_config: Vec::new(),
         },
         key_families: None,
         posture: None,
+        drift: None,
         members_allowed: Default::default(),
     }
 }

@@ -64,6 +64,14 @@ pub const COLLECTORS: &[Collector] = &[
     ),
     row(tenderly::posture::COLLECTOR, None, Some("tenderly.posture"), true, "every target, every 5 minutes", false),
     row(tenderly::backups::COLLECTOR, None, None, false, "the exporter's host (backups: in the config file)", false),
+    row(
+        tenderly::drift::COLLECTOR,
+        None,
+        None,
+        true,
+        "every target: config drift; MongoDB with a tenderly: section: required indexes; mongod: FCV",
+        false,
+    ),
     row(EXPORTER, None, None, true, "the exporter itself", false),
 ];
 
@@ -94,7 +102,18 @@ pub fn metric_catalog() -> Vec<(&'static str, &'static Desc)> {
         (tenderly::queries::COLLECTOR, tenderly::queries::descriptors()),
         (tenderly::posture::COLLECTOR, tenderly::posture::descriptors()),
         (tenderly::backups::COLLECTOR, tenderly::backups::descriptors()),
-        (EXPORTER, crate::scrape::descriptors().into_iter().chain(crate::process::descriptors()).collect()),
+        (
+            tenderly::drift::COLLECTOR,
+            [tenderly::drift::descriptors(), tenderly::indexes::descriptors(), tenderly::mongo::descriptors()].concat(),
+        ),
+        (
+            EXPORTER,
+            crate::scrape::descriptors()
+                .into_iter()
+                .chain(crate::process::descriptors())
+                .chain(crate::web_config::descriptors())
+                .collect(),
+        ),
     ];
     let mut seen = std::collections::HashSet::new();
     let mut all = Vec::new();

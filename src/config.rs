@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::cli::{self, Cli};
 use crate::logging::{LogFormat, LogLevel};
 use crate::tenderly::backups::BackupsConfig;
+use crate::tenderly::drift::RedisDriftPolicy;
 use crate::tenderly::keys::KeyFamiliesConfig;
 use crate::tenderly::queries::QueriesConfig;
 use crate::tenderly::redis_posture::RedisPostureConfig;
@@ -114,6 +115,8 @@ pub struct RedisTarget {
     pub key_families: Option<KeyFamiliesConfig>,
     /// Security posture checks (every 5 minutes); `None` when disabled.
     pub posture: Option<RedisPostureConfig>,
+    /// Configuration drift policy (`drift:`, default the DBA guide's); `None` when disabled.
+    pub drift: Option<RedisDriftPolicy>,
     /// Discovered nodes (besides the address's host and `replica_address`) that
     /// may get the credentials (`members_allowed:`; see docs/security-trust-model.md).
     pub members_allowed: MemberAllowList,
@@ -360,6 +363,9 @@ struct FileTarget {
     key_families: Option<KeyFamiliesConfig>,
     #[serde(default)]
     posture_options: Option<RedisPostureConfig>,
+    /// Redis only: the configuration drift policy (default the DBA guide's).
+    #[serde(default)]
+    drift: Option<RedisDriftPolicy>,
     #[serde(default)]
     members_allowed: Option<FileMembersAllowed>,
 }
@@ -490,11 +496,13 @@ impl Config {
                         password: password.or(url_password),
                         tls,
                         collectors,
+                        extra_config: RedisDriftPolicy::default().config_params(),
                     },
                     key_families: Cli::switch(cli.tenderly_keys, cli.no_tenderly_keys, true)
                         .then(KeyFamiliesConfig::default),
                     posture: Cli::switch(cli.tenderly_posture, cli.no_tenderly_posture, true)
                         .then(RedisPostureConfig::default),
+                    drift: Some(RedisDriftPolicy::default()),
                     members_allowed: MemberAllowList::default(),
                 }),
                 timeout: None,
@@ -722,6 +730,8 @@ pub fn parse_file_full(
                 } else {
                     None
                 };
+                let drift = t.drift.clone().unwrap_or_default();
+                drift.validate().map_err(|e| invalid(at("drift"), e, "see docs/configuration.md \"drift\""))?;
                 let (url, url_user, url_password) = normalize_redis_address(&t.address, &at("address"))?;
                 let tls = t
                     .tls
@@ -764,9 +774,11 @@ pub fn parse_file_full(
                         password: file_password.or(url_password),
                         tls,
                         collectors,
+                        extra_config: drift.config_params(),
                     },
                     key_families,
                     posture,
+                    drift: Some(drift),
                     members_allowed,
                 })
             }
@@ -776,6 +788,7 @@ pub fn parse_file_full(
                         ("tls", t.tls.is_some()),
                         ("key_families", t.key_families.is_some()),
                         ("posture_options", t.posture_options.is_some()),
+                        ("drift", t.drift.is_some()),
                         ("collectors.keys", t.collectors.as_ref().is_some_and(|c| c.keys.is_some())),
                     ],
                     "mongodb",

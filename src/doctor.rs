@@ -107,6 +107,15 @@ async fn check_mongodb(client: MongoClient, signals: &MongoSignals, deadline: In
                     }
                     None => {}
                 }
+                // Required indexes (tenderly_required_index): the listIndexes action on the app database.
+                if let Some((db, collection)) = signals.required_index_probe() {
+                    let line = match crate::tenderly::indexes::probe(&driver, db, collection, deadline).await {
+                        Ok(()) => "OK   tenderly_required_index: listIndexes".to_owned(),
+                        Err(e) => format!("FAIL tenderly_required_index: {e}"),
+                    };
+                    ok &= line.starts_with("OK");
+                    let _ = writeln!(report, "  {line}");
+                }
             }
             ok
         }

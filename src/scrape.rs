@@ -156,6 +156,7 @@ impl RedisBackend {
             posture: spec.posture.clone().map(|cfg| (cfg, Cached::new(POSTURE_INTERVAL))),
             posture_load: CommandLoad::new(),
             last_scan: Mutex::new(None),
+            drift: spec.drift.clone().map(crate::tenderly::drift::RedisDrift::new),
         }
     }
 }
@@ -186,6 +187,8 @@ struct RedisBackend {
     posture_load: CommandLoad,
     /// The outcome of the last key-scan step (it runs after the scrape has answered).
     last_scan: Mutex<Option<CollectorRun>>,
+    /// Configuration drift against the policy, from the scrape's own snapshot.
+    drift: Option<crate::tenderly::drift::RedisDrift>,
 }
 
 impl Backend {
@@ -320,6 +323,8 @@ pub struct Scraper {
     /// Per target: the members its last discovery found, and the clients of
     /// the members probed since (`/probe?target=NAME&member=HOST:PORT`).
     members: Mutex<BTreeMap<String, MemberSet>>,
+    /// The web configuration's TLS certificate expiry (set by the server).
+    web_cert_expiry: crate::web_config::CertificateExpiry,
 }
 
 /// The last discovery of one target and its members' runners (a subset of the members).
@@ -381,7 +386,14 @@ impl Scraper {
             }),
             stats: Arc::new(Mutex::new(SelfStats::default())),
             members: Mutex::new(BTreeMap::new()),
+            web_cert_expiry: crate::web_config::CertificateExpiry::default(),
         }
+    }
+
+    /// Reports the web configuration's certificate expiry among the exporter's own metrics.
+    pub fn with_web_certificate_expiry(mut self, expiry: crate::web_config::CertificateExpiry) -> Self {
+        self.web_cert_expiry = expiry;
+        self
     }
 
     fn loaded(&self) -> Arc<Loaded> {
@@ -700,6 +712,7 @@ impl Scraper {
         for (kind, n) in kinds {
             out.add(&TARGETS, vec![("kind", kind.into())], n);
         }
+        self.web_cert_expiry.encode(out);
         let Ok(stats) = self.stats.lock() else { return };
         out.declare(&COLLECTIONS);
         for ((target, collector), counts) in &stats.runs {
@@ -1031,6 +1044,9 @@ impl TargetRunner {
                     Ok(snapshot) => {
                         redis_encode::encode_up(true, &mut exposition);
                         client.count_dropped(&redis_encode::encode(&snapshot, &mut exposition));
+                        if let Some(drift) = &redis.drift {
+                            drift.encode(&self.name, &snapshot, &mut exposition);
+                        }
                         self.note_success();
                         true
                     }
@@ -1106,6 +1122,9 @@ impl TargetRunner {
                                     counted: false,
                                 });
                             }
+                            let dba =
+                                mongo.signals.run_dba_checks(&driver, &scrape.snapshot, deadline, &mut exposition);
+                            let _ = timeout_at(deadline, dba).await;
                         }
                         self.note_success();
                         for section in scrape.sections {

@@ -161,6 +161,7 @@ impl AppState {
     /// an error naming the field, so a bad config fails at startup.
     pub fn new(web: WebConfig, scraper: Scraper) -> Result<Self, WebConfigError> {
         let web_security = Arc::new(WebSecurityStore::load(web.web_config_file.as_deref())?);
+        let scraper = scraper.with_web_certificate_expiry(web_security.certificate_expiry());
         let slots = web.max_requests;
         Ok(AppState {
             web,

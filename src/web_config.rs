@@ -212,6 +212,8 @@ pub struct WebSecurity {
     fingerprint: u64,
     /// Things worth a warning that are not errors (e.g. basic auth without TLS).
     warnings: Vec<String>,
+    /// notAfter (Unix seconds) of the TLS server certificate, when TLS is on.
+    cert_not_after: Option<i64>,
 }
 
 impl fmt::Debug for WebSecurity {
@@ -235,6 +237,7 @@ impl WebSecurity {
             headers: Vec::new(),
             fingerprint: 0,
             warnings: Vec::new(),
+            cert_not_after: None,
         }
     }
 
@@ -263,12 +266,12 @@ impl WebSecurity {
         let cx = Cx { path, base };
         let mut warnings = Vec::new();
 
-        let (tls, client_auth) = match raw.tls_server_config {
+        let (tls, client_auth, cert_not_after) = match raw.tls_server_config {
             Some(t) if !t.is_empty() => {
-                let (acceptor, client_auth) = build_tls(&cx, t, &mut hasher, &mut warnings)?;
-                (Some(acceptor), client_auth)
+                let (acceptor, client_auth, not_after) = build_tls(&cx, t, &mut hasher, &mut warnings)?;
+                (Some(acceptor), client_auth, not_after)
             }
-            _ => (None, ClientAuth::NoClientCert),
+            _ => (None, ClientAuth::NoClientCert, None),
         };
 
         let auth = match raw.basic_auth_users {
@@ -338,7 +341,12 @@ impl WebSecurity {
             }
         }
 
-        Ok(WebSecurity { tls, client_auth, auth, headers, fingerprint: hasher.finish(), warnings })
+        Ok(WebSecurity { tls, client_auth, auth, headers, fingerprint: hasher.finish(), warnings, cert_not_after })
+    }
+
+    /// When the TLS server certificate expires (Unix seconds), when TLS is on.
+    pub fn certificate_expiry(&self) -> Option<i64> {
+        self.cert_not_after
     }
 
     /// The TLS acceptor, when `tls_server_config` is set.
@@ -505,7 +513,7 @@ fn build_tls(
     t: RawTls,
     hasher: &mut impl Hasher,
     warnings: &mut Vec<String>,
-) -> Result<(TlsAcceptor, ClientAuth), WebConfigError> {
+) -> Result<(TlsAcceptor, ClientAuth, Option<i64>), WebConfigError> {
     // Presence first, so a missing key is reported as missing rather than as
     // an unreadable certificate path.
     let has_cert = t.cert_file.is_some() || t.cert.is_some();
@@ -546,6 +554,8 @@ fn build_tls(
             "point it at a PEM file with BEGIN CERTIFICATE (server certificate first, then intermediates)",
         ));
     }
+    // The server certificate (the first of the chain) is the one clients check.
+    let cert_not_after = certs.first().and_then(|c| crate::collectors::redis::tls_expiry::not_after_unix(c.as_ref()));
     // Never include the parser's error text for keys: it may quote key material.
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
         cx.invalid(
@@ -730,7 +740,7 @@ fn build_tls(
     config.ignore_client_order = t.prefer_server_cipher_suites.unwrap_or(true);
     // Only HTTP/1.1 is served; advertising it lets ALPN-speaking clients agree.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((TlsAcceptor::from(Arc::new(config)), client_auth))
+    Ok((TlsAcceptor::from(Arc::new(config)), client_auth, cert_not_after))
 }
 
 /// `RequestClientCert` / `RequireAnyClientCert`: accept any certificate
@@ -944,6 +954,43 @@ impl ReloadReason {
     }
 }
 
+pub const WEB_TLS_CERT_EXPIRY: crate::metrics::Desc = crate::metrics::Desc::gauge(
+    "tenderly_exporter_web_tls_certificate_expiry_timestamp_seconds",
+    "Unix time at which the exporter's own web TLS certificate (--web.config.file tls_server_config) expires; updated on every successful reload.",
+)
+.unit(crate::metrics::BaseUnit::Seconds);
+
+/// Every descriptor this module emits.
+pub fn descriptors() -> Vec<&'static crate::metrics::Desc> {
+    vec![&WEB_TLS_CERT_EXPIRY]
+}
+
+/// The live configuration's certificate expiry, shared with the exporter's own
+/// metrics (the scraper holds a clone): `i64::MIN` when there is no TLS. Set by
+/// [`WebSecurityStore::load`] and every successful reload.
+#[derive(Debug, Clone)]
+pub struct CertificateExpiry(Arc<std::sync::atomic::AtomicI64>);
+
+impl Default for CertificateExpiry {
+    fn default() -> Self {
+        CertificateExpiry(Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)))
+    }
+}
+
+impl CertificateExpiry {
+    fn set(&self, not_after: Option<i64>) {
+        self.0.store(not_after.unwrap_or(i64::MIN), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Emits the web certificate's expiry, when the live web configuration has TLS.
+    pub fn encode(&self, out: &mut crate::metrics::Exposition) {
+        let t = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        if t != i64::MIN {
+            out.add_plain(&WEB_TLS_CERT_EXPIRY, t);
+        }
+    }
+}
+
 /// The current [`WebSecurity`], swapped atomically on a successful reload.
 /// Readers clone the `Arc`, so a reload never waits for or disturbs a
 /// connection that is already using the old configuration.
@@ -953,6 +1000,7 @@ pub struct WebSecurityStore {
     /// The last reload error logged, so a broken file is reported once per
     /// distinct problem rather than on every poll.
     last_error: Mutex<Option<String>>,
+    cert_expiry: CertificateExpiry,
 }
 
 impl fmt::Debug for WebSecurityStore {
@@ -971,11 +1019,19 @@ impl WebSecurityStore {
         for warning in security.warnings() {
             tracing::warn!(file = %path.map(|p| p.display().to_string()).unwrap_or_default(), "web config: {warning}");
         }
+        let cert_expiry = CertificateExpiry::default();
+        cert_expiry.set(security.certificate_expiry());
         Ok(WebSecurityStore {
             path: path.map(Path::to_path_buf),
             current: RwLock::new(Arc::new(security)),
             last_error: Mutex::new(None),
+            cert_expiry,
         })
+    }
+
+    /// The live certificate expiry (follows reloads), for the exporter's own metrics.
+    pub fn certificate_expiry(&self) -> CertificateExpiry {
+        self.cert_expiry.clone()
     }
 
     /// The web config file, if any (nothing to reload without one).
@@ -1015,6 +1071,7 @@ impl WebSecurityStore {
                     basic_auth_users = next.auth.as_ref().map_or(0, |a| a.users.len()),
                     "web config reloaded"
                 );
+                self.cert_expiry.set(next.certificate_expiry());
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
                 Ok(changed)
             }

@@ -5,6 +5,8 @@
 
 pub mod audit;
 pub mod backups;
+pub mod drift;
+pub mod indexes;
 pub mod keys;
 pub mod mongo;
 pub mod mongo_posture;

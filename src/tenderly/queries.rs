@@ -136,6 +136,10 @@ pub const USERS_PENDING_MFA: Desc = Desc::gauge(
     "tenderly_users_pending_mfa_setup",
     "Tenderly user accounts that have not finished MFA setup (accountStatus pending_mfa_setup).",
 );
+pub const ADMINS_WITHOUT_MFA: Desc = Desc::gauge(
+    "tenderly_admins_without_mfa",
+    "Tenderly administrator accounts (roles admin or super_admin) without MFA enabled (users.isMFAEnabled not true).",
+);
 pub const USERS_MULTIPLE_SESSIONS: Desc = Desc::gauge(
     "tenderly_users_multiple_active_sessions",
     "Tenderly user accounts with more than one active session (users.activeSessions).",
@@ -154,17 +158,33 @@ pub const AUDIT_PAST_RETENTION: Desc = Desc::gauge(
     "Archived audit-log documents older than 90 days that the daily maintenance job should have deleted.",
 );
 
-const SHIPPED_DESCS: [&Desc; 9] = [
+const SHIPPED_DESCS: [&Desc; 10] = [
     &USERS,
     &USERS_BY_ROLE,
     &USERS_LOCKED,
     &USERS_FAILED_LOGINS,
     &USERS_PENDING_MFA,
     &USERS_MULTIPLE_SESSIONS,
+    &ADMINS_WITHOUT_MFA,
     &PII_PLAINTEXT,
     &AUDIT_PENDING_ARCHIVE,
     &AUDIT_PAST_RETENTION,
 ];
+
+impl QueriesConfig {
+    /// The required indexes in force (the shipped set unless configured).
+    pub fn effective_required_indexes(&self) -> Vec<super::indexes::RequiredIndex> {
+        self.required_indexes.clone().unwrap_or_else(super::indexes::default_required)
+    }
+
+    /// How often the required indexes are read.
+    pub fn index_interval(&self) -> Duration {
+        self.index_check_interval
+            .as_deref()
+            .and_then(|i| parse_duration(i).ok())
+            .unwrap_or(super::indexes::DEFAULT_INTERVAL)
+    }
+}
 
 /// Every descriptor this module can emit with the shipped set (custom query
 /// families come on top: [`QueryRunner::descriptors`]), plus the audit counters.
@@ -207,6 +227,16 @@ pub struct QueriesConfig {
     /// only, so each data set is counted once).
     #[serde(default)]
     pub on_secondaries: bool,
+    /// Indexes `tenderly_required_index` checks on `app_database`; absent means
+    /// the shipped set ([`super::indexes::default_required`]), `[]` none.
+    #[serde(default)]
+    pub required_indexes: Option<Vec<super::indexes::RequiredIndex>>,
+    /// How often the required indexes are read again (default 5m).
+    #[serde(default)]
+    pub index_check_interval: Option<String>,
+    /// Configuration drift policy (default the DBA guide's: profiling level 0).
+    #[serde(default)]
+    pub drift: super::drift::MongoDriftPolicy,
 }
 
 impl Default for QueriesConfig {
@@ -218,6 +248,9 @@ impl Default for QueriesConfig {
             audit: AuditConfig::default(),
             posture: true,
             on_secondaries: false,
+            required_indexes: None,
+            index_check_interval: None,
+            drift: super::drift::MongoDriftPolicy::default(),
         }
     }
 }
@@ -343,6 +376,20 @@ impl QueriesConfig {
         if let Some(db) = &self.app_database {
             validate_db_name(db, "tenderly.app_database")?;
         }
+        let required = self.required_indexes.as_deref().unwrap_or_default();
+        if required.len() > super::indexes::MAX_REQUIRED {
+            return Err(bad("tenderly.required_indexes", "more than 50 indexes", "keep at most 50"));
+        }
+        for (i, r) in required.iter().enumerate() {
+            r.validate().map_err(|e| bad(format!("tenderly.required_indexes[{i}]"), e, "see docs/configuration.md"))?;
+        }
+        if let Some(interval) = &self.index_check_interval {
+            match parse_duration(interval) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= MAX_MIN_INTERVAL => {}
+                _ => return Err(bad("tenderly.index_check_interval", "not a duration from 1s to 24h", "use e.g. 5m")),
+            }
+        }
+        self.drift.validate().map_err(|e| bad("tenderly.drift", e, "use 0, 1 or 2"))?;
         if self.audit.enabled && self.app_database.is_some() {
             validate_collection(&self.audit.collection, "tenderly.audit.collection")?;
             if !(1..=MAX_RESULTS).contains(&self.audit.max_docs_per_run) {
@@ -737,6 +784,14 @@ pub fn shipped_queries(app_db: &str) -> Vec<QuerySpec> {
         shipped_count(&USERS_FAILED_LOGINS, app_db, "users", doc! {"failedLoginAttempts": {"$gt": 0}}, "1m"),
         shipped_count(&USERS_PENDING_MFA, app_db, "users", doc! {"accountStatus": "pending_mfa_setup"}, "1m"),
         shipped_count(&USERS_MULTIPLE_SESSIONS, app_db, "users", doc! {"activeSessions.1": {"$exists": true}}, "1m"),
+        // The guide's `isMFAEnabled`: an administrator without MFA is one password away from every record.
+        shipped_count(
+            &ADMINS_WITHOUT_MFA,
+            app_db,
+            "users",
+            doc! {"roles": {"$in": ["admin", "super_admin"]}, "isMFAEnabled": {"$ne": true}},
+            "5m",
+        ),
     ];
     for (collection, field) in PII_FIELDS {
         let mut q =

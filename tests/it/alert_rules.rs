@@ -17,7 +17,7 @@ use crate::support::promql::metric_names;
 use tenderly_exporter::metrics::Kind;
 
 /// Every alert the issue asks for, by name. More may exist; none may go missing.
-const REQUIRED_ALERTS: [&str; 36] = [
+const REQUIRED_ALERTS: [&str; 52] = [
     "MongodbDown",
     "MongodbReplicaSetNoPrimary",
     "MongodbReplicationLagHigh",
@@ -54,6 +54,23 @@ const REQUIRED_ALERTS: [&str; 36] = [
     "TenderlyExporterCollectorFailing",
     "TenderlyExporterScrapeSlow",
     "TenderlyExporterAbsent",
+    // Issue 12: the DBA guide's remaining checks.
+    "MongodbTtlMonitorStalled",
+    "TenderlyRequiredIndexMissing",
+    "TenderlyTlsCertificateExpiringSoon",
+    "TenderlyConfigDrift",
+    "MongodbReplicaSetElection",
+    "MongodbReplicaSetMajorityAtRisk",
+    "RedisReplicasMissing",
+    "MongodbWiredTigerDirtyCacheHigh",
+    "RedisMaxmemoryUnset",
+    "RedisSlowlogGrowing",
+    "TenderlyBackupUndersized",
+    "MongodbRestarted",
+    "RedisRestarted",
+    "TenderlyFailedLoginsSpike",
+    "TenderlyAdminsWithoutMfa",
+    "MongodbFeatureCompatibilityVersionBehind",
 ];
 
 /// Families an alert may name before the exporter emits them (none now: every

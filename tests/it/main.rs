@@ -28,6 +28,7 @@ mod redis_tls; // Redis over TLS with throwaway certificates
 mod redis_url; // percent-encoded credentials in redis:// URLs
 
 // -- The Tenderly application layer --
+mod dba_checks; // TTL counters, certificate expiry, required indexes, FCV, config drift (issue 12)
 mod tenderly_keys; // key families and Redis posture on real servers
 mod tenderly_queries; // queries, audit counters and MongoDB posture
 
@@ -45,6 +46,7 @@ mod secrets; // no secret in any output
 mod web_security; // TLS and basic auth on the exporter's endpoints
 
 // -- Shipped files and the whole stack --
+mod alert_routing; // deploy/alertmanager.yml: the security receiver (amtool routes test), inhibitions
 mod alert_rules; // alert rules: names, runbooks, promtool
 mod dashboards; // dashboards, deploy files, systemd unit
 mod e2e; // Prometheus + Alertmanager + exporter + databases

@@ -192,9 +192,11 @@ fn scan_target(port: u16, allowed: MemberAllowList) -> RedisTarget {
             password: Some(Secret::new("cluster-pw-must-stay-home")),
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
+            extra_config: Vec::new(),
         },
         key_families: None,
         posture: None,
+        drift: None,
         members_allowed: allowed,
     }
 }

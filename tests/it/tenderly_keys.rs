@@ -36,9 +36,11 @@ fn target(server: &RedisServer, user: Option<(&str, &str)>) -> RedisTarget {
             password,
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
+            extra_config: Vec::new(),
         },
         key_families: None,
         posture: None,
+        drift: None,
         members_allowed: Default::default(),
     }
 }
@@ -623,9 +625,11 @@ fn posture_of_an_unreachable_server_is_not_evaluated() {
             password: None,
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
+            extra_config: Vec::new(),
         },
         key_families: None,
         posture: None,
+        drift: None,
         members_allowed: Default::default(),
     };
     let rt = runtime();

@@ -171,6 +171,8 @@ async fn shipped_queries_turn_seeded_documents_into_the_contract_metrics() {
     assert_eq!(value(&m, "tenderly_users_with_failed_logins", &[]), Some(2.0));
     assert_eq!(value(&m, "tenderly_users_pending_mfa_setup", &[]), Some(1.0));
     assert_eq!(value(&m, "tenderly_users_multiple_active_sessions", &[]), Some(1.0));
+    // b.okafor is an admin with isMFAEnabled false; amelia has MFA but is no admin.
+    assert_eq!(value(&m, "tenderly_admins_without_mfa", &[]), Some(1.0));
     assert_eq!(
         value(&m, "tenderly_pii_plaintext_documents", &[("collection", "users"), ("field", "firstName")]),
         Some(2.0),
@@ -198,7 +200,8 @@ async fn commands_carry_substituted_dates_and_max_time_ms_and_never_write() {
     let after = now_ms();
 
     let counts = replay.commands_received("count");
-    assert_eq!(counts.len(), 7, "{counts:?}");
+    // Six on users (incl. administrators without MFA, issue 12), two on auditlogs.
+    assert_eq!(counts.len(), 8, "{counts:?}");
     for c in &counts {
         assert_eq!(c.get_str("$db"), Ok(APP_DB));
         let max_time = c.get("maxTimeMS").and_then(Bson::as_i64).expect("maxTimeMS is an int64");
@@ -655,7 +658,7 @@ async fn real_server_tenderly_queries_when_mongodb_test_uri_is_set() {
     let ok = runner.run(&client, Instant::now() + Duration::from_secs(20)).await;
     let m = encoded(&runner);
     type Expectation<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
-    let expectations: [Expectation; 12] = [
+    let expectations: [Expectation; 13] = [
         ("tenderly_users", &[("status", "active")], 1.0),
         ("tenderly_users", &[("status", "other")], 1.0),
         ("tenderly_users_by_role", &[("role", "patient")], 3.0),
@@ -664,6 +667,7 @@ async fn real_server_tenderly_queries_when_mongodb_test_uri_is_set() {
         ("tenderly_users_with_failed_logins", &[], 2.0),
         ("tenderly_users_pending_mfa_setup", &[], 1.0),
         ("tenderly_users_multiple_active_sessions", &[], 1.0),
+        ("tenderly_admins_without_mfa", &[], 1.0),
         ("tenderly_pii_plaintext_documents", &[("field", "firstName")], 2.0),
         ("tenderly_audit_logs_pending_archive", &[], 2.0),
         ("tenderly_audit_logs_past_retention", &[], 2.0),

@@ -219,6 +219,11 @@ impl DbProfile {
         self
     }
 
+    /// The profiling level from the last `profile: -1` (`was`), if read.
+    pub fn level(&self) -> Option<i64> {
+        self.level
+    }
+
     pub fn db(&self) -> &str {
         &self.db
     }

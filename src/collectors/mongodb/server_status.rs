@@ -27,7 +27,7 @@ use std::borrow::Cow;
 
 use mongodb::bson::{Bson, Document};
 
-use super::bson_num::{bool_at, count_at, doc_at, num, str_at, Num};
+use super::bson_num::{bool_at, count_at, date_millis, doc_at, num, str_at, Num};
 use crate::metrics::{BaseUnit, Desc, Exposition, Label};
 
 // ---- Identity and uptime --------------------------------------------------
@@ -100,6 +100,23 @@ const SLOW_QUERIES: Desc = Desc::counter(
     "mongodb_slow_queries_total",
     "Operations logged as slow (slower than slowms), from serverStatus metrics.query.totalSlowQueryLogs where the server reports it.",
 );
+
+// ---- TTL monitor ----------------------------------------------------------
+const TTL_DELETED_DOCUMENTS: Desc = Desc::counter(
+    "mongodb_ttl_deleted_documents_total",
+    "Documents deleted by the TTL monitor (expired by a TTL index such as sessions.expiresAt), from serverStatus metrics.ttl.deletedDocuments.",
+);
+const TTL_PASSES: Desc = Desc::counter(
+    "mongodb_ttl_passes_total",
+    "Passes of the TTL monitor over the TTL indexes (one every 60 s by default; flat means the monitor is stalled or disabled), from serverStatus metrics.ttl.passes.",
+);
+
+// ---- TLS ------------------------------------------------------------------
+const TLS_CERT_EXPIRY: Desc = Desc::gauge(
+    "mongodb_tls_certificate_expiry_timestamp_seconds",
+    "Unix time at which the server's TLS certificate expires, from serverStatus security.SSLServerCertificateExpirationDate (only when TLS is configured).",
+)
+.unit(BaseUnit::Seconds);
 
 // ---- Memory and network ---------------------------------------------------
 const MEMORY: Desc = Desc::gauge(
@@ -292,6 +309,9 @@ static ALL: &[&Desc] = &[
     &COLLECTION_SCANS,
     &WRITE_CONFLICTS,
     &SLOW_QUERIES,
+    &TTL_DELETED_DOCUMENTS,
+    &TTL_PASSES,
+    &TLS_CERT_EXPIRY,
     &MEMORY,
     &NETWORK_BYTES,
     &NETWORK_REQUESTS,
@@ -393,6 +413,12 @@ pub struct ServerStatus {
     pub collection_scans: Option<Num>,
     pub write_conflicts: Option<Num>,
     pub slow_queries: Option<Num>,
+    /// `metrics.ttl.deletedDocuments`.
+    pub ttl_deleted_documents: Option<Num>,
+    /// `metrics.ttl.passes`.
+    pub ttl_passes: Option<Num>,
+    /// `security.SSLServerCertificateExpirationDate` in Unix milliseconds.
+    pub tls_certificate_expiry_millis: Option<i64>,
     /// `mem.{resident,virtual}` in MiB.
     pub memory_mib: Vec<(&'static str, Num)>,
     pub network_bytes_in: Option<Num>,
@@ -504,6 +530,10 @@ pub fn parse(doc: &Document) -> ServerStatus {
         collection_scans: count_at(doc, "metrics.queryExecutor.collectionScans.total"),
         write_conflicts: count_at(doc, "metrics.operation.writeConflicts"),
         slow_queries: count_at(doc, "metrics.query.totalSlowQueryLogs"),
+        ttl_deleted_documents: count_at(doc, "metrics.ttl.deletedDocuments"),
+        ttl_passes: count_at(doc, "metrics.ttl.passes"),
+        tls_certificate_expiry_millis: doc_at(doc, "security")
+            .and_then(|s| date_millis(s.get("SSLServerCertificateExpirationDate"))),
         memory_mib: tables("mem", MEMORY_TYPES),
         network_bytes_in: count_at(doc, "network.bytesIn"),
         network_bytes_out: count_at(doc, "network.bytesOut"),
@@ -709,6 +739,11 @@ pub fn encode(status: &ServerStatus, out: &mut Exposition) {
     plain(out, &COLLECTION_SCANS, status.collection_scans);
     plain(out, &WRITE_CONFLICTS, status.write_conflicts);
     plain(out, &SLOW_QUERIES, status.slow_queries);
+    plain(out, &TTL_DELETED_DOCUMENTS, status.ttl_deleted_documents);
+    plain(out, &TTL_PASSES, status.ttl_passes);
+    if let Some(millis) = status.tls_certificate_expiry_millis {
+        out.add_plain(&TLS_CERT_EXPIRY, millis as f64 / 1e3);
+    }
 
     for &(kind, mib) in &status.memory_mib {
         out.add(&MEMORY, vec![label("type", kind)], mib.times(MIB));

@@ -31,11 +31,12 @@ use super::load::CommandLoad;
 use super::RedisOptions;
 use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
 
-/// The `CONFIG GET` parameters are exactly those the encoder uses: never
-/// `CONFIG GET *`, which is most of redis_exporter's server-side cost.
-/// maxmemory and its policy come from INFO memory, which every version has.
-fn config_params() -> impl Iterator<Item = &'static str> {
-    super::encode::CONFIG_NUMBERS.iter().map(|(param, _)| *param)
+/// The `CONFIG GET` parameters are exactly those the encoder uses plus the
+/// caller's `extra_config` (the drift policy's `save`): never `CONFIG GET *`,
+/// which is most of redis_exporter's server-side cost. maxmemory and its
+/// policy come from INFO memory, which every version has.
+fn config_params(spec: &RedisOptions) -> impl Iterator<Item = &'static str> + '_ {
+    super::encode::CONFIG_NUMBERS.iter().map(|(param, _)| *param).chain(spec.extra_config.iter().copied())
 }
 
 /// Longest pause between reconnect attempts after repeated failures.
@@ -136,6 +137,8 @@ pub struct RedisClient {
     dropped: StdMutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Commands this client sent (handshakes included) and its round-trip time.
     load: CommandLoad,
+    /// The last certificate check of a `rediss://` target: when, and the leaf's notAfter.
+    tls_expiry: StdMutex<Option<(Instant, Option<i64>)>>,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -153,6 +156,7 @@ impl RedisClient {
             refused: StdMutex::new(BTreeSet::new()),
             dropped: StdMutex::new(std::collections::BTreeMap::new()),
             load: CommandLoad::new(),
+            tls_expiry: StdMutex::new(None),
         }
     }
 
@@ -216,7 +220,35 @@ impl RedisClient {
                 state.live = None;
             }
         }
-        result
+        drop(state);
+        let mut snapshot = result?;
+        snapshot.tls_certificate_expiry = self.tls_expiry(deadline).await;
+        Ok(snapshot)
+    }
+
+    /// The server certificate's notAfter for a `rediss://` target, from a
+    /// fresh handshake at most every [`tls_expiry::CHECK_INTERVAL`]; the last
+    /// reading in between. A failed check keeps no value (and is retried at
+    /// the next interval).
+    async fn tls_expiry(&self, deadline: Instant) -> Option<i64> {
+        if !self.spec.url.starts_with("rediss://") {
+            return None;
+        }
+        let cached = *self.tls_expiry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, value)) = cached {
+            if at.elapsed() < super::tls_expiry::CHECK_INTERVAL {
+                return value;
+            }
+        }
+        let value = match server_certificate_expiry(&self.spec, deadline).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(target_name = %self.target, error = %e, "TLS certificate check failed");
+                None
+            }
+        };
+        *self.tls_expiry.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), value));
+        value
     }
 
     async fn connect(&self, deadline: Instant) -> Result<Live, RedisError> {
@@ -315,12 +347,12 @@ impl RedisClient {
         match config_get {
             ConfigGet::Multi => {
                 pipe.cmd("CONFIG").arg("GET");
-                for param in config_params() {
+                for param in config_params(&self.spec) {
                     pipe.arg(param);
                 }
             }
             ConfigGet::Single => {
-                for param in config_params() {
+                for param in config_params(&self.spec) {
                     pipe.cmd("CONFIG").arg("GET").arg(param);
                 }
             }
@@ -356,7 +388,7 @@ impl RedisClient {
         }
         let config_replies = match config_get {
             ConfigGet::Multi => 1,
-            ConfigGet::Single => config_params().count(),
+            ConfigGet::Single => config_params(&self.spec).count(),
             ConfigGet::Unavailable => 0,
         };
         for _ in 0..config_replies {
@@ -510,6 +542,25 @@ pub(crate) async fn open_capped(
         Ok((conn, signal))
     };
     timeout_at(deadline, connect).await.map_err(|_| RedisError::Timeout("connect"))?
+}
+
+/// The notAfter (Unix seconds) of the leaf certificate a `rediss://` target
+/// presents, from a TLS handshake with the target's own TLS settings (CA,
+/// client certificate) and nothing else: no command, no credentials.
+/// `Ok(None)` for a target without TLS or a certificate that cannot be read.
+pub async fn server_certificate_expiry(spec: &RedisOptions, deadline: Instant) -> Result<Option<i64>, RedisError> {
+    let info = connection_info(spec, None, false)?;
+    let ConnectionAddr::TcpTls { host, port, .. } = info.addr() else { return Ok(None) };
+    let config = tls_config(spec).await?;
+    let handshake = async {
+        let tcp = tcp_connect(host, *port).await?;
+        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
+            .map_err(|_| RedisError::Connect("invalid TLS server name".into()))?;
+        let tls = TlsConnector::from(config).connect(name, tcp).await.map_err(|e| io_error(&e))?;
+        let leaf = tls.get_ref().1.peer_certificates().and_then(|chain| chain.first());
+        Ok(leaf.and_then(|der| super::tls_expiry::not_after_unix(der.as_ref())))
+    };
+    timeout_at(deadline, handshake).await.map_err(|_| RedisError::Timeout("TLS certificate check"))?
 }
 
 /// What a Redis connection runs over: TCP, TLS over TCP, or a Unix socket.

@@ -838,7 +838,8 @@ pub fn descriptors() -> Vec<&'static Desc> {
     let mut all: Vec<&'static Desc> = Vec::new();
     let tables = INFO_SCALARS.iter().chain(CLUSTER_SCALARS).map(|s| s.desc);
     let config = CONFIG_NUMBERS.iter().map(|(_, d)| *d);
-    for desc in OTHER_DESCS.iter().copied().chain(tables).chain(config) {
+    let tls = super::tls_expiry::descriptors();
+    for desc in OTHER_DESCS.iter().copied().chain(tables).chain(config).chain(tls) {
         if !all.iter().any(|d| d.name == desc.name) {
             all.push(desc);
         }
@@ -910,6 +911,7 @@ pub fn encode(snapshot: &RedisSnapshot, out: &mut Exposition) -> SeriesDropped {
     encode_commands(info, out, &mut dropped);
     encode_keyspace(info, out, &mut dropped);
     encode_modules(info, out, &mut dropped);
+    super::tls_expiry::encode(snapshot.tls_certificate_expiry, out);
     if let Some(cluster) = &snapshot.cluster_info {
         for s in CLUSTER_SCALARS {
             encode_scalar(cluster, s, out);

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod encode;
 pub mod info;
 pub mod load;
+pub mod tls_expiry;
 
 /// The `collector` label of this collector's runs.
 pub const COLLECTOR: &str = "redis";
@@ -26,6 +27,9 @@ pub struct RedisOptions {
     pub password: Option<Secret>,
     pub tls: RedisTls,
     pub collectors: RedisCollectors,
+    /// `CONFIG GET` parameters to read besides the exported ones (kept as
+    /// strings in [`RedisSnapshot::config`], not exported by this collector).
+    pub extra_config: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -36,6 +40,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("collectors", &self.collectors)
+            .field("extra_config", &self.extra_config)
             .finish()
     }
 }
@@ -96,6 +101,8 @@ pub struct RedisSnapshot {
     pub latency: Option<Vec<LatencyEvent>>,
     /// `CLUSTER INFO`, parsed with the INFO parser; `None` unless cluster mode is on.
     pub cluster_info: Option<info::Info>,
+    /// notAfter (Unix seconds) of a `rediss://` server's certificate (see [`tls_expiry`]).
+    pub tls_certificate_expiry: Option<i64>,
 }
 
 /// Slow-log summary.

@@ -1215,12 +1215,17 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         "dbStats" | "dbstats" => synthesized_db_stats(db),
         "profile" => profile_command(shared, cmd, db),
         "collStats" => data.coll_stats(cmd, db),
-        "find" | "aggregate" | "count" if scripted_reply(shared, name, cmd, db).is_some() => {
+        "find" | "aggregate" | "count" | "listIndexes" if scripted_reply(shared, name, cmd, db).is_some() => {
             scripted_reply(shared, name, cmd, db).unwrap_or_else(ok)
         }
         "count" => count_command(shared, cmd, db),
         "find" => find_command(shared, cmd, db),
         "aggregate" => aggregate_command(shared, cmd, db),
+        "listIndexes" if data.role == Role::Arbiter => not_primary_or_secondary(),
+        "listIndexes" => list_indexes(cmd, db),
+        "getParameter" if db != "admin" => admin_only(name),
+        "getParameter" if data.role == Role::Mongos => error_reply(72, "InvalidOptions", "no option found to get"),
+        "getParameter" => fcv_reply(&data.server_status),
         "listCollections" if data.role == Role::Arbiter => not_primary_or_secondary(),
         "listCollections" => list_collections(cmd, db),
         "top" if data.role == Role::Mongos => command_not_found(name),
@@ -1233,6 +1238,37 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         }
         _ => command_not_found(name),
     }
+}
+
+/// `listIndexes` on a synthesized `tenderly` collection: `_id_` plus the
+/// `field<i>_1` indexes of [`app_indexes`]; any other collection is
+/// `NamespaceNotFound`, as on a real server. Tests script other replies with
+/// `set_command_reply("listIndexes", db, coll, ..)`.
+fn list_indexes(cmd: &Document, db: &str) -> Document {
+    let Ok(coll) = cmd.get_str("listIndexes") else {
+        return error_reply(2, "BadValue", "collection name has invalid type");
+    };
+    let specs = app_indexes(db, coll);
+    if specs.is_empty() {
+        return namespace_not_found(&format!("{db}.{coll}"));
+    }
+    let specs = specs
+        .into_iter()
+        .map(|d| {
+            let name = d.get_str("name").unwrap_or("_id_").to_owned();
+            let field = if name == "_id_" { "_id".to_owned() } else { name.trim_end_matches("_1").to_owned() };
+            doc! { "v": 2, "key": { field: 1 }, "name": name }
+        })
+        .collect();
+    cursor_reply(&format!("{db}.{coll}"), specs)
+}
+
+/// `getParameter: featureCompatibilityVersion` answered with the serverStatus
+/// fixture's major.minor (an upgraded server whose FCV was raised).
+fn fcv_reply(server_status: &Document) -> Document {
+    let version = server_status.get_str("version").unwrap_or("8.0.0");
+    let fcv: Vec<&str> = version.split('.').take(2).collect();
+    doc! { "featureCompatibilityVersion": { "version": fcv.join(".") }, "ok": 1.0 }
 }
 
 fn scripted_reply(shared: &Shared, name: &str, cmd: &Document, db: &str) -> Option<Document> {
@@ -1637,8 +1673,9 @@ fn matches_condition(value: Option<&Bson>, cond: &Bson) -> bool {
             "$gte" => ordered(&[Ordering::Greater, Ordering::Equal]),
             "$lt" => ordered(&[Ordering::Less]),
             "$lte" => ordered(&[Ordering::Less, Ordering::Equal]),
-            "$in" => arg.as_array().is_some_and(|c| value.is_some_and(|v| c.iter().any(|x| bson_eq(v, x)))),
-            "$nin" => arg.as_array().is_none_or(|c| !value.is_some_and(|v| c.iter().any(|x| bson_eq(v, x)))),
+            // As in MongoDB, an array field matches when one of its elements is listed.
+            "$in" => arg.as_array().is_some_and(|c| value.is_some_and(|v| c.iter().any(|x| element_eq(v, x)))),
+            "$nin" => arg.as_array().is_none_or(|c| !value.is_some_and(|v| c.iter().any(|x| element_eq(v, x)))),
             "$exists" => value.is_some() == truthy(arg),
             "$regex" => {
                 let insensitive = operators.get_str("$options").is_ok_and(|o| o.contains('i'));

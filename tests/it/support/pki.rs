@@ -1,5 +1,6 @@
 //! Throwaway certificates made with the `openssl` CLI at test time, in a
-//! private directory (no key is ever committed). EC P-256, valid two days.
+//! private directory (no key is ever committed). EC P-256, valid two days
+//! unless a leaf asks for more ([`CertDir::make_leaf_days`]).
 
 use std::fs;
 use std::path::PathBuf;
@@ -62,6 +63,11 @@ impl CertDir {
 
     /// A leaf `<name>.pem`/`<name>.key` signed by `ca`, with the extensions in `ext`.
     pub fn make_leaf(&self, ca: &str, name: &str, cn: &str, ext: &str, serial: &str) {
+        self.make_leaf_days(ca, name, cn, ext, serial, 2);
+    }
+
+    /// [`CertDir::make_leaf`] valid for `days` days from now.
+    pub fn make_leaf_days(&self, ca: &str, name: &str, cn: &str, ext: &str, serial: &str, days: u32) {
         fs::write(self.dir.join(format!("{name}.ext")), ext).expect("writing extension file");
         self.openssl(&[
             "req",
@@ -90,7 +96,7 @@ impl CertDir {
             "-set_serial",
             serial,
             "-days",
-            "2",
+            &days.to_string(),
             "-extfile",
             &format!("{name}.ext"),
             "-out",
