@@ -22,6 +22,7 @@ use crate::tenderly::redis_posture::RedisPostureConfig;
 use crate::trust::{MemberAllowList, MemberPolicy};
 
 pub use crate::collectors::mongodb::{MongoCollectors, MongoLimits, MongoOptions};
+pub use crate::collectors::redis::clients::ClientListOptions;
 pub use crate::collectors::redis::{RedisCollectors, RedisOptions, RedisTls};
 pub use crate::secret::Secret;
 
@@ -362,6 +363,42 @@ struct FileTarget {
     posture_options: Option<RedisPostureConfig>,
     #[serde(default)]
     members_allowed: Option<FileMembersAllowed>,
+    #[serde(default)]
+    client_list: Option<FileClientList>,
+}
+
+/// `client_list:` of a Redis target: how CLIENT LIST (clients by name / user) is bounded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileClientList {
+    #[serde(default)]
+    top_n: Option<usize>,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    max_reply_bytes: Option<usize>,
+}
+
+/// Most names a target may keep as labels of `redis_connected_clients_by_name`.
+const MAX_CLIENTS_TOP_N: usize = 100;
+
+fn file_client_list(
+    file: Option<&FileClientList>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<ClientListOptions, ConfigError> {
+    let mut options = ClientListOptions::default();
+    let Some(file) = file else { return Ok(options) };
+    if let Some(n) = file.top_n {
+        options.top_n = check_range(n, 0, MAX_CLIENTS_TOP_N, &at("client_list.top_n"))?;
+    }
+    if let Some(text) = &file.interval {
+        options.interval =
+            parse_duration(text).map_err(|e| invalid(at("client_list.interval"), e, "use e.g. interval: 60s"))?;
+    }
+    if let Some(n) = file.max_reply_bytes {
+        options.max_reply_bytes = check_range(n, 4096, 64 * 1024 * 1024, &at("client_list.max_reply_bytes"))?;
+    }
+    Ok(options)
 }
 
 /// `members_allowed:` of a target: who besides the target's own hosts may get its credentials.
@@ -397,6 +434,12 @@ struct FileCollectors {
     latency: Option<bool>,
     #[serde(default)]
     config: Option<bool>,
+    #[serde(default)]
+    latency_histogram: Option<bool>,
+    #[serde(default)]
+    clients_by_name: Option<bool>,
+    #[serde(default)]
+    clients_by_user: Option<bool>,
     #[serde(default)]
     replset: Option<bool>,
     #[serde(default)]
@@ -470,6 +513,14 @@ impl Config {
                 slowlog: Cli::switch(cli.redis_slowlog, cli.no_redis_slowlog, true),
                 latency: Cli::switch(cli.redis_latency, cli.no_redis_latency, true),
                 config: Cli::switch(cli.redis_config, cli.no_redis_config, true),
+                latency_histogram: Cli::switch(cli.redis_latency_histogram, cli.no_redis_latency_histogram, true),
+                clients_by_name: Cli::switch(cli.redis_clients_by_name, cli.no_redis_clients_by_name, true),
+                clients_by_user: Cli::switch(cli.redis_clients_by_user, cli.no_redis_clients_by_user, false),
+            };
+            let client_list = ClientListOptions {
+                top_n: check_range(cli.redis_clients_top_n, 0, MAX_CLIENTS_TOP_N, "--redis.clients-top-n")?,
+                interval: duration_flag(&cli.redis_clients_interval, "--redis.clients-interval", "60s")?,
+                ..ClientListOptions::default()
             };
             let tls = RedisTls {
                 ca_file: cli.redis_tls_ca_file.clone(),
@@ -487,6 +538,7 @@ impl Config {
                         password: password.or(url_password),
                         tls,
                         collectors,
+                        client_list,
                     },
                     key_families: Cli::switch(cli.tenderly_keys, cli.no_tenderly_keys, true)
                         .then(KeyFamiliesConfig::default),
@@ -744,9 +796,13 @@ pub fn parse_file_full(
                             slowlog: c.slowlog.unwrap_or(defaults.slowlog),
                             latency: c.latency.unwrap_or(defaults.latency),
                             config: c.config.unwrap_or(defaults.config),
+                            latency_histogram: c.latency_histogram.unwrap_or(defaults.latency_histogram),
+                            clients_by_name: c.clients_by_name.unwrap_or(defaults.clients_by_name),
+                            clients_by_user: c.clients_by_user.unwrap_or(defaults.clients_by_user),
                         }
                     }
                 };
+                let client_list = file_client_list(t.client_list.as_ref(), &at)?;
                 TargetSpec::Redis(RedisTarget {
                     connection: RedisOptions {
                         url,
@@ -754,6 +810,7 @@ pub fn parse_file_full(
                         password: file_password.or(url_password),
                         tls,
                         collectors,
+                        client_list,
                     },
                     key_families,
                     posture,
@@ -766,6 +823,7 @@ pub fn parse_file_full(
                         ("tls", t.tls.is_some()),
                         ("key_families", t.key_families.is_some()),
                         ("posture_options", t.posture_options.is_some()),
+                        ("client_list", t.client_list.is_some()),
                         ("collectors.keys", t.collectors.as_ref().is_some_and(|c| c.keys.is_some())),
                     ],
                     "mongodb",
@@ -781,6 +839,9 @@ pub fn parse_file_full(
                             ("collectors.slowlog", c.slowlog.is_some()),
                             ("collectors.latency", c.latency.is_some()),
                             ("collectors.config", c.config.is_some()),
+                            ("collectors.latency_histogram", c.latency_histogram.is_some()),
+                            ("collectors.clients_by_name", c.clients_by_name.is_some()),
+                            ("collectors.clients_by_user", c.clients_by_user.is_some()),
                         ];
                         reject_foreign_keys(&foreign, "mongodb", &at)?;
                         MongoCollectors {

@@ -29,7 +29,7 @@ use tokio_rustls::TlsConnector;
 use super::capped::{CapSignal, CappedStream, MAX_REPLY_BYTES};
 use super::load::CommandLoad;
 use super::RedisOptions;
-use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
+use super::{clients, info, latency, sentinel, LatencyEvent, RedisSnapshot, Slowlog};
 
 /// The `CONFIG GET` parameters are exactly those the encoder uses: never
 /// `CONFIG GET *`, which is most of redis_exporter's server-side cost.
@@ -105,6 +105,10 @@ struct Features {
     slowlog: bool,
     latency: bool,
     cluster: bool,
+    /// `LATENCY HISTOGRAM` exists (Redis 7+).
+    latency_histogram: bool,
+    /// `redis_mode:sentinel`: only INFO and SENTINEL are sent (see [`super::sentinel`]).
+    sentinel: bool,
 }
 
 struct Live {
@@ -132,6 +136,8 @@ pub struct RedisClient {
     dropped: StdMutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Commands this client sent (handshakes included) and its round-trip time.
     load: CommandLoad,
+    /// When `CLIENT LIST` last ran and what it counted (see [`super::clients`]).
+    client_list: StdMutex<Option<(Instant, Option<clients::ClientCounts>)>>,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -149,6 +155,7 @@ impl RedisClient {
             refused: StdMutex::new(BTreeSet::new()),
             dropped: StdMutex::new(std::collections::BTreeMap::new()),
             load: CommandLoad::new(),
+            client_list: StdMutex::new(None),
         }
     }
 
@@ -205,14 +212,163 @@ impl RedisClient {
         let Some(live) = state.live.as_mut() else {
             return Err(RedisError::Protocol("connection state"));
         };
-        let result = self.collect(live, deadline).await.map_err(|e| self.cap_error(&live.cap, e));
+        let sentinel = live.features.sentinel;
+        let result = match sentinel {
+            true => self.collect_sentinel(live, deadline).await,
+            false => self.collect(live, deadline).await,
+        };
+        let result = result.map_err(|e| self.cap_error(&live.cap, e));
         if let Err(e) = &result {
             // After a timeout or I/O error the connection may hold a half-read reply: start fresh.
             if !matches!(e, RedisError::Command { .. }) {
                 state.live = None;
             }
         }
-        result
+        drop(state);
+        let mut snapshot = result?;
+        let want = self.spec.collectors;
+        if !sentinel && (want.clients_by_name || want.clients_by_user) {
+            snapshot.clients = self.client_counts(deadline).await;
+            snapshot.clients_by_user = want.clients_by_user;
+        }
+        Ok(snapshot)
+    }
+
+    /// The `CLIENT LIST` counts: from the server at most once per interval, on a
+    /// connection of its own with its own reply budget; the last counts otherwise.
+    async fn client_counts(&self, deadline: Instant) -> Option<clients::ClientCounts> {
+        let options = self.spec.client_list;
+        {
+            let cache = self.client_list.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, counts)) = cache.as_ref() {
+                if at.elapsed() < options.interval {
+                    return counts.clone();
+                }
+            }
+        }
+        if self.is_refused("CLIENT LIST") {
+            return None;
+        }
+        let counts = self.run_client_list(options, deadline).await;
+        *self.client_list.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), counts.clone()));
+        counts
+    }
+
+    async fn run_client_list(
+        &self,
+        options: clients::ClientListOptions,
+        deadline: Instant,
+    ) -> Option<clients::ClientCounts> {
+        let sent_at = Instant::now();
+        let (mut conn, cap) = match open_capped(&self.spec, None, true, deadline, options.max_reply_bytes).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(target_name = %self.target, error = %e, "CLIENT LIST connection failed");
+                return None;
+            }
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        // Our own connection is left out of the counts by its id.
+        pipe.cmd("CLIENT").arg("ID");
+        pipe.cmd("CLIENT").arg("LIST");
+        let replies: Result<Result<Vec<Value>, _>, _> = timeout_at(deadline, pipe.query_async(&mut conn)).await;
+        self.load.record(handshake_commands(&self.spec, None, true) + pipe.len(), sent_at.elapsed());
+        let replies = match replies {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if cap.exceeded() {
+                    tracing::warn!(
+                        target_name = %self.target,
+                        limit = options.max_reply_bytes,
+                        "CLIENT LIST reply exceeded its budget; clients by name are not exported this interval                          (raise client_list.max_reply_bytes)"
+                    );
+                } else {
+                    tracing::debug!(target_name = %self.target, error = %describe(&e), "CLIENT LIST failed");
+                }
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let own_id = replies.first().and_then(int_of);
+        match replies.get(1) {
+            Some(Value::ServerError(e)) => {
+                self.refuse("CLIENT LIST", e);
+                None
+            }
+            Some(v) => {
+                let text = String::from_utf8_lossy(bytes_of(v)?);
+                Some(clients::parse_client_list_excluding(&text, own_id, options.top_n))
+            }
+            None => None,
+        }
+    }
+
+    /// A Sentinel's scrape: `INFO ALL` and `SENTINEL MASTERS` in one round
+    /// trip, then `SENTINEL SENTINELS` / `REPLICAS` per master in a second.
+    async fn collect_sentinel(&self, live: &mut Live, deadline: Instant) -> Result<RedisSnapshot, RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("ALL");
+        let ask_masters = !self.is_refused("SENTINEL");
+        if ask_masters {
+            pipe.cmd("SENTINEL").arg("MASTERS");
+        }
+        let sent_at = Instant::now();
+        let replies: Result<Vec<Value>, _> = timeout_at(deadline, pipe.query_async(&mut live.conn))
+            .await
+            .map_err(|_| RedisError::Timeout("pipelined scrape"))?;
+        self.load.record(pipe.len(), sent_at.elapsed());
+        let mut replies = replies.map_err(|e| RedisError::Connect(describe(&e)))?.into_iter();
+        let mut snapshot = RedisSnapshot::default();
+        match replies.next().ok_or(RedisError::Protocol("INFO ALL"))? {
+            Value::ServerError(e) => return Err(server_error("INFO", &e)),
+            v => snapshot.info = info::parse_info(bytes_of(&v).ok_or(RedisError::Protocol("INFO ALL"))?),
+        }
+        if !ask_masters {
+            return Ok(snapshot);
+        }
+        let (masters, masters_dropped) = match replies.next().ok_or(RedisError::Protocol("SENTINEL MASTERS"))? {
+            Value::ServerError(e) => {
+                self.refuse("SENTINEL", &e);
+                return Ok(snapshot);
+            }
+            v => sentinel::parse_masters(&v).ok_or(RedisError::Protocol("SENTINEL MASTERS"))?,
+        };
+        let mut state = sentinel::SentinelSnapshot { masters: Vec::new(), masters_dropped };
+        if !masters.is_empty() {
+            // Sentinels before 5.0 know only SLAVES; one refusal switches for good.
+            let replicas = if self.is_refused("SENTINEL REPLICAS") { "SLAVES" } else { "REPLICAS" };
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for m in &masters {
+                pipe.cmd("SENTINEL").arg("SENTINELS").arg(&m.name);
+                pipe.cmd("SENTINEL").arg(replicas).arg(&m.name);
+            }
+            let sent_at = Instant::now();
+            let replies: Result<Vec<Value>, _> = timeout_at(deadline, pipe.query_async(&mut live.conn))
+                .await
+                .map_err(|_| RedisError::Timeout("SENTINEL SENTINELS"))?;
+            self.load.record(pipe.len(), sent_at.elapsed());
+            let replies = replies.map_err(|e| RedisError::Connect(describe(&e)))?;
+            let mut replies = replies.chunks_exact(2);
+            for master in masters {
+                let (sentinels, replicas_reply) = match replies.next() {
+                    Some([s, r]) => (sentinel::parse_peers(s), r),
+                    _ => (None, &Value::Nil),
+                };
+                let replicas_peers = match replicas_reply {
+                    Value::ServerError(e) if replicas == "REPLICAS" => {
+                        self.refuse("SENTINEL REPLICAS", e);
+                        None
+                    }
+                    v => sentinel::parse_peers(v),
+                };
+                state.masters.push(sentinel::MasterState { master, sentinels, replicas: replicas_peers });
+            }
+        }
+        snapshot.sentinel = Some(state);
+        Ok(snapshot)
     }
 
     async fn connect(&self, deadline: Instant) -> Result<Live, RedisError> {
@@ -260,13 +416,28 @@ impl RedisClient {
             None => return Err(RedisError::Protocol("INFO server")),
         };
         let cluster = server_info.get("redis_mode") == Some("cluster");
-        let mut features = Features { config_get: ConfigGet::Multi, slowlog: true, latency: true, cluster };
+        let sentinel = server_info.get("redis_mode") == Some("sentinel");
+        // Without COMMAND INFO, the version decides (Valkey 7.2+ reports 7.2.4 and has it too).
+        let version_7 = server_info
+            .get("redis_version")
+            .and_then(|v| v.split('.').next())
+            .and_then(|major| major.parse::<u32>().ok())
+            .is_some_and(|major| major >= 7);
+        let mut features = Features {
+            config_get: ConfigGet::Multi,
+            slowlog: true,
+            latency: true,
+            cluster,
+            latency_histogram: version_7,
+            sentinel,
+        };
         let mut client_setname = true;
         match replies.get(1) {
             Some(Value::Array(items)) if items.len() == 5 => {
                 features.config_get = config_get_mode(&items[0]);
                 features.slowlog = !matches!(items[1], Value::Nil);
                 features.latency = !matches!(items[2], Value::Nil);
+                features.latency_histogram = has_subcommand(&items[2], b"latency|histogram");
                 features.cluster &= !matches!(items[3], Value::Nil);
                 client_setname = !matches!(items[4], Value::Nil);
             }
@@ -275,6 +446,14 @@ impl RedisClient {
                 self.refuse("COMMAND INFO", e);
             }
             _ => {}
+        }
+        if sentinel {
+            // A Sentinel rejects everything but INFO, SENTINEL and a few others.
+            features.config_get = ConfigGet::Unavailable;
+            features.slowlog = false;
+            features.latency = false;
+            features.cluster = false;
+            features.latency_histogram = false;
         }
         if client_setname && !self.is_refused("CLIENT SETNAME") {
             let sent_at = Instant::now();
@@ -327,6 +506,10 @@ impl RedisClient {
         if latency {
             pipe.cmd("LATENCY").arg("LATEST");
         }
+        let histogram = want.latency_histogram && f.latency_histogram && !self.is_refused("LATENCY HISTOGRAM");
+        if histogram {
+            pipe.cmd("LATENCY").arg("HISTOGRAM");
+        }
         let cluster = f.cluster && !self.is_refused("CLUSTER INFO");
         if cluster {
             pipe.cmd("CLUSTER").arg("INFO");
@@ -369,6 +552,12 @@ impl RedisClient {
             match next("LATENCY LATEST")? {
                 Value::ServerError(e) => self.refuse("LATENCY LATEST", &e),
                 v => snapshot.latency = Some(parse_latency_latest(&v)),
+            }
+        }
+        if histogram {
+            match next("LATENCY HISTOGRAM")? {
+                Value::ServerError(e) => self.refuse("LATENCY HISTOGRAM", &e),
+                v => snapshot.latency_histograms = Some(latency::parse_latency_histogram(&v)),
             }
         }
         if cluster {
@@ -424,6 +613,9 @@ pub fn acl_grant_for(command: &str) -> &'static str {
         "LATENCY LATEST" => "+latency|latest",
         "CLUSTER INFO" => "+cluster|info",
         "CLIENT SETNAME" => "+client|setname",
+        "CLIENT LIST" => "+client|list +client|id",
+        "LATENCY HISTOGRAM" => "+latency|histogram",
+        "SENTINEL" | "SENTINEL REPLICAS" => "+sentinel|masters +sentinel|sentinels +sentinel|replicas",
         "COMMAND INFO" => "+command|info",
         _ => "+info",
     }
@@ -612,6 +804,16 @@ fn config_get_mode(command_info: &Value) -> ConfigGet {
         }
     }
     ConfigGet::Unavailable
+}
+
+/// Whether a `COMMAND INFO` entry lists the subcommand `name` (`latency|histogram`).
+fn has_subcommand(command_info: &Value, name: &[u8]) -> bool {
+    let Value::Array(fields) = command_info else { return false };
+    let Some(Value::Array(subcommands)) = fields.get(9) else { return false };
+    subcommands.iter().any(|sub| match sub {
+        Value::Array(f) => f.first().and_then(bytes_of).is_some_and(|n| n.eq_ignore_ascii_case(name)),
+        _ => false,
+    })
 }
 
 /// The bytes of a string-like reply, borrowed (INFO replies are several KiB).

@@ -4,10 +4,13 @@
 
 pub mod capped;
 pub mod client;
+pub mod clients;
 pub mod cluster;
 pub mod encode;
 pub mod info;
+pub mod latency;
 pub mod load;
+pub mod sentinel;
 
 /// The `collector` label of this collector's runs.
 pub const COLLECTOR: &str = "redis";
@@ -26,6 +29,8 @@ pub struct RedisOptions {
     pub password: Option<Secret>,
     pub tls: RedisTls,
     pub collectors: RedisCollectors,
+    /// How `CLIENT LIST` (clients by name / user) is rate-limited and bounded.
+    pub client_list: clients::ClientListOptions,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -36,6 +41,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("collectors", &self.collectors)
+            .field("client_list", &self.client_list)
             .finish()
     }
 }
@@ -60,11 +66,24 @@ pub struct RedisCollectors {
     pub slowlog: bool,
     pub latency: bool,
     pub config: bool,
+    /// `LATENCY HISTOGRAM` (Redis 7+) as `redis_command_latency_seconds`.
+    pub latency_histogram: bool,
+    /// `CLIENT LIST` as `redis_connected_clients_by_name`.
+    pub clients_by_name: bool,
+    /// `CLIENT LIST` as `redis_connected_clients_by_user` (opt-in).
+    pub clients_by_user: bool,
 }
 
 impl Default for RedisCollectors {
     fn default() -> Self {
-        RedisCollectors { slowlog: true, latency: true, config: true }
+        RedisCollectors {
+            slowlog: true,
+            latency: true,
+            config: true,
+            latency_histogram: true,
+            clients_by_name: true,
+            clients_by_user: false,
+        }
     }
 }
 
@@ -89,6 +108,14 @@ pub struct RedisSnapshot {
     pub latency: Option<Vec<LatencyEvent>>,
     /// `CLUSTER INFO`, parsed with the INFO parser; `None` unless cluster mode is on.
     pub cluster_info: Option<info::Info>,
+    /// `SENTINEL MASTERS` and friends; `None` unless the target is a Sentinel.
+    pub sentinel: Option<sentinel::SentinelSnapshot>,
+    /// `LATENCY HISTOGRAM` and the commands left out by its cap; `None` if not sent.
+    pub latency_histograms: Option<(Vec<latency::CommandHistogram>, usize)>,
+    /// The last `CLIENT LIST` counts (served from cache between runs); `None` if off or unavailable.
+    pub clients: Option<clients::ClientCounts>,
+    /// Whether `redis_connected_clients_by_user` is wanted.
+    pub clients_by_user: bool,
 }
 
 /// Slow-log summary.
