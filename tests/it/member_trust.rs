@@ -192,6 +192,7 @@ fn scan_target(port: u16, allowed: MemberAllowList) -> RedisTarget {
             password: Some(Secret::new("cluster-pw-must-stay-home")),
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
+            client_list: Default::default(),
         },
         key_families: None,
         posture: None,

@@ -138,6 +138,8 @@ pub struct RedisClient {
     load: CommandLoad,
     /// When `CLIENT LIST` last ran and what it counted (see [`super::clients`]).
     client_list: StdMutex<Option<(Instant, Option<clients::ClientCounts>)>>,
+    /// Whether the server was a Sentinel when last connected.
+    sentinel: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -156,7 +158,14 @@ impl RedisClient {
             dropped: StdMutex::new(std::collections::BTreeMap::new()),
             load: CommandLoad::new(),
             client_list: StdMutex::new(None),
+            sentinel: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server was a Redis Sentinel when this client last connected:
+    /// nothing but the Sentinel commands may be sent to it (no key scan, no posture probe).
+    pub fn is_sentinel(&self) -> bool {
+        self.sentinel.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Commands this client has sent to the server and the time it waited for replies.
@@ -378,6 +387,7 @@ impl RedisClient {
         self.load.record(handshake_commands(&self.spec, None, true), sent_at.elapsed());
         let features = self.detect(&mut conn, deadline).await.map_err(|e| self.cap_error(&cap, e))?;
         tracing::debug!(target_name = %self.target, ?features, "redis connected");
+        self.sentinel.store(features.sentinel, std::sync::atomic::Ordering::Relaxed);
         Ok(Live { conn, features, cap })
     }
 

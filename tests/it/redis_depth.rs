@@ -1,0 +1,168 @@
+//! Redis depth on real servers: connections per client name from a
+//! rate-limited `CLIENT LIST`, `LATENCY HISTOGRAM` as a Prometheus histogram,
+//! and the largest sampled key per Tenderly key family.
+
+use std::time::Duration;
+
+use tenderly_exporter::config::{RedisOptions as Connection, RedisTarget, Secret};
+use tenderly_exporter::metrics::{Exposition as Out, Value};
+use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
+use tokio::time::Instant;
+
+use crate::support::exporter::{Exposition, TestExporter};
+use crate::support::redis_server::info_field;
+use crate::support::{RedisOptions, RedisServer, RespConn};
+
+fn named_connections(server: &RedisServer, names: &[&str]) -> Vec<RespConn> {
+    names
+        .iter()
+        .map(|name| {
+            let mut conn = server.conn();
+            assert_eq!(conn.command(&["CLIENT", "SETNAME", name]).expect("setname").render(), "OK");
+            conn
+        })
+        .collect()
+}
+
+fn cmdstat_calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = server.cli(&["INFO", "commandstats"]);
+    info_field(&stats, &format!("cmdstat_{command}"))
+        .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix("calls=")?.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn clients_by_name_counts_named_connections_and_runs_client_list_once_per_interval() {
+    let server = RedisServer::start(RedisOptions::default());
+    let _held = named_connections(
+        &server,
+        &["tenderly-api", "tenderly-api", "tenderly-api", "tenderly-worker", "tenderly-worker"],
+    );
+    let exporter = TestExporter::start(&["--redis.addr", &server.url()], &[]);
+    let out = exporter.scrape("/metrics");
+    let by_name = |out: &Exposition, name: &str| out.value("redis_connected_clients_by_name", &[("client_name", name)]);
+    assert_eq!(by_name(&out, "tenderly-api"), Some(3.0), "{}", out.text);
+    assert_eq!(by_name(&out, "tenderly-worker"), Some(2.0));
+    assert!(
+        !out.text.contains("127.0.0.1:") && !out.text.contains("client_name=\"id="),
+        "an address or id became a label"
+    );
+    assert_eq!(out.count("redis_connected_clients_by_user"), 0, "by-user is opt-in");
+    // Within the interval (60s by default) the counts are served from the last CLIENT LIST.
+    let _more = named_connections(&server, &["tenderly-api"]);
+    for _ in 0..3 {
+        let out = exporter.scrape("/metrics");
+        assert_eq!(by_name(&out, "tenderly-api"), Some(3.0), "CLIENT LIST ran again within the interval");
+    }
+    assert_eq!(cmdstat_calls(&server, "client|list"), 1);
+}
+
+#[test]
+fn clients_top_n_sums_the_rest_into_other_and_by_user_is_opt_in() {
+    let server = RedisServer::start(RedisOptions::default());
+    let _held = named_connections(&server, &["tenderly-api", "tenderly-api", "tenderly-api", "tenderly-worker"]);
+    let _unnamed = [server.conn(), server.conn()];
+    let exporter = TestExporter::start(
+        &["--redis.addr", &server.url(), "--redis.clients-top-n", "1", "--collector.redis.clients-by-user"],
+        &[],
+    );
+    let out = exporter.scrape("/metrics");
+    let by_name = |name: &str| out.value("redis_connected_clients_by_name", &[("client_name", name)]);
+    assert_eq!(by_name("tenderly-api"), Some(3.0));
+    assert_eq!(by_name("tenderly-worker"), None);
+    // tenderly-worker plus the exporter's own main connection (named tenderly-exporter).
+    assert_eq!(by_name("other"), Some(2.0), "{}", out.text);
+    assert_eq!(by_name(""), Some(2.0));
+    assert_eq!(out.value("redis_connected_clients_by_user", &[("user", "default")]), Some(7.0));
+}
+
+#[test]
+fn latency_histogram_after_200_gets_is_cumulative_and_complete() {
+    let server = RedisServer::start(RedisOptions::default());
+    let version = server.info_field("server", "redis_version").unwrap_or_default();
+    if version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_none_or(|major| major < 7) {
+        crate::support::process::skip(&format!("LATENCY HISTOGRAM needs Redis 7+, this is {version}"));
+        return;
+    }
+    let mut conn = server.conn();
+    let gets: Vec<Vec<String>> = (0..200).map(|i| vec!["GET".to_string(), format!("k{i}")]).collect();
+    assert!(conn.pipeline(&gets).expect("200 GETs").iter().all(|r| !r.is_error()));
+    let exporter = TestExporter::start(&["--redis.addr", &server.url()], &[]);
+    let out = exporter.scrape("/metrics");
+    let get = [("cmd", "get")];
+    let count = out.expect("redis_command_latency_seconds_count", &get);
+    assert!(count >= 200.0, "count {count}");
+    let buckets: Vec<(f64, f64)> = out
+        .samples
+        .iter()
+        .filter(|(n, l, _)| n == "redis_command_latency_seconds_bucket" && l.iter().any(|(k, v)| k == "cmd" && v == "get"))
+        .map(|(_, l, v)| {
+            let le = l.iter().find(|(k, _)| k == "le").map(|(_, v)| v.as_str()).expect("le");
+            (if le == "+Inf" { f64::INFINITY } else { le.parse().expect("le number") }, *v)
+        })
+        .collect();
+    assert_eq!(buckets.len(), 22, "{buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "not cumulative: {buckets:?}");
+    assert_eq!(buckets.last().map(|b| b.1), Some(count), "+Inf != _count");
+    assert!((buckets[0].0 - 1.024e-6).abs() < 1e-12, "first bound {}", buckets[0].0);
+    // _sum is commandstats usec for get (the call counts agree: nothing ran GET in between).
+    let usec = info_field(&server.cli(&["INFO", "commandstats"]), "cmdstat_get")
+        .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix("usec=")?.parse::<f64>().ok()))
+        .expect("cmdstat_get usec");
+    let sum = out.expect("redis_command_latency_seconds_sum", &get);
+    assert!((sum - usec / 1e6).abs() < 1e-9, "sum {sum} vs commandstats {usec} usec");
+    // Only commands that ran: SET never did.
+    assert_eq!(out.value("redis_command_latency_seconds_count", &[("cmd", "set")]), None);
+    // Switched off, LATENCY HISTOGRAM is not sent.
+    let before = cmdstat_calls(&server, "latency|histogram");
+    let off = TestExporter::start(&["--redis.addr", &server.url(), "--no-collector.redis.latency-histogram"], &[]);
+    let out = off.scrape("/metrics");
+    assert_eq!(out.count("redis_command_latency_seconds_count"), 0);
+    assert_eq!(cmdstat_calls(&server, "latency|histogram"), before);
+}
+
+#[test]
+fn largest_sampled_key_per_family_sees_one_oversized_session_value() {
+    let server = RedisServer::start(RedisOptions::default());
+    let mut conn = server.conn();
+    let mut load: Vec<Vec<String>> = (0..50)
+        .map(|i| vec!["SET".into(), format!("tenderly:session:{i:04}"), "small".into(), "EX".into(), "3600".into()])
+        .collect();
+    load.push(vec!["SET".into(), "tenderly:session:runaway-blob".into(), "x".repeat(2 * 1024 * 1024)]);
+    load.push(vec!["SET".into(), "tenderly:jwt:one".into(), "small".into(), "EX".into(), "900".into()]);
+    assert!(conn.pipeline(&load).expect("load").iter().all(|r| !r.is_error()));
+    let target = RedisTarget {
+        connection: Connection {
+            url: format!("redis://{}", server.addr()),
+            username: None,
+            password: server.password().map(Secret::new),
+            tls: Default::default(),
+            collectors: Default::default(),
+            client_list: Default::default(),
+        },
+        key_families: None,
+        posture: None,
+        members_allowed: Default::default(),
+    };
+    let config = KeyFamiliesConfig { memory_sample_every: 1, ..KeyFamiliesConfig::default() };
+    let scanner = KeyScanner::new("depth", target.connection.clone(), target.member_policy(), config);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for _ in 0..1000 {
+        if scanner.passes() >= 1 {
+            break;
+        }
+        rt.block_on(scanner.advance(Instant::now() + Duration::from_secs(5))).expect("advance");
+    }
+    assert_eq!(scanner.passes(), 1, "the pass never completed");
+    let mut out = Out::new();
+    scanner.encode(&mut out);
+    let largest = |family: &str| {
+        out.get("tenderly_redis_key_family_largest_key_bytes", &[("family", family)]).map(Value::as_f64)
+    };
+    let session = largest("session").expect("session largest");
+    assert!(session >= 2.0 * 1024.0 * 1024.0, "session largest {session}");
+    let jwt = largest("jwt").expect("jwt largest");
+    assert!(jwt < 1024.0, "jwt largest {jwt}");
+    let text = out.render().expect("render");
+    assert!(!text.contains("runaway-blob"), "a key name was exported");
+}
