@@ -147,6 +147,7 @@ fn bench_target(addr: &str, password: Option<String>) -> RedisTarget {
             password: password.map(Secret::new),
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
+            client_list: Default::default(),
         },
         key_families: None,
         posture: None,

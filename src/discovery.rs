@@ -134,7 +134,11 @@ pub async fn redis(spec: &RedisTarget, deadline: Instant) -> Result<Topology, Di
         return Ok(topology);
     }
     // CLUSTER NODES only to a cluster node: anywhere else it is an error reply in errorstats.
-    let command = if mode == "cluster" { redis::cmd("CLUSTER").arg("NODES").clone() } else { redis::cmd("INFO").arg("replication").clone() };
+    let command = if mode == "cluster" {
+        redis::cmd("CLUSTER").arg("NODES").clone()
+    } else {
+        redis::cmd("INFO").arg("replication").clone()
+    };
     let reply: Value = match timeout_at(deadline, command.query_async(&mut conn)).await {
         Err(_) => return Err(DiscoveryError::Timeout),
         Ok(Ok(reply)) => reply,

@@ -95,7 +95,9 @@ fn latency_histogram_after_200_gets_is_cumulative_and_complete() {
     let buckets: Vec<(f64, f64)> = out
         .samples
         .iter()
-        .filter(|(n, l, _)| n == "redis_command_latency_seconds_bucket" && l.iter().any(|(k, v)| k == "cmd" && v == "get"))
+        .filter(|(n, l, _)| {
+            n == "redis_command_latency_seconds_bucket" && l.iter().any(|(k, v)| k == "cmd" && v == "get")
+        })
         .map(|(_, l, v)| {
             let le = l.iter().find(|(k, _)| k == "le").map(|(_, v)| v.as_str()).expect("le");
             (if le == "+Inf" { f64::INFINITY } else { le.parse().expect("le number") }, *v)
@@ -156,13 +158,46 @@ fn largest_sampled_key_per_family_sees_one_oversized_session_value() {
     assert_eq!(scanner.passes(), 1, "the pass never completed");
     let mut out = Out::new();
     scanner.encode(&mut out);
-    let largest = |family: &str| {
-        out.get("tenderly_redis_key_family_largest_key_bytes", &[("family", family)]).map(Value::as_f64)
-    };
+    let largest =
+        |family: &str| out.get("tenderly_redis_key_family_largest_key_bytes", &[("family", family)]).map(Value::as_f64);
     let session = largest("session").expect("session largest");
     assert!(session >= 2.0 * 1024.0 * 1024.0, "session largest {session}");
     let jwt = largest("jwt").expect("jwt largest");
     assert!(jwt < 1024.0, "jwt largest {jwt}");
     let text = out.render().expect("render");
     assert!(!text.contains("runaway-blob"), "a key name was exported");
+}
+
+#[test]
+fn client_list_and_collector_switches_parse_from_yaml_and_are_bounded() {
+    use tenderly_exporter::config::{parse_file_full, Env, TargetSpec};
+    struct NoEnv;
+    impl Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let path = std::path::Path::new("targets.yml");
+    let yaml = "targets:\n  - {name: r, kind: redis, address: 'redis://127.0.0.1:1', \
+                collectors: {latency_histogram: false, clients_by_user: true}, \
+                client_list: {top_n: 3, interval: 5m, max_reply_bytes: 65536}}\n";
+    let (targets, _) = parse_file_full(yaml, path, &NoEnv).expect("valid");
+    let TargetSpec::Redis(r) = &targets[0].spec else { panic!("redis") };
+    assert!(!r.collectors.latency_histogram && r.collectors.clients_by_name && r.collectors.clients_by_user);
+    assert_eq!(r.client_list.top_n, 3);
+    assert_eq!(r.client_list.interval, Duration::from_secs(300));
+    assert_eq!(r.client_list.max_reply_bytes, 65536);
+    for (bad, field) in [
+        ("client_list: {top_n: 1000}", "client_list.top_n"),
+        ("client_list: {interval: soon}", "client_list.interval"),
+        ("client_list: {max_reply_bytes: 10}", "client_list.max_reply_bytes"),
+        ("client_list: {top: 3}", "top"),
+    ] {
+        let yaml = format!("targets:\n  - {{name: r, kind: redis, address: 'redis://127.0.0.1:1', {bad}}}\n");
+        let err = format!("{:#}", parse_file_full(&yaml, path, &NoEnv).expect_err(bad));
+        assert!(err.contains(field), "{bad}: {err}");
+    }
+    let mongo = "targets:\n  - {name: m, kind: mongodb, address: 'mongodb://127.0.0.1:1', client_list: {top_n: 3}}\n";
+    let err = format!("{:#}", parse_file_full(mongo, path, &NoEnv).expect_err("redis-only key"));
+    assert!(err.contains("client_list"), "{err}");
 }

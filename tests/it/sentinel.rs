@@ -86,9 +86,7 @@ fn value(out: &Exposition, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 /// A master, its replica, and a Sentinel that has seen the replica.
 fn deployment() -> Option<(RedisServer, RedisServer, Sentinel)> {
-    if crate::support::process::require_tool("redis-server", "redis-server").is_none() {
-        return None;
-    }
+    crate::support::process::require_tool("redis-server", "redis-server")?;
     let master = RedisServer::start(RedisOptions::default());
     let replica = RedisServer::start(RedisOptions { replica_of: Some((master.port(), None)), ..Default::default() });
     wait_until(Duration::from_secs(10), "the replica is in sync", || {
@@ -134,7 +132,12 @@ fn sentinel_reports_masters_quorum_and_failover_without_error_replies() {
     // Nothing a Sentinel rejects was sent: no error reply at all, and no data-node family.
     let (errorstats, total) = sentinel.errors();
     assert_eq!((errorstats.as_str(), total.as_str()), ("", "0"), "the sentinel answered errors");
-    for absent in ["redis_slowlog_length", "redis_config_databases", "redis_connected_clients_by_name", "tenderly_redis_key_scan_passes_total"] {
+    for absent in [
+        "redis_slowlog_length",
+        "redis_config_databases",
+        "redis_connected_clients_by_name",
+        "tenderly_redis_key_scan_passes_total",
+    ] {
         assert_eq!(out.count(absent), 0, "{absent} on a sentinel");
     }
     let stats = sentinel.cli(&["INFO", "commandstats"]);
@@ -221,12 +224,7 @@ fn sentinel_discovery_lists_masters_and_replicas_and_distrusts_other_hosts() {
         })
         .collect();
     let far = format!("127.0.0.2:{elsewhere}");
-    let expect = [
-        (sentinel.addr(), "true"),
-        (master.addr(), "true"),
-        (replica.addr(), "true"),
-        (far.clone(), "false"),
-    ];
+    let expect = [(sentinel.addr(), "true"), (master.addr(), "true"), (replica.addr(), "true"), (far.clone(), "false")];
     for (member, trusted) in &expect {
         assert!(
             entries.iter().any(|(m, t)| m == member && t == trusted),

@@ -188,12 +188,8 @@ mod tests {
         assert_eq!((h.cmd.as_str(), h.calls), ("ping", 127));
         assert_eq!(&h.cumulative[..6], &[20, 105, 126, 126, 126, 127]);
         assert_eq!(h.cumulative[MAX_BUCKET], 127);
-        let stats = vec![CommandStat {
-            cmd: "ping".into(),
-            calls: Some(127),
-            usec: Some(273),
-            ..CommandStat::default()
-        }];
+        let stats =
+            vec![CommandStat { cmd: "ping".into(), calls: Some(127), usec: Some(273), ..CommandStat::default() }];
         let mut out = Exposition::new();
         encode(&hs, &stats, &mut out);
         let Some(MetricValue::Histogram { sum, count, buckets }) =

@@ -39,8 +39,10 @@ const MAX_PEERS: usize = 256;
 // ---- INFO sentinel ----------------------------------------------------------
 const MASTERS: Desc =
     Desc::gauge("redis_sentinel_masters", "Masters this Sentinel monitors, from INFO sentinel_masters.");
-const TILT: Desc =
-    Desc::gauge("redis_sentinel_tilt", "Whether this Sentinel is in TILT mode (1) or not (0), from INFO sentinel_tilt.");
+const TILT: Desc = Desc::gauge(
+    "redis_sentinel_tilt",
+    "Whether this Sentinel is in TILT mode (1) or not (0), from INFO sentinel_tilt.",
+);
 const RUNNING_SCRIPTS: Desc = Desc::gauge(
     "redis_sentinel_running_scripts",
     "Notification and reconfiguration scripts running now, from INFO sentinel_running_scripts.",
@@ -300,7 +302,9 @@ pub fn info_masters(info: &Info) -> Vec<InfoMaster<'_>> {
     section
         .fields
         .iter()
-        .filter(|(k, _)| k.strip_prefix("master").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|(k, _)| {
+            k.strip_prefix("master").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .filter_map(|(_, v)| {
             let mut m = InfoMaster { name: "", status: "", address: "", slaves: None, sentinels: None };
             for (k, v) in parse_kv_list(v) {
@@ -439,8 +443,10 @@ mod tests {
 
     #[test]
     fn masters_and_peers_from_resp2_and_resp3_and_capped() {
-        let m = entry(&[("name", "mymaster"), ("ip", "127.0.0.1"), ("port", "6379"), ("quorum", "2"), ("flags", "master")]);
-        let resp3 = Value::Map(vec![(bulk("name"), bulk("other")), (bulk("ip"), bulk("::1")), (bulk("port"), bulk("7"))]);
+        let m =
+            entry(&[("name", "mymaster"), ("ip", "127.0.0.1"), ("port", "6379"), ("quorum", "2"), ("flags", "master")]);
+        let resp3 =
+            Value::Map(vec![(bulk("name"), bulk("other")), (bulk("ip"), bulk("::1")), (bulk("port"), bulk("7"))]);
         let no_port = entry(&[("name", "x"), ("ip", "h")]);
         let (masters, dropped) = parse_masters(&Value::Array(vec![m.clone(), resp3, no_port])).expect("array");
         assert_eq!(dropped, 0);
