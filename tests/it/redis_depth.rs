@@ -77,6 +77,44 @@ fn clients_top_n_sums_the_rest_into_other_and_by_user_is_opt_in() {
 }
 
 #[test]
+fn a_user_without_client_id_costs_one_error_reply_and_still_gets_counts() {
+    let server = RedisServer::start(RedisOptions {
+        password: Some("admin-pw".into()),
+        acl_lines: vec![format!(
+            "user narrow on >narrow-pw -@all +info +ping +command|info +client|setname +client|list"
+        )],
+        ..RedisOptions::default()
+    });
+    let _held = named_connections(&server, &["tenderly-api", "tenderly-api"]);
+    let exporter = TestExporter::start(
+        &[
+            "--redis.addr",
+            &server.addr(),
+            "--redis.user",
+            "narrow",
+            "--redis.clients-interval",
+            "1ms",
+            "--no-collector.tenderly.posture",
+            "--no-collector.tenderly.keys",
+            "--no-collector.redis.config",
+            "--no-collector.redis.slowlog",
+            "--no-collector.redis.latency",
+            "--no-collector.redis.latency-histogram",
+        ],
+        &[("REDIS_PASSWORD", "narrow-pw")],
+    );
+    let errors = || server.info_field("stats", "total_error_replies").and_then(|v| v.parse::<u64>().ok());
+    let before = errors();
+    for _ in 0..4 {
+        let out = exporter.scrape("/metrics");
+        assert_eq!(out.value("redis_connected_clients_by_name", &[("client_name", "tenderly-api")]), Some(2.0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(cmdstat_calls(&server, "client|list") >= 4, "CLIENT LIST did not run every interval");
+    assert_eq!(errors(), before.map(|n| n + 1), "CLIENT ID must be refused once, then never sent again");
+}
+
+#[test]
 fn latency_histogram_after_200_gets_is_cumulative_and_complete() {
     let server = RedisServer::start(RedisOptions::default());
     let version = server.info_field("server", "redis_version").unwrap_or_default();

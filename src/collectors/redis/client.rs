@@ -109,6 +109,8 @@ struct Features {
     latency_histogram: bool,
     /// `redis_mode:sentinel`: only INFO and SENTINEL are sent (see [`super::sentinel`]).
     sentinel: bool,
+    /// `CLIENT` exists under its own name (not renamed or disabled).
+    client: bool,
 }
 
 struct Live {
@@ -222,6 +224,7 @@ impl RedisClient {
             return Err(RedisError::Protocol("connection state"));
         };
         let sentinel = live.features.sentinel;
+        let client_command = live.features.client;
         let result = match sentinel {
             true => self.collect_sentinel(live, deadline).await,
             false => self.collect(live, deadline).await,
@@ -236,7 +239,7 @@ impl RedisClient {
         drop(state);
         let mut snapshot = result?;
         let want = self.spec.collectors;
-        if !sentinel && (want.clients_by_name || want.clients_by_user) {
+        if !sentinel && client_command && (want.clients_by_name || want.clients_by_user) {
             snapshot.clients = self.client_counts(deadline).await;
             snapshot.clients_by_user = want.clients_by_user;
         }
@@ -278,8 +281,11 @@ impl RedisClient {
         };
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        // Our own connection is left out of the counts by its id.
-        pipe.cmd("CLIENT").arg("ID");
+        // Our own connection is left out of the counts by its id (if we may ask for it).
+        let ask_id = !self.is_refused("CLIENT ID");
+        if ask_id {
+            pipe.cmd("CLIENT").arg("ID");
+        }
         pipe.cmd("CLIENT").arg("LIST");
         let replies: Result<Result<Vec<Value>, _>, _> = timeout_at(deadline, pipe.query_async(&mut conn)).await;
         self.load.record(handshake_commands(&self.spec, None, true) + pipe.len(), sent_at.elapsed());
@@ -299,8 +305,16 @@ impl RedisClient {
             }
             Err(_) => return None,
         };
-        let own_id = replies.first().and_then(int_of);
-        match replies.get(1) {
+        let mut replies = replies.iter();
+        let own_id = match ask_id.then(|| replies.next()).flatten() {
+            Some(Value::ServerError(e)) => {
+                self.refuse("CLIENT ID", e);
+                None
+            }
+            Some(v) => int_of(v),
+            None => None,
+        };
+        match replies.next() {
             Some(Value::ServerError(e)) => {
                 self.refuse("CLIENT LIST", e);
                 None
@@ -440,6 +454,7 @@ impl RedisClient {
             cluster,
             latency_histogram: version_7,
             sentinel,
+            client: true,
         };
         let mut client_setname = true;
         match replies.get(1) {
@@ -450,6 +465,7 @@ impl RedisClient {
                 features.latency_histogram = has_subcommand(&items[2], b"latency|histogram");
                 features.cluster &= !matches!(items[3], Value::Nil);
                 client_setname = !matches!(items[4], Value::Nil);
+                features.client = client_setname;
             }
             Some(Value::ServerError(e)) => {
                 // Without COMMAND INFO we learn from refusals instead (see module docs).
@@ -623,7 +639,8 @@ pub fn acl_grant_for(command: &str) -> &'static str {
         "LATENCY LATEST" => "+latency|latest",
         "CLUSTER INFO" => "+cluster|info",
         "CLIENT SETNAME" => "+client|setname",
-        "CLIENT LIST" => "+client|list +client|id",
+        "CLIENT LIST" => "+client|list",
+        "CLIENT ID" => "+client|id",
         "LATENCY HISTOGRAM" => "+latency|histogram",
         "SENTINEL" | "SENTINEL REPLICAS" => "+sentinel|masters +sentinel|sentinels +sentinel|replicas",
         "COMMAND INFO" => "+command|info",

@@ -468,6 +468,20 @@ mod tests {
     }
 
     #[test]
+    fn masters_beyond_the_cap_are_counted_as_dropped_series() {
+        let mut raw = String::from("# Sentinel\r\nsentinel_masters:70\r\n");
+        for i in 0..MAX_MASTERS + 6 {
+            raw += &format!("master{i}:name=m{i},status=ok,address=127.0.0.1:{i},slaves=0,sentinels=1\r\n");
+        }
+        let info = parse_info(raw.as_bytes());
+        let mut out = Exposition::new();
+        assert_eq!(encode(&info, None, &mut out), 18, "6 masters x 3 families");
+        assert_eq!(out.sample_count("redis_sentinel_master_status"), MAX_MASTERS);
+        let snapshot = SentinelSnapshot { masters: Vec::new(), masters_dropped: 2 };
+        assert_eq!(encode(&info, Some(&snapshot), &mut Exposition::new()), 18 + 18);
+    }
+
+    #[test]
     fn hostile_names_are_bounded_labels() {
         let long = "n".repeat(10_000);
         let raw = format!("# Sentinel\r\nmaster0:name={long},status=ok\u{7},address=a:1,slaves=0,sentinels=1\r\n");
