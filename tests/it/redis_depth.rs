@@ -80,9 +80,7 @@ fn clients_top_n_sums_the_rest_into_other_and_by_user_is_opt_in() {
 fn a_user_without_client_id_costs_one_error_reply_and_still_gets_counts() {
     let server = RedisServer::start(RedisOptions {
         password: Some("admin-pw".into()),
-        acl_lines: vec![format!(
-            "user narrow on >narrow-pw -@all +info +ping +command|info +client|setname +client|list"
-        )],
+        acl_lines: vec!["user narrow on >narrow-pw -@all +info +ping +command|info +client|setname +client|list".into()],
         ..RedisOptions::default()
     });
     let _held = named_connections(&server, &["tenderly-api", "tenderly-api"]);
