@@ -12,6 +12,10 @@
 //! - ACL denials cannot be seen in advance by an unprivileged user; a command that
 //!   gets `NOPERM` once is dropped for the life of the process and logged once.
 //! - The client library's `CLIENT SETINFO` handshake is switched off.
+//! - A Sentinel (`redis_mode:sentinel`) gets only `INFO` and `SENTINEL ...`
+//!   ([`super::sentinel`]); `LATENCY HISTOGRAM` goes only to servers that list
+//!   it in `COMMAND INFO` (Redis 7+); `CLIENT LIST` runs at most once per
+//!   interval on a connection of its own ([`super::clients`]).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
