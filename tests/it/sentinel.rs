@@ -16,7 +16,8 @@ use crate::support::redis_server::info_field;
 use crate::support::{private_temp_dir, wait_until, RedisOptions, RedisServer, RespConn};
 
 /// A `redis-server --sentinel` on a free loopback port; killed and its directory removed on drop.
-struct Sentinel {
+/// Also used by the end-to-end test.
+pub struct Sentinel {
     port: u16,
     dir: PathBuf,
     child: Child,
@@ -24,7 +25,7 @@ struct Sentinel {
 
 impl Sentinel {
     /// Monitors each `(name, host, port)` with quorum 1 and short timeouts.
-    fn start(masters: &[(&str, &str, u16)]) -> Sentinel {
+    pub fn start(masters: &[(&str, &str, u16)]) -> Sentinel {
         let dir = private_temp_dir("sentinel");
         let port = free_port();
         let mut conf = format!("port {port}\nbind 127.0.0.1\ndir {}\n", dir.display());
@@ -54,11 +55,11 @@ impl Sentinel {
         sentinel
     }
 
-    fn addr(&self) -> String {
+    pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn cli(&self, args: &[&str]) -> String {
+    pub fn cli(&self, args: &[&str]) -> String {
         let mut conn = RespConn::connect(&self.addr()).expect("connect to the sentinel");
         conn.command(args).expect("sentinel command").render()
     }
