@@ -237,3 +237,72 @@ fn client_list_and_collector_switches_parse_from_yaml_and_are_bounded() {
     let err = format!("{:#}", parse_file_full(mongo, path, &NoEnv).expect_err("redis-only key"));
     assert!(err.contains("client_list"), "{err}");
 }
+
+fn capture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redis").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn resp(name: &str) -> redis::Value {
+    redis::parse_redis_value(&capture(name)).unwrap_or_else(|e| panic!("{name} is not RESP: {e}"))
+}
+
+#[test]
+fn sentinel_captures_encode_to_the_golden_exposition() {
+    use tenderly_exporter::collectors::redis::{encode, info::parse_info, sentinel, RedisSnapshot};
+    let info = parse_info(&capture("redis-7.0.15-sentinel-info-all.txt"));
+    let (masters, dropped) = sentinel::parse_masters(&resp("redis-7.0.15-sentinel-masters.resp")).expect("masters");
+    assert_eq!((masters.len(), dropped), (1, 0));
+    let state = sentinel::MasterState {
+        master: masters[0].clone(),
+        sentinels: sentinel::parse_peers(&resp("redis-7.0.15-sentinel-sentinels.resp")),
+        replicas: sentinel::parse_peers(&resp("redis-7.0.15-sentinel-replicas.resp")),
+    };
+    let snapshot = RedisSnapshot {
+        info,
+        sentinel: Some(sentinel::SentinelSnapshot { masters: vec![state], masters_dropped: 0 }),
+        ..RedisSnapshot::default()
+    };
+    let mut out = Out::new();
+    encode::encode_up(true, &mut out);
+    assert_eq!(encode::encode(&snapshot, &mut out).total(), 0);
+    let value = |name: &str, labels: &[(&str, &str)]| out.get(name, labels).map(Value::as_f64);
+    let at = [("master_name", "sessions"), ("master_address", "127.0.0.1:17101")];
+    assert_eq!(value("redis_sentinel_masters", &[]), Some(1.0));
+    assert_eq!(value("redis_sentinel_master_slaves", &at), Some(1.0));
+    assert_eq!(value("redis_sentinel_master_ok_slaves", &at), Some(1.0));
+    assert_eq!(value("redis_sentinel_master_ok_sentinels", &at), Some(1.0));
+    assert_eq!(value("redis_sentinel_master_setting_ckquorum", &at), Some(2.0));
+    // Quorum 2 with one Sentinel: the capture's SENTINEL CKQUORUM answered NOQUORUM.
+    assert_eq!(value("redis_sentinel_master_ckquorum_status", &[("master_name", "sessions")]), Some(0.0));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/redis/redis-7.0.15-sentinel.om");
+    crate::support::golden::assert_golden(&path, &out.render().expect("render"));
+}
+
+#[test]
+fn latency_histogram_and_client_list_captures_parse() {
+    use tenderly_exporter::collectors::redis::{clients, info::parse_info, latency};
+    let (histograms, dropped) = latency::parse_latency_histogram(&resp("redis-7.0.15-latency-histogram.resp"));
+    assert_eq!(dropped, 0);
+    let get = histograms.iter().find(|h| h.cmd == "get").expect("get ran");
+    assert_eq!(get.calls, 200);
+    assert!(get.cumulative.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(get.cumulative.last(), Some(&200));
+    let stats = parse_info(&capture("redis-7.0.15-master-commandstats.txt")).command_stats();
+    let mut out = Out::new();
+    latency::encode(&histograms, &stats, &mut out);
+    match out.get("redis_command_latency_seconds", &[("cmd", "get")]) {
+        Some(Value::Histogram { sum, count, .. }) => {
+            assert_eq!(*count, 200);
+            assert!((sum - 38e-6).abs() < 1e-12, "sum {sum}: cmdstat_get usec=38");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = String::from_utf8(capture("redis-7.0.15-client-list.txt")).expect("utf-8");
+    let counts = clients::parse_client_list_excluding(&text, Some(12), 10);
+    let names: Vec<(&str, u64)> = counts.by_name.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    assert_eq!(
+        names,
+        [("tenderly-api", 2), ("sentinel-a0f3de12-cmd", 1), ("sentinel-a0f3de12-pubsub", 1), ("tenderly-worker", 1)]
+    );
+}

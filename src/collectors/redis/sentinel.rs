@@ -374,7 +374,11 @@ pub fn encode(info: &Info, snapshot: Option<&SentinelSnapshot>, out: &mut Exposi
         }
         for (value, desc) in settings {
             if let Some(v) = value.filter(|v| *v >= 0.0) {
-                out.add(desc, labels(), v);
+                // Integers stay integers (`60000`, not `60000.0`).
+                match v.fract() == 0.0 && v < 9.0e15 {
+                    true => out.add(desc, labels(), v as u64),
+                    false => out.add(desc, labels(), v),
+                }
             }
         }
         if let Some(s) = &state.sentinels {
