@@ -306,3 +306,81 @@ fn latency_histogram_and_client_list_captures_parse() {
         [("tenderly-api", 2), ("sentinel-a0f3de12-cmd", 1), ("sentinel-a0f3de12-pubsub", 1), ("tenderly-worker", 1)]
     );
 }
+
+mod hostile {
+    //! Property tests for the new parsers of untrusted replies: never a panic,
+    //! every label bounded, and the exposition always renders.
+    use proptest::prelude::*;
+    use redis::Value as R;
+    use tenderly_exporter::collectors::redis::{clients, info::parse_info, latency, sentinel};
+    use tenderly_exporter::metrics::Exposition;
+
+    fn reply() -> impl Strategy<Value = R> {
+        let words = prop::sample::select(vec![
+            "calls",
+            "histogram_usec",
+            "name",
+            "ip",
+            "port",
+            "flags",
+            "quorum",
+            "s_down",
+            "get",
+            "127.0.0.1",
+            "6379",
+            "-1",
+            "99999999999999999999",
+            "",
+        ]);
+        let leaf = prop_oneof![
+            words.prop_map(|w| R::BulkString(w.as_bytes().to_vec())),
+            any::<i64>().prop_map(R::Int),
+            Just(R::Nil),
+            ".{0,40}".prop_map(|s: String| R::BulkString(s.into_bytes())),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(R::Array),
+                prop::collection::vec((inner.clone(), inner), 0..4).prop_map(R::Map),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn reply_parsers_never_panic_and_encode(value in reply()) {
+            let (histograms, _) = latency::parse_latency_histogram(&value);
+            for h in &histograms {
+                prop_assert!(h.cumulative.windows(2).all(|w| w[0] <= w[1]));
+                prop_assert!(h.cumulative.iter().all(|c| *c <= h.calls));
+            }
+            let mut out = Exposition::new();
+            latency::encode(&histograms, &[], &mut out);
+            let masters = sentinel::parse_masters(&value).map(|(m, _)| m).unwrap_or_default();
+            let peers = sentinel::parse_peers(&value);
+            let snapshot = sentinel::SentinelSnapshot {
+                masters: masters
+                    .into_iter()
+                    .map(|master| sentinel::MasterState { master, sentinels: peers.clone(), replicas: peers.clone() })
+                    .collect(),
+                masters_dropped: 0,
+            };
+            sentinel::encode(&parse_info(b"# Sentinel\r\nsentinel_masters:1\r\n"), Some(&snapshot), &mut out);
+            prop_assert!(out.render().is_ok());
+        }
+
+        #[test]
+        fn client_list_and_sentinel_info_never_panic(text in "(id=[0-9]{1,3} name=[^ \n]{0,200} user=[a-z]{0,5} flags=[NSMP]\n|garbage.{0,20}\n|master[0-9]:[a-z=,:0-9.]{0,80}\r\n){0,40}") {
+            let counts = clients::parse_client_list(&text, 3);
+            prop_assert!(counts.by_name.len() <= 3 + 2);
+            prop_assert!(counts.by_name.iter().all(|(n, _)| n.len() <= clients::MAX_NAME_BYTES));
+            let mut out = Exposition::new();
+            clients::encode(&counts, true, &mut out);
+            let info = parse_info(format!("# Sentinel\r\n{text}").as_bytes());
+            sentinel::encode(&info, None, &mut out);
+            prop_assert!(out.render().is_ok());
+        }
+    }
+}

@@ -69,13 +69,15 @@ pub struct ClientCounts {
     pub by_user: Vec<(String, u64)>,
 }
 
-/// A name as a label: length-capped, control characters replaced.
+/// A name as a label: control characters replaced, then cut to
+/// [`MAX_NAME_BYTES`] (replacing first: U+FFFD is longer than what it replaces).
 fn sanitize(name: &str) -> String {
-    let mut end = name.len().min(MAX_NAME_BYTES);
-    while !name.is_char_boundary(end) {
+    let clean = bounded_label(name);
+    let mut end = clean.len().min(MAX_NAME_BYTES);
+    while !clean.is_char_boundary(end) {
         end -= 1;
     }
-    bounded_label(&name[..end]).into_owned()
+    clean[..end].to_string()
 }
 
 /// Counts per name and per user in a `CLIENT LIST` reply, each reduced to the
@@ -225,6 +227,15 @@ mod tests {
         assert_eq!(counts.by_name.iter().map(|(_, n)| n).sum::<u64>(), 20_002, "nothing lost");
         let named_other = parse_client_list(&line(1, "other", "u"), 10);
         assert_eq!(named_other.by_name, vec![("other".to_string(), 1)]);
+    }
+
+    #[test]
+    fn control_characters_do_not_push_a_name_past_the_cap() {
+        // Found by tests/it/redis_depth.rs hostile::client_list_and_sentinel_info_never_panic:
+        // each replaced control character grows from 1 to 3 bytes.
+        let name = "\u{b}".repeat(MAX_NAME_BYTES);
+        let counts = parse_client_list(&line(1, &name, "u"), 10);
+        assert!(counts.by_name[0].0.len() <= MAX_NAME_BYTES, "{}", counts.by_name[0].0.len());
     }
 
     #[test]
