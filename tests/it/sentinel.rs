@@ -240,3 +240,28 @@ fn sentinel_discovery_lists_masters_and_replicas_and_distrusts_other_hosts() {
     assert_eq!((errorstats.as_str(), total.as_str()), ("", "0"), "discovery sent the sentinel a rejected command");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn discovery_of_a_standalone_server_sends_no_command_it_rejects() {
+    // Discovery used to pipeline CLUSTER NODES to every Redis: one
+    // "cluster support disabled" error reply per /discover on a standalone server.
+    let server = RedisServer::start(RedisOptions::default());
+    let replica = RedisServer::start(RedisOptions { replica_of: Some((server.port(), None)), ..Default::default() });
+    wait_until(Duration::from_secs(10), "the replica is in sync", || {
+        replica.info_field("replication", "master_link_status").as_deref() == Some("up")
+    });
+    let dir = private_temp_dir("standalone-discovery");
+    let path = dir.join("targets.yml");
+    fs::write(&path, format!("targets:\n  - {{name: solo, kind: redis, address: 'redis://{}'}}\n", server.addr()))
+        .expect("write targets");
+    let exporter = TestExporter::start(&["--config.file", path.to_str().expect("utf-8")], &[]);
+    let errors = || server.info_field("stats", "total_error_replies");
+    let before = errors();
+    for _ in 0..3 {
+        let resp = exporter.get("/discover?target=solo");
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert!(resp.body.contains(&replica.addr()), "{}", resp.body);
+    }
+    assert_eq!(errors(), before, "discovery sent a command the server rejected");
+    let _ = fs::remove_dir_all(&dir);
+}
