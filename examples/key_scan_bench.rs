@@ -148,6 +148,7 @@ fn bench_target(addr: &str, password: Option<String>) -> RedisTarget {
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
             extra_config: Vec::new(),
+            client_list: Default::default(),
         },
         key_families: None,
         posture: None,

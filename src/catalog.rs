@@ -44,6 +44,30 @@ const MONGO: Option<TargetKind> = Some(TargetKind::Mongodb);
 /// Every collector, generic ones first, then the Tenderly layer, then the exporter's own.
 pub const COLLECTORS: &[Collector] = &[
     row(redis::COLLECTOR, REDIS, None, true, "every Redis (INFO ALL; CONFIG GET, SLOWLOG, LATENCY when allowed)", true),
+    row(
+        redis::sentinel::COLLECTOR,
+        REDIS,
+        None,
+        true,
+        "Redis Sentinel targets (INFO, SENTINEL MASTERS/SENTINELS/REPLICAS; in the redis run)",
+        false,
+    ),
+    row(
+        redis::clients::COLLECTOR,
+        REDIS,
+        Some("redis.clients-by-name"),
+        true,
+        "every Redis except Sentinels (CLIENT LIST at most once per interval; in the redis run)",
+        false,
+    ),
+    row(
+        redis::latency::COLLECTOR,
+        REDIS,
+        Some("redis.latency-histogram"),
+        true,
+        "Redis 7+ (LATENCY HISTOGRAM; in the redis run)",
+        false,
+    ),
     row(mongodb::SERVER_STATUS, MONGO, None, true, "every MongoDB role (hello, serverStatus)", true),
     row(mongodb::REPLSET, MONGO, Some("mongodb.replset"), true, "replica-set members except arbiters", true),
     row(mongodb::OPLOG, MONGO, Some("mongodb.oplog"), true, "replica-set members except arbiters", true),
@@ -88,6 +112,9 @@ pub fn collector(name: &str) -> Option<&'static Collector> {
 pub fn metric_catalog() -> Vec<(&'static str, &'static Desc)> {
     let groups: Vec<(&'static str, Vec<&'static Desc>)> = vec![
         (redis::COLLECTOR, redis::encode::descriptors()),
+        (redis::sentinel::COLLECTOR, redis::sentinel::descriptors()),
+        (redis::clients::COLLECTOR, redis::clients::descriptors()),
+        (redis::latency::COLLECTOR, redis::latency::descriptors()),
         (
             mongodb::SERVER_STATUS,
             std::iter::once(&mongodb::encode::UP).chain(mongodb::server_status::descriptors()).collect(),

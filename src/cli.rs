@@ -235,6 +235,34 @@ pub struct Cli {
     /// How stale the CONFIG GET values (maxclients, ...) may get before they are read again; 0s reads them every scrape.
     #[arg(global = true, long = "redis.config-max-age", default_value = "60s")]
     pub redis_config_max_age: String,
+    /// Enable per-command latency histograms from LATENCY HISTOGRAM (Redis 7+).
+    #[arg(global = true, long = "collector.redis.latency-histogram", overrides_with = "no_redis_latency_histogram")]
+    pub redis_latency_histogram: bool,
+    /// Disable LATENCY HISTOGRAM.
+    #[arg(global = true, long = "no-collector.redis.latency-histogram")]
+    pub no_redis_latency_histogram: bool,
+
+    /// Enable connections per client name from CLIENT LIST (at most once per --redis.clients-interval).
+    #[arg(global = true, long = "collector.redis.clients-by-name", overrides_with = "no_redis_clients_by_name")]
+    pub redis_clients_by_name: bool,
+    /// Disable connections per client name.
+    #[arg(global = true, long = "no-collector.redis.clients-by-name")]
+    pub no_redis_clients_by_name: bool,
+
+    /// Enable connections per ACL user from CLIENT LIST (opt-in; off by default).
+    #[arg(global = true, long = "collector.redis.clients-by-user", overrides_with = "no_redis_clients_by_user")]
+    pub redis_clients_by_user: bool,
+    /// Disable connections per ACL user.
+    #[arg(global = true, long = "no-collector.redis.clients-by-user")]
+    pub no_redis_clients_by_user: bool,
+
+    /// Client names (and users) that keep their own label; the rest are summed into "other".
+    #[arg(global = true, long = "redis.clients-top-n", default_value_t = 10)]
+    pub redis_clients_top_n: usize,
+
+    /// Shortest time between two CLIENT LIST calls (the last counts are served in between).
+    #[arg(global = true, long = "redis.clients-interval", default_value = "60s")]
+    pub redis_clients_interval: String,
 
     /// Log level.
     #[arg(global = true, long = "log.level", env = "TENDERLY_EXPORTER_LOG_LEVEL", value_enum, default_value = "info")]

@@ -23,6 +23,7 @@ use crate::tenderly::redis_posture::RedisPostureConfig;
 use crate::trust::{MemberAllowList, MemberPolicy};
 
 pub use crate::collectors::mongodb::{MongoCollectors, MongoLimits, MongoOptions};
+pub use crate::collectors::redis::clients::ClientListOptions;
 pub use crate::collectors::redis::{RedisCollectors, RedisOptions, RedisTls};
 pub use crate::secret::Secret;
 
@@ -368,6 +369,42 @@ struct FileTarget {
     drift: Option<RedisDriftPolicy>,
     #[serde(default)]
     members_allowed: Option<FileMembersAllowed>,
+    #[serde(default)]
+    client_list: Option<FileClientList>,
+}
+
+/// `client_list:` of a Redis target: how CLIENT LIST (clients by name / user) is bounded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileClientList {
+    #[serde(default)]
+    top_n: Option<usize>,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    max_reply_bytes: Option<usize>,
+}
+
+/// Most names a target may keep as labels of `redis_connected_clients_by_name`.
+const MAX_CLIENTS_TOP_N: usize = 100;
+
+fn file_client_list(
+    file: Option<&FileClientList>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<ClientListOptions, ConfigError> {
+    let mut options = ClientListOptions::default();
+    let Some(file) = file else { return Ok(options) };
+    if let Some(n) = file.top_n {
+        options.top_n = check_range(n, 0, MAX_CLIENTS_TOP_N, &at("client_list.top_n"))?;
+    }
+    if let Some(text) = &file.interval {
+        options.interval =
+            parse_duration(text).map_err(|e| invalid(at("client_list.interval"), e, "use e.g. interval: 60s"))?;
+    }
+    if let Some(n) = file.max_reply_bytes {
+        options.max_reply_bytes = check_range(n, 4096, 64 * 1024 * 1024, &at("client_list.max_reply_bytes"))?;
+    }
+    Ok(options)
 }
 
 /// `members_allowed:` of a target: who besides the target's own hosts may get its credentials.
@@ -405,6 +442,12 @@ struct FileCollectors {
     latency: Option<bool>,
     #[serde(default)]
     config: Option<bool>,
+    #[serde(default)]
+    latency_histogram: Option<bool>,
+    #[serde(default)]
+    clients_by_name: Option<bool>,
+    #[serde(default)]
+    clients_by_user: Option<bool>,
     #[serde(default)]
     replset: Option<bool>,
     #[serde(default)]
@@ -479,6 +522,14 @@ impl Config {
                 latency: Cli::switch(cli.redis_latency, cli.no_redis_latency, true),
                 config: Cli::switch(cli.redis_config, cli.no_redis_config, true),
                 config_max_age: duration_flag(&cli.redis_config_max_age, "--redis.config-max-age", "60s")?,
+                latency_histogram: Cli::switch(cli.redis_latency_histogram, cli.no_redis_latency_histogram, true),
+                clients_by_name: Cli::switch(cli.redis_clients_by_name, cli.no_redis_clients_by_name, true),
+                clients_by_user: Cli::switch(cli.redis_clients_by_user, cli.no_redis_clients_by_user, false),
+            };
+            let client_list = ClientListOptions {
+                top_n: check_range(cli.redis_clients_top_n, 0, MAX_CLIENTS_TOP_N, "--redis.clients-top-n")?,
+                interval: duration_flag(&cli.redis_clients_interval, "--redis.clients-interval", "60s")?,
+                ..ClientListOptions::default()
             };
             let tls = RedisTls {
                 ca_file: cli.redis_tls_ca_file.clone(),
@@ -497,6 +548,7 @@ impl Config {
                         tls,
                         collectors,
                         extra_config: RedisDriftPolicy::default().config_params(),
+                        client_list,
                     },
                     key_families: Cli::switch(cli.tenderly_keys, cli.no_tenderly_keys, true)
                         .then(KeyFamiliesConfig::default),
@@ -764,9 +816,13 @@ pub fn parse_file_full(
                             latency: c.latency.unwrap_or(defaults.latency),
                             config: c.config.unwrap_or(defaults.config),
                             config_max_age,
+                            latency_histogram: c.latency_histogram.unwrap_or(defaults.latency_histogram),
+                            clients_by_name: c.clients_by_name.unwrap_or(defaults.clients_by_name),
+                            clients_by_user: c.clients_by_user.unwrap_or(defaults.clients_by_user),
                         }
                     }
                 };
+                let client_list = file_client_list(t.client_list.as_ref(), &at)?;
                 TargetSpec::Redis(RedisTarget {
                     connection: RedisOptions {
                         url,
@@ -775,6 +831,7 @@ pub fn parse_file_full(
                         tls,
                         collectors,
                         extra_config: drift.config_params(),
+                        client_list,
                     },
                     key_families,
                     posture,
@@ -789,6 +846,7 @@ pub fn parse_file_full(
                         ("key_families", t.key_families.is_some()),
                         ("posture_options", t.posture_options.is_some()),
                         ("drift", t.drift.is_some()),
+                        ("client_list", t.client_list.is_some()),
                         ("collectors.keys", t.collectors.as_ref().is_some_and(|c| c.keys.is_some())),
                     ],
                     "mongodb",
@@ -805,6 +863,9 @@ pub fn parse_file_full(
                             ("collectors.latency", c.latency.is_some()),
                             ("collectors.config", c.config.is_some()),
                             ("collectors.config_max_age", c.config_max_age.is_some()),
+                            ("collectors.latency_histogram", c.latency_histogram.is_some()),
+                            ("collectors.clients_by_name", c.clients_by_name.is_some()),
+                            ("collectors.clients_by_user", c.clients_by_user.is_some()),
                         ];
                         reject_foreign_keys(&foreign, "mongodb", &at)?;
                         MongoCollectors {

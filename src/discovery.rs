@@ -12,6 +12,9 @@
 //!   `fail`, `handshake` and `noaddr` ones; a node with an empty IP (`myself`
 //!   before it has learnt it) is at the seed's host.
 //! - Redis without cluster: the seed and the replicas `INFO replication` lists.
+//! - Redis Sentinel: the seed, every monitored master of `SENTINEL MASTERS` and
+//!   its replicas (`SENTINEL REPLICAS <name>`). A Sentinel is asked nothing
+//!   else (it answers other commands with errors).
 //!
 //! At most [`MAX_MEMBERS`] members, within [`DISCOVERY_DEADLINE`].
 //!
@@ -31,7 +34,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::collectors::mongodb::client::MongoClient;
 use crate::collectors::redis::client::{bytes_of, open_connection};
 use crate::collectors::redis::cluster::{parse_cluster_nodes, replicas_from_info};
-use crate::collectors::redis::info;
+use crate::collectors::redis::{info, sentinel};
 use crate::config::RedisTarget;
 pub use crate::trust::{member_key, parse_member};
 use crate::trust::{MemberPolicy, Verdict};
@@ -114,32 +117,86 @@ pub async fn redis(spec: &RedisTarget, deadline: Instant) -> Result<Topology, Di
     topology.push(member_key(&seed_host, seed_port));
     let mut conn =
         open_connection(spec, None, true, deadline).await.map_err(|e| DiscoveryError::Redis(e.to_string()))?;
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    pipe.cmd("INFO").arg("server");
-    pipe.cmd("INFO").arg("replication");
-    pipe.cmd("CLUSTER").arg("NODES");
-    let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(&mut conn))
+    // INFO server first: what else may be asked depends on the mode.
+    let reply: Value = timeout_at(deadline, redis::cmd("INFO").arg("server").query_async(&mut conn))
         .await
         .map_err(|_| DiscoveryError::Timeout)?
         .map_err(|e| DiscoveryError::Redis(format!("{:?}", e.kind())))?;
-    let server = match replies.first().and_then(bytes_of) {
+    let server = match bytes_of(&reply) {
         Some(raw) => info::parse_info(raw),
         None => return Err(DiscoveryError::Redis("INFO server refused".into())),
     };
-    if server.get("redis_mode") == Some("cluster") {
-        let Some(text) = replies.get(2).and_then(bytes_of) else {
+    let mode = server.get("redis_mode").unwrap_or("");
+    if mode == "sentinel" {
+        for (host, port) in sentinel_members(&mut conn, deadline).await? {
+            topology.push(member_key(&host, port));
+        }
+        return Ok(topology);
+    }
+    // CLUSTER NODES only to a cluster node: anywhere else it is an error reply in errorstats.
+    let command = if mode == "cluster" {
+        redis::cmd("CLUSTER").arg("NODES").clone()
+    } else {
+        redis::cmd("INFO").arg("replication").clone()
+    };
+    let reply: Value = match timeout_at(deadline, command.query_async(&mut conn)).await {
+        Err(_) => return Err(DiscoveryError::Timeout),
+        Ok(Ok(reply)) => reply,
+        // Refused (ACL): a cluster cannot be discovered; a standalone server is its own only member.
+        Ok(Err(e)) if e.code().is_some() && mode == "cluster" => {
+            return Err(DiscoveryError::Redis("CLUSTER NODES refused".into()))
+        }
+        Ok(Err(e)) if e.code().is_some() => return Ok(topology),
+        Ok(Err(e)) => return Err(DiscoveryError::Redis(format!("{:?}", e.kind()))),
+    };
+    if mode == "cluster" {
+        let Some(text) = bytes_of(&reply) else {
             return Err(DiscoveryError::Redis("CLUSTER NODES refused".into()));
         };
         for (host, port) in cluster_nodes(&String::from_utf8_lossy(text), &seed_host) {
             topology.push(member_key(&host, port));
         }
-    } else if let Some(raw) = replies.get(1).and_then(bytes_of) {
+    } else if let Some(raw) = bytes_of(&reply) {
         for (host, port) in replicas_from_info(&info::parse_info(raw)) {
             topology.push(member_key(&host, port));
         }
     }
     Ok(topology)
+}
+
+/// Masters a Sentinel monitors and their replicas, as the Sentinel reports
+/// them (untrusted: [`classify`] decides who may be probed).
+async fn sentinel_members(
+    conn: &mut redis::aio::MultiplexedConnection,
+    deadline: Instant,
+) -> Result<Vec<(String, u16)>, DiscoveryError> {
+    let reply: Value = timeout_at(deadline, redis::cmd("SENTINEL").arg("MASTERS").query_async(&mut *conn))
+        .await
+        .map_err(|_| DiscoveryError::Timeout)?
+        .map_err(|e| DiscoveryError::Redis(format!("SENTINEL MASTERS: {:?}", e.kind())))?;
+    let Some((masters, _)) = sentinel::parse_masters(&reply) else {
+        return Err(DiscoveryError::Redis("SENTINEL MASTERS: unexpected reply".into()));
+    };
+    let mut members: Vec<(String, u16)> = Vec::new();
+    if masters.is_empty() {
+        return Ok(members);
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for m in &masters {
+        pipe.cmd("SENTINEL").arg("REPLICAS").arg(&m.name);
+    }
+    let replies: Vec<Value> = timeout_at(deadline, pipe.query_async(&mut *conn))
+        .await
+        .map_err(|_| DiscoveryError::Timeout)?
+        .map_err(|e| DiscoveryError::Redis(format!("SENTINEL REPLICAS: {:?}", e.kind())))?;
+    for (master, replicas) in masters.iter().zip(&replies) {
+        members.push((master.ip.clone(), master.port));
+        if let Some(peers) = sentinel::parse_peers(replicas) {
+            members.extend(peers.addresses);
+        }
+    }
+    Ok(members)
 }
 
 /// One reachable node of a `CLUSTER NODES` reply.

@@ -953,6 +953,10 @@ impl TargetRunner {
         let current = self.current();
         let Backend::Redis(redis) = &current.backend else { return };
         let Some(scanner) = &redis.keys else { return };
+        if redis.client.is_sentinel() {
+            // A Sentinel has no keyspace and answers SCAN with an error.
+            return;
+        }
         let started = Instant::now();
         // The scanner stops at its own budget; this is only a backstop.
         let deadline = started + Duration::from_secs(15);
@@ -1067,12 +1071,14 @@ impl TargetRunner {
                     let labels = vec![("target", self.name.clone().into()), ("family", family.into())];
                     exposition.add(&SERIES_DROPPED, labels, n);
                 }
-                if let Some(scanner) = &redis.keys {
+                let sentinel = client.is_sentinel();
+                if let Some(scanner) = redis.keys.as_ref().filter(|_| !sentinel) {
                     scanner.encode(&mut exposition);
                 }
                 // The key scan steps after the scrape has answered (see `background`).
                 runs.extend(redis.last_scan.lock().unwrap_or_else(|p| p.into_inner()).clone());
-                if success {
+                // The posture probe's commands (CONFIG GET, an unauthenticated PING) are errors on a Sentinel.
+                if success && !sentinel {
                     if let Some((options, cache)) = &redis.posture {
                         let posture = cache
                             .get_or_refresh(|| {

@@ -107,6 +107,12 @@ pub const KEY_MEMORY: Desc = Desc::gauge(
 )
 .unit(BaseUnit::Bytes)
 .labels(&["family"]);
+pub const KEY_LARGEST: Desc = Desc::gauge(
+    "tenderly_redis_key_family_largest_key_bytes",
+    "Largest MEMORY USAGE of one sampled key per key family in the last complete SCAN pass (the key's name is never exported).",
+)
+.unit(BaseUnit::Bytes)
+.labels(&["family"]);
 pub const SCAN_LAST_COMPLETE: Desc = Desc::gauge(
     "tenderly_redis_key_scan_last_complete_timestamp_seconds",
     "Unix time at which the last complete key-family SCAN pass finished.",
@@ -383,6 +389,8 @@ struct FamilyTotals {
     ttl_count: u64,
     memory_sum: u64,
     memory_samples: u64,
+    /// Largest sampled MEMORY USAGE of one key (only the size is kept, never the key).
+    memory_largest: u64,
     /// Keys returned by SCAN (drives sampling; includes keys gone before PTTL).
     scanned: u64,
 }
@@ -588,6 +596,7 @@ impl KeyScanner {
             &KEYS_WITHOUT_TTL,
             &KEY_TTL,
             &KEY_MEMORY,
+            &KEY_LARGEST,
             &SCAN_LAST_COMPLETE,
             &SCAN_DURATION,
             &SCAN_PASSES,
@@ -987,6 +996,7 @@ impl KeyScanner {
                             let t = &mut pass.totals[family];
                             t.memory_sum = t.memory_sum.saturating_add(bytes as u64);
                             t.memory_samples += 1;
+                            t.memory_largest = t.memory_largest.max(bytes as u64);
                             self.confirm("MEMORY USAGE", family);
                         }
                         Value::ServerError(e) if e.code() == "NOPERM" || e.code() == "ERR" => {
@@ -1113,6 +1123,7 @@ impl KeyScanner {
             } else if t.memory_samples > 0 && !last.memory_refused {
                 let average = t.memory_sum as f64 / t.memory_samples as f64;
                 out.add(&KEY_MEMORY, labels(), (average * t.keys as f64).round());
+                out.add(&KEY_LARGEST, labels(), t.memory_largest);
             }
         }
     }

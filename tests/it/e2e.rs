@@ -2,7 +2,7 @@
 //! packages `prometheus`, `prometheus-alertmanager`) with the shipped rules and
 //! deployment files, scraping the exporter, which watches real `redis-server`
 //! processes (master with a password and maxmemory, a replica, a single-node
-//! cluster) and the MongoDB replay server (`primary` scenario: both
+//! cluster, a Sentinel watching a master of its own) and the MongoDB replay server (`primary` scenario: both
 //! secondaries lag 1151 s), with the Tenderly queries and a backup source
 //! configured so the application panels have data too.
 //!
@@ -78,6 +78,9 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
         ..RedisOptions::default()
     });
     let cluster = RedisServer::start(RedisOptions { cluster: true, ..RedisOptions::default() });
+    // The Sentinel watches a master of its own, so killing `master` below fails nothing over.
+    let sentinel_master = RedisServer::start(RedisOptions::default());
+    let sentinel = crate::sentinel::Sentinel::start(&[("e2e-master", "127.0.0.1", sentinel_master.port())]);
     let mongo = ReplayServer::start(Scenario::Primary).unwrap_or_else(|e| panic!("starting the replay server: {e}"));
 
     // --- the exporter: named targets, probed through /probe ----------------------------
@@ -91,6 +94,7 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
         ("sessions-redis", master.addr()),
         ("sessions-redis-replica", replica.addr()),
         ("cache-redis-cluster", cluster.addr()),
+        ("sessions-sentinel", sentinel.addr()),
     ];
     let mongo_targets = [("tenderly-mongodb", mongo.addr().to_string())];
     let targets_yml = format!(
@@ -98,6 +102,7 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
          \x20 - {{name: sessions-redis, kind: redis, address: 'redis://{}', password_file: '{}'}}\n\
          \x20 - {{name: sessions-redis-replica, kind: redis, address: 'redis://{}'}}\n\
          \x20 - {{name: cache-redis-cluster, kind: redis, address: 'redis://{}'}}\n\
+         \x20 - {{name: sessions-sentinel, kind: redis, address: 'redis://{}'}}\n\
          \x20 - {{name: tenderly-mongodb, kind: mongodb, address: '{}', tenderly: {{app_database: tenderly}}}}\n\
          backups:\n\
          \x20 sources:\n\
@@ -106,6 +111,7 @@ fn prometheus_and_alertmanager_scrape_the_exporter_and_route_alerts() {
         password_file.display(),
         replica.addr(),
         cluster.addr(),
+        sentinel.addr(),
         mongo.uri(),
         backup_dir.display(),
     );

@@ -22,10 +22,12 @@ mod mongo_collstats; // opt-in top/$collStats/$indexStats
 mod mongo_hostile; // hostile MongoDB replies: deep nesting, oversized cursors, member counts
 mod mongo_live; // the MongoDB collector through the real driver
 mod mongo_replay_selftest; // the replay server answers like a mongod
+mod redis_depth; // clients by name, LATENCY HISTOGRAM as a histogram, largest key per family
 mod redis_hostile; // hostile Redis replies: 50 MB INFO, endless bulk strings, dead targets
 mod redis_live; // the Redis collector on real servers, roles and ACLs
 mod redis_tls; // Redis over TLS with throwaway certificates
-mod redis_url; // percent-encoded credentials in redis:// URLs
+mod redis_url;
+mod sentinel; // Sentinel targets: redis_sentinel_*, no error replies, failover, discovery // percent-encoded credentials in redis:// URLs
 
 // -- The Tenderly application layer --
 mod dba_checks; // TTL counters, certificate expiry, required indexes, FCV, config drift (issue 12)

@@ -193,6 +193,7 @@ fn scan_target(port: u16, allowed: MemberAllowList) -> RedisTarget {
             tls: RedisTls::default(),
             collectors: RedisCollectors::default(),
             extra_config: Vec::new(),
+            client_list: Default::default(),
         },
         key_families: None,
         posture: None,

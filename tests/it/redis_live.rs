@@ -10,7 +10,8 @@ use crate::support::{populate_tenderly, wait_until, RedisOptions, RedisServer};
 
 /// The least-privilege ACL rule documented in README.md and docs/mongodb-privileges.md (keep them in sync).
 pub const EXPORTER_ACL: &str = "on >exporter-pw -@all +info +ping +config|get +slowlog|len +slowlog|get \
-     +latency|latest +cluster|info +client|setname +command|info +scan +pttl +memory|usage +cluster|nodes %R~*";
+     +latency|latest +latency|histogram +cluster|info +client|setname +client|list +client|id +command|info +scan +pttl \
+     +memory|usage +cluster|nodes %R~*";
 
 fn info_number(server: &RedisServer, section: &str, field: &str) -> f64 {
     server

@@ -12,6 +12,10 @@
 //! - ACL denials cannot be seen in advance by an unprivileged user; a command that
 //!   gets `NOPERM` once is dropped for the life of the process and logged once.
 //! - The client library's `CLIENT SETINFO` handshake is switched off.
+//! - A Sentinel (`redis_mode:sentinel`) gets only `INFO` and `SENTINEL ...`
+//!   ([`super::sentinel`]); `LATENCY HISTOGRAM` goes only to servers that list
+//!   it in `COMMAND INFO` (Redis 7+); `CLIENT LIST` runs at most once per
+//!   interval on a connection of its own ([`super::clients`]).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
@@ -29,7 +33,7 @@ use tokio_rustls::TlsConnector;
 use super::capped::{CapSignal, CappedStream, MAX_REPLY_BYTES};
 use super::load::CommandLoad;
 use super::RedisOptions;
-use super::{info, LatencyEvent, RedisSnapshot, Slowlog};
+use super::{clients, info, latency, sentinel, LatencyEvent, RedisSnapshot, Slowlog};
 
 /// The `CONFIG GET` parameters are exactly those the encoder uses plus the
 /// caller's `extra_config` (the drift policy's `save`): never `CONFIG GET *`,
@@ -106,6 +110,12 @@ struct Features {
     slowlog: bool,
     latency: bool,
     cluster: bool,
+    /// `LATENCY HISTOGRAM` exists (Redis 7+).
+    latency_histogram: bool,
+    /// `redis_mode:sentinel`: only INFO and SENTINEL are sent (see [`super::sentinel`]).
+    sentinel: bool,
+    /// `CLIENT` exists under its own name (not renamed or disabled).
+    client: bool,
 }
 
 struct Live {
@@ -139,6 +149,10 @@ pub struct RedisClient {
     load: CommandLoad,
     /// The last certificate check of a `rediss://` target: when, and the leaf's notAfter.
     tls_expiry: StdMutex<Option<(Instant, Option<i64>)>>,
+    /// When `CLIENT LIST` last ran and what it counted (see [`super::clients`]).
+    client_list: StdMutex<Option<(Instant, Option<clients::ClientCounts>)>>,
+    /// Whether the server was a Sentinel when last connected.
+    sentinel: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -157,7 +171,15 @@ impl RedisClient {
             dropped: StdMutex::new(std::collections::BTreeMap::new()),
             load: CommandLoad::new(),
             tls_expiry: StdMutex::new(None),
+            client_list: StdMutex::new(None),
+            sentinel: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server was a Redis Sentinel when this client last connected:
+    /// nothing but the Sentinel commands may be sent to it (no key scan, no posture probe).
+    pub fn is_sentinel(&self) -> bool {
+        self.sentinel.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Commands this client has sent to the server and the time it waited for replies.
@@ -213,7 +235,13 @@ impl RedisClient {
         let Some(live) = state.live.as_mut() else {
             return Err(RedisError::Protocol("connection state"));
         };
-        let result = self.collect(live, deadline).await.map_err(|e| self.cap_error(&live.cap, e));
+        let sentinel = live.features.sentinel;
+        let client_command = live.features.client;
+        let result = match sentinel {
+            true => self.collect_sentinel(live, deadline).await,
+            false => self.collect(live, deadline).await,
+        };
+        let result = result.map_err(|e| self.cap_error(&live.cap, e));
         if let Err(e) = &result {
             // After a timeout or I/O error the connection may hold a half-read reply: start fresh.
             if !matches!(e, RedisError::Command { .. }) {
@@ -223,6 +251,159 @@ impl RedisClient {
         drop(state);
         let mut snapshot = result?;
         snapshot.tls_certificate_expiry = self.tls_expiry(deadline).await;
+        let want = self.spec.collectors;
+        if !sentinel && client_command && (want.clients_by_name || want.clients_by_user) {
+            snapshot.clients = self.client_counts(deadline).await;
+            snapshot.clients_by_user = want.clients_by_user;
+        }
+        Ok(snapshot)
+    }
+
+    /// The `CLIENT LIST` counts: from the server at most once per interval, on a
+    /// connection of its own with its own reply budget; the last counts otherwise.
+    async fn client_counts(&self, deadline: Instant) -> Option<clients::ClientCounts> {
+        let options = self.spec.client_list;
+        {
+            let cache = self.client_list.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, counts)) = cache.as_ref() {
+                if at.elapsed() < options.interval {
+                    return counts.clone();
+                }
+            }
+        }
+        if self.is_refused("CLIENT LIST") {
+            return None;
+        }
+        let counts = self.run_client_list(options, deadline).await;
+        *self.client_list.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), counts.clone()));
+        counts
+    }
+
+    async fn run_client_list(
+        &self,
+        options: clients::ClientListOptions,
+        deadline: Instant,
+    ) -> Option<clients::ClientCounts> {
+        let sent_at = Instant::now();
+        let (mut conn, cap) = match open_capped(&self.spec, None, true, deadline, options.max_reply_bytes).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(target_name = %self.target, error = %e, "CLIENT LIST connection failed");
+                return None;
+            }
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        // Our own connection is left out of the counts by its id (if we may ask for it).
+        let ask_id = !self.is_refused("CLIENT ID");
+        if ask_id {
+            pipe.cmd("CLIENT").arg("ID");
+        }
+        pipe.cmd("CLIENT").arg("LIST");
+        let replies: Result<Result<Vec<Value>, _>, _> = timeout_at(deadline, pipe.query_async(&mut conn)).await;
+        self.load.record(handshake_commands(&self.spec, None, true) + pipe.len(), sent_at.elapsed());
+        let replies = match replies {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if cap.exceeded() {
+                    tracing::warn!(
+                        target_name = %self.target,
+                        limit = options.max_reply_bytes,
+                        "CLIENT LIST reply exceeded its budget; clients by name are not exported this interval                          (raise client_list.max_reply_bytes)"
+                    );
+                } else {
+                    tracing::debug!(target_name = %self.target, error = %describe(&e), "CLIENT LIST failed");
+                }
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let mut replies = replies.iter();
+        let own_id = match ask_id.then(|| replies.next()).flatten() {
+            Some(Value::ServerError(e)) => {
+                self.refuse("CLIENT ID", e);
+                None
+            }
+            Some(v) => int_of(v),
+            None => None,
+        };
+        match replies.next() {
+            Some(Value::ServerError(e)) => {
+                self.refuse("CLIENT LIST", e);
+                None
+            }
+            Some(v) => {
+                let text = String::from_utf8_lossy(bytes_of(v)?);
+                Some(clients::parse_client_list_excluding(&text, own_id, options.top_n))
+            }
+            None => None,
+        }
+    }
+
+    /// A Sentinel's scrape: `INFO ALL` and `SENTINEL MASTERS` in one round
+    /// trip, then `SENTINEL SENTINELS` / `REPLICAS` per master in a second.
+    async fn collect_sentinel(&self, live: &mut Live, deadline: Instant) -> Result<RedisSnapshot, RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("ALL");
+        let ask_masters = !self.is_refused("SENTINEL");
+        if ask_masters {
+            pipe.cmd("SENTINEL").arg("MASTERS");
+        }
+        let sent_at = Instant::now();
+        let replies: Result<Vec<Value>, _> = timeout_at(deadline, pipe.query_async(&mut live.conn))
+            .await
+            .map_err(|_| RedisError::Timeout("pipelined scrape"))?;
+        self.load.record(pipe.len(), sent_at.elapsed());
+        let mut replies = replies.map_err(|e| RedisError::Connect(describe(&e)))?.into_iter();
+        let mut snapshot = RedisSnapshot::default();
+        match replies.next().ok_or(RedisError::Protocol("INFO ALL"))? {
+            Value::ServerError(e) => return Err(server_error("INFO", &e)),
+            v => snapshot.info = info::parse_info(bytes_of(&v).ok_or(RedisError::Protocol("INFO ALL"))?),
+        }
+        if !ask_masters {
+            return Ok(snapshot);
+        }
+        let (masters, masters_dropped) = match replies.next().ok_or(RedisError::Protocol("SENTINEL MASTERS"))? {
+            Value::ServerError(e) => {
+                self.refuse("SENTINEL", &e);
+                return Ok(snapshot);
+            }
+            v => sentinel::parse_masters(&v).ok_or(RedisError::Protocol("SENTINEL MASTERS"))?,
+        };
+        let mut state = sentinel::SentinelSnapshot { masters: Vec::new(), masters_dropped };
+        if !masters.is_empty() {
+            // Sentinels before 5.0 know only SLAVES; one refusal switches for good.
+            let replicas = if self.is_refused("SENTINEL REPLICAS") { "SLAVES" } else { "REPLICAS" };
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for m in &masters {
+                pipe.cmd("SENTINEL").arg("SENTINELS").arg(&m.name);
+                pipe.cmd("SENTINEL").arg(replicas).arg(&m.name);
+            }
+            let sent_at = Instant::now();
+            let replies: Result<Vec<Value>, _> = timeout_at(deadline, pipe.query_async(&mut live.conn))
+                .await
+                .map_err(|_| RedisError::Timeout("SENTINEL SENTINELS"))?;
+            self.load.record(pipe.len(), sent_at.elapsed());
+            let replies = replies.map_err(|e| RedisError::Connect(describe(&e)))?;
+            let mut replies = replies.chunks_exact(2);
+            for master in masters {
+                let (sentinels, replicas_reply) = match replies.next() {
+                    Some([s, r]) => (sentinel::parse_peers(s), r),
+                    _ => (None, &Value::Nil),
+                };
+                let replicas_peers = match replicas_reply {
+                    Value::ServerError(e) if replicas == "REPLICAS" => {
+                        self.refuse("SENTINEL REPLICAS", e);
+                        None
+                    }
+                    v => sentinel::parse_peers(v),
+                };
+                state.masters.push(sentinel::MasterState { master, sentinels, replicas: replicas_peers });
+            }
+        }
+        snapshot.sentinel = Some(state);
         Ok(snapshot)
     }
 
@@ -258,6 +439,7 @@ impl RedisClient {
         self.load.record(handshake_commands(&self.spec, None, true), sent_at.elapsed());
         let features = self.detect(&mut conn, deadline).await.map_err(|e| self.cap_error(&cap, e))?;
         tracing::debug!(target_name = %self.target, ?features, "redis connected");
+        self.sentinel.store(features.sentinel, std::sync::atomic::Ordering::Relaxed);
         Ok(Live { conn, features, cap, config: None })
     }
 
@@ -296,21 +478,46 @@ impl RedisClient {
             None => return Err(RedisError::Protocol("INFO server")),
         };
         let cluster = server_info.get("redis_mode") == Some("cluster");
-        let mut features = Features { config_get: ConfigGet::Multi, slowlog: true, latency: true, cluster };
+        let sentinel = server_info.get("redis_mode") == Some("sentinel");
+        // Without COMMAND INFO, the version decides (Valkey 7.2+ reports 7.2.4 and has it too).
+        let version_7 = server_info
+            .get("redis_version")
+            .and_then(|v| v.split('.').next())
+            .and_then(|major| major.parse::<u32>().ok())
+            .is_some_and(|major| major >= 7);
+        let mut features = Features {
+            config_get: ConfigGet::Multi,
+            slowlog: true,
+            latency: true,
+            cluster,
+            latency_histogram: version_7,
+            sentinel,
+            client: true,
+        };
         let mut client_setname = true;
         match replies.get(1) {
             Some(Value::Array(items)) if items.len() == 5 => {
                 features.config_get = config_get_mode(&items[0]);
                 features.slowlog = !matches!(items[1], Value::Nil);
                 features.latency = !matches!(items[2], Value::Nil);
+                features.latency_histogram = has_subcommand(&items[2], b"latency|histogram");
                 features.cluster &= !matches!(items[3], Value::Nil);
                 client_setname = !matches!(items[4], Value::Nil);
+                features.client = client_setname;
             }
             Some(Value::ServerError(e)) => {
                 // Without COMMAND INFO we learn from refusals instead (see module docs).
                 self.refuse("COMMAND INFO", e);
             }
             _ => {}
+        }
+        if sentinel {
+            // A Sentinel rejects everything but INFO, SENTINEL and a few others.
+            features.config_get = ConfigGet::Unavailable;
+            features.slowlog = false;
+            features.latency = false;
+            features.cluster = false;
+            features.latency_histogram = false;
         }
         if client_setname && !self.is_refused("CLIENT SETNAME") {
             let sent_at = Instant::now();
@@ -367,6 +574,10 @@ impl RedisClient {
         if latency {
             pipe.cmd("LATENCY").arg("LATEST");
         }
+        let histogram = want.latency_histogram && f.latency_histogram && !self.is_refused("LATENCY HISTOGRAM");
+        if histogram {
+            pipe.cmd("LATENCY").arg("HISTOGRAM");
+        }
         let cluster = f.cluster && !self.is_refused("CLUSTER INFO");
         if cluster {
             pipe.cmd("CLUSTER").arg("INFO");
@@ -416,6 +627,12 @@ impl RedisClient {
             match next("LATENCY LATEST")? {
                 Value::ServerError(e) => self.refuse("LATENCY LATEST", &e),
                 v => snapshot.latency = Some(parse_latency_latest(&v)),
+            }
+        }
+        if histogram {
+            match next("LATENCY HISTOGRAM")? {
+                Value::ServerError(e) => self.refuse("LATENCY HISTOGRAM", &e),
+                v => snapshot.latency_histograms = Some(latency::parse_latency_histogram(&v)),
             }
         }
         if cluster {
@@ -471,6 +688,10 @@ pub fn acl_grant_for(command: &str) -> &'static str {
         "LATENCY LATEST" => "+latency|latest",
         "CLUSTER INFO" => "+cluster|info",
         "CLIENT SETNAME" => "+client|setname",
+        "CLIENT LIST" => "+client|list",
+        "CLIENT ID" => "+client|id",
+        "LATENCY HISTOGRAM" => "+latency|histogram",
+        "SENTINEL" | "SENTINEL REPLICAS" => "+sentinel|masters +sentinel|sentinels +sentinel|replicas",
         "COMMAND INFO" => "+command|info",
         _ => "+info",
     }
@@ -678,6 +899,16 @@ fn config_get_mode(command_info: &Value) -> ConfigGet {
         }
     }
     ConfigGet::Unavailable
+}
+
+/// Whether a `COMMAND INFO` entry lists the subcommand `name` (`latency|histogram`).
+fn has_subcommand(command_info: &Value, name: &[u8]) -> bool {
+    let Value::Array(fields) = command_info else { return false };
+    let Some(Value::Array(subcommands)) = fields.get(9) else { return false };
+    subcommands.iter().any(|sub| match sub {
+        Value::Array(f) => f.first().and_then(bytes_of).is_some_and(|n| n.eq_ignore_ascii_case(name)),
+        _ => false,
+    })
 }
 
 /// The bytes of a string-like reply, borrowed (INFO replies are several KiB).

@@ -920,6 +920,16 @@ pub fn encode(snapshot: &RedisSnapshot, out: &mut Exposition) -> SeriesDropped {
     encode_config(&snapshot.config, out);
     encode_slowlog(snapshot, out);
     encode_latency(snapshot, out, &mut dropped);
+    if snapshot.sentinel.is_some() || info.get("redis_mode") == Some("sentinel") {
+        dropped.add("sentinel_masters", super::sentinel::encode(info, snapshot.sentinel.as_ref(), out));
+    }
+    if let Some((histograms, left_out)) = &snapshot.latency_histograms {
+        dropped.add("latency_histogram", (*left_out as u64) * (super::latency::MAX_BUCKET as u64 + 4));
+        super::latency::encode(histograms, &info.command_stats(), out);
+    }
+    if let Some(counts) = &snapshot.clients {
+        super::clients::encode(counts, snapshot.clients_by_user, out);
+    }
     dropped
 }
 

@@ -4,11 +4,14 @@
 
 pub mod capped;
 pub mod client;
+pub mod clients;
 pub mod cluster;
 pub mod encode;
 pub mod info;
+pub mod latency;
 pub mod load;
 pub mod tls_expiry;
+pub mod sentinel;
 
 /// The `collector` label of this collector's runs.
 pub const COLLECTOR: &str = "redis";
@@ -30,6 +33,8 @@ pub struct RedisOptions {
     /// `CONFIG GET` parameters to read besides the exported ones (kept as
     /// strings in [`RedisSnapshot::config`], not exported by this collector).
     pub extra_config: Vec<&'static str>,
+    /// How `CLIENT LIST` (clients by name / user) is rate-limited and bounded.
+    pub client_list: clients::ClientListOptions,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -41,6 +46,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("tls", &self.tls)
             .field("collectors", &self.collectors)
             .field("extra_config", &self.extra_config)
+            .field("client_list", &self.client_list)
             .finish()
     }
 }
@@ -69,6 +75,12 @@ pub struct RedisCollectors {
     /// (settings change rarely; `INFO` is read on every scrape). Zero reads
     /// them on every scrape. A reconnect always reads them again.
     pub config_max_age: std::time::Duration,
+    /// `LATENCY HISTOGRAM` (Redis 7+) as `redis_command_latency_seconds`.
+    pub latency_histogram: bool,
+    /// `CLIENT LIST` as `redis_connected_clients_by_name`.
+    pub clients_by_name: bool,
+    /// `CLIENT LIST` as `redis_connected_clients_by_user` (opt-in).
+    pub clients_by_user: bool,
 }
 
 /// Default for [`RedisCollectors::config_max_age`].
@@ -76,7 +88,15 @@ pub const CONFIG_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(6
 
 impl Default for RedisCollectors {
     fn default() -> Self {
-        RedisCollectors { slowlog: true, latency: true, config: true, config_max_age: CONFIG_MAX_AGE }
+        RedisCollectors {
+            slowlog: true,
+            latency: true,
+            config: true,
+            config_max_age: CONFIG_MAX_AGE,
+            latency_histogram: true,
+            clients_by_name: true,
+            clients_by_user: false,
+        }
     }
 }
 
@@ -103,6 +123,14 @@ pub struct RedisSnapshot {
     pub cluster_info: Option<info::Info>,
     /// notAfter (Unix seconds) of a `rediss://` server's certificate (see [`tls_expiry`]).
     pub tls_certificate_expiry: Option<i64>,
+    /// `SENTINEL MASTERS` and friends; `None` unless the target is a Sentinel.
+    pub sentinel: Option<sentinel::SentinelSnapshot>,
+    /// `LATENCY HISTOGRAM` and the commands left out by its cap; `None` if not sent.
+    pub latency_histograms: Option<(Vec<latency::CommandHistogram>, usize)>,
+    /// The last `CLIENT LIST` counts (served from cache between runs); `None` if off or unavailable.
+    pub clients: Option<clients::ClientCounts>,
+    /// Whether `redis_connected_clients_by_user` is wanted.
+    pub clients_by_user: bool,
 }
 
 /// Slow-log summary.
