@@ -177,9 +177,11 @@ fn largest_sampled_key_per_family_sees_one_oversized_session_value() {
             tls: Default::default(),
             collectors: Default::default(),
             client_list: Default::default(),
+            extra_config: Vec::new(),
         },
         key_families: None,
         posture: None,
+        drift: None,
         members_allowed: Default::default(),
     };
     let config = KeyFamiliesConfig { memory_sample_every: 1, ..KeyFamiliesConfig::default() };

@@ -31,12 +31,12 @@ const MAX_DISTINCT: usize = 10_000;
 
 const BY_NAME: Desc = Desc::gauge(
     "redis_connected_clients_by_name",
-    "Client connections per CLIENT SETNAME name: the largest names keep their label, the rest are summed into \"other\", unnamed clients into \"\" (CLIENT LIST, at most once per interval).",
+    "Client connections per CLIENT SETNAME name: the largest names keep their label, the rest are summed into other, unnamed clients into the empty name (CLIENT LIST, at most once per interval).",
 )
 .labels(&["client_name"]);
 const BY_USER: Desc = Desc::gauge(
     "redis_connected_clients_by_user",
-    "Client connections per ACL user, the largest users keeping their label and the rest summed into \"other\" (CLIENT LIST, opt-in).",
+    "Client connections per ACL user, the largest users keeping their label and the rest summed into other (CLIENT LIST, opt-in).",
 )
 .labels(&["user"]);
 
