@@ -30,8 +30,10 @@ pub use crate::secret::Secret;
 pub enum ConfigError {
     #[error("{field}: {problem}; {fix}")]
     Invalid { field: String, problem: String, fix: String },
-    #[error("config file {path}: cannot read: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    /// The cause is part of the message and deliberately not a `source`: the
+    /// binary prints the whole chain, which would repeat it.
+    #[error("config file {path}: cannot read: {cause}")]
+    ReadFile { path: PathBuf, cause: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -172,6 +174,18 @@ pub struct Target {
     /// Where the target's secrets came from, so they can be read again
     /// (rotation without a restart, see [`Target::reread_secrets`]).
     pub secrets: SecretSources,
+    /// Where the target was configured (the flags or a file), so a hint names
+    /// the right way to give it a password.
+    pub origin: TargetOrigin,
+}
+
+/// Where a target was configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetOrigin {
+    /// `--redis.*` / `--mongodb.*` flags (and their environment variables).
+    Flags,
+    /// A target in `--config.file`.
+    File(PathBuf),
 }
 
 /// Where one secret is read from.
@@ -203,10 +217,8 @@ impl SecretSource {
     /// most 64 KiB, UTF-8, not empty; a set, non-empty variable).
     pub fn read(&self, env: &dyn Env) -> Result<Secret, ConfigError> {
         match &self.origin {
-            SecretOrigin::File(path) => read_secret_file(path, &self.field),
-            SecretOrigin::Env(var) => env.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
-                invalid(&self.field, format!("environment variable {} is not set or empty", env_name(var)), "export it")
-            }),
+            SecretOrigin::File(path) => env.secret_file(path, &self.field),
+            SecretOrigin::Env(var) => env.secret_var(var, &self.field),
         }
     }
 }
@@ -240,6 +252,26 @@ impl Target {
         match self.spec {
             TargetSpec::Redis(_) => TargetKind::Redis,
             TargetSpec::Mongodb(_) => TargetKind::Mongodb,
+        }
+    }
+
+    /// How to give this target credentials, for an error that says it has
+    /// none or the wrong ones: the flags for the command-line targets, the
+    /// file's fields for a config-file target (whose credentials never come
+    /// from REDIS_PASSWORD or MONGODB_USER / MONGODB_PASSWORD).
+    pub fn credential_hint(&self) -> String {
+        match (&self.origin, self.kind()) {
+            (TargetOrigin::Flags, TargetKind::Redis) => {
+                "set REDIS_PASSWORD or --redis.password-file (and --redis.user for an ACL user)".to_string()
+            }
+            (TargetOrigin::Flags, TargetKind::Mongodb) => {
+                "set --mongodb.user (or MONGODB_USER) and MONGODB_PASSWORD or --mongodb.password-file".to_string()
+            }
+            (TargetOrigin::File(path), _) => format!(
+                "set password_file (or password_env) and username on target {} in {}",
+                self.name,
+                path.display()
+            ),
         }
     }
 
@@ -422,6 +454,75 @@ struct FileCollectors {
 /// Where the process environment comes from (injectable for tests).
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Reads a secret file (`field` names the flag or YAML field for errors).
+    fn secret_file(&self, path: &Path, field: &str) -> Result<Secret, ConfigError> {
+        read_secret_file(path, field)
+    }
+
+    /// Reads a secret that must be in environment variable `var`.
+    fn secret_var(&self, var: &str, field: &str) -> Result<Secret, ConfigError> {
+        self.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
+            invalid(field, format!("environment variable {} is not set or empty", env_name(var)), "export it")
+        })
+    }
+}
+
+/// The environment of `--check-config.structure`: every other variable is
+/// read as usual, but no secret is read. A secret file that cannot be read
+/// or a secret variable that is not set becomes a finding, and a placeholder
+/// stands in for the secret so the rest of the file is still checked.
+pub struct StructureOnly<'a> {
+    inner: &'a dyn Env,
+    findings: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> StructureOnly<'a> {
+    pub fn new(inner: &'a dyn Env) -> Self {
+        StructureOnly { inner, findings: std::cell::RefCell::new(Vec::new()) }
+    }
+
+    /// One line per secret that is missing or unreadable, in configuration order.
+    pub fn findings(&self) -> Vec<String> {
+        self.findings.borrow().clone()
+    }
+
+    fn placeholder(field: &str) -> Secret {
+        // A connection-string file must still parse as one.
+        if field.contains("uri") {
+            Secret::new("mongodb://structure-check.invalid")
+        } else {
+            Secret::new("structure-check-placeholder")
+        }
+    }
+}
+
+impl Env for StructureOnly<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.inner.var(name)
+    }
+
+    /// Checks only that the file exists and is a regular file: its content is never read.
+    fn secret_file(&self, path: &Path, field: &str) -> Result<Secret, ConfigError> {
+        let problem = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => None,
+            Ok(_) => Some(format!("{} is not a regular file", shown_path(path))),
+            Err(e) => Some(format!("cannot read {}: {}", shown_path(path), e.kind())),
+        };
+        if let Some(problem) = problem {
+            self.findings.borrow_mut().push(format!("{field}: {problem}"));
+        }
+        Ok(Self::placeholder(field))
+    }
+
+    fn secret_var(&self, var: &str, field: &str) -> Result<Secret, ConfigError> {
+        if self.inner.var(var).filter(|v| !v.is_empty()).is_none() {
+            self.findings
+                .borrow_mut()
+                .push(format!("{field}: environment variable {} is not set or empty", env_name(var)));
+        }
+        Ok(Self::placeholder(field))
+    }
 }
 
 /// The real process environment.
@@ -457,7 +558,7 @@ impl Config {
         if let Some(addr) = &cli.redis_addr {
             let (password, password_source) = match &cli.redis_password_file {
                 Some(path) => (
-                    Some(read_secret_file(path, "--redis.password-file")?),
+                    Some(env.secret_file(path, "--redis.password-file")?),
                     Some(SecretSource::file(path, "--redis.password-file")),
                 ),
                 // An empty variable means "no password", as with unset.
@@ -497,6 +598,7 @@ impl Config {
                 timeout: None,
                 default: true,
                 secrets: SecretSources { password: password_source, uri: None },
+                origin: TargetOrigin::Flags,
             });
         }
 
@@ -507,7 +609,7 @@ impl Config {
         let mut backups = None;
         if let Some(path) = &cli.config_file {
             let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+                std::fs::read_to_string(path).map_err(|cause| ConfigError::ReadFile { path: path.clone(), cause })?;
             let (file_targets, file_backups) = parse_file_full(&text, path, env)?;
             targets.extend(file_targets);
             backups = file_backups;
@@ -552,7 +654,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         (Some(uri), None) => (Secret::new(uri.trim()), "--mongodb.uri"),
         (None, Some(path)) => {
             secrets.uri = Some(SecretSource::file(path, "--mongodb.uri-file"));
-            (read_secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file")
+            (env.secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file")
         }
         (None, None) => return Ok(None),
     };
@@ -560,7 +662,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
     let password = match &cli.mongodb_password_file {
         Some(path) => {
             secrets.password = Some(SecretSource::file(path, "--mongodb.password-file"));
-            Some(read_secret_file(path, "--mongodb.password-file")?)
+            Some(env.secret_file(path, "--mongodb.password-file")?)
         }
         None => {
             let password = env.var("MONGODB_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new);
@@ -611,6 +713,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         timeout: None,
         default: true,
         secrets,
+        origin: TargetOrigin::Flags,
     }))
 }
 
@@ -654,14 +757,8 @@ pub fn parse_file_full(
             (Some(_), Some(_)) => {
                 return Err(invalid(at("password_env"), "both password_env and password_file are set", "keep one"))
             }
-            (Some(var), None) => Some(env.var(var).map(Secret::new).ok_or_else(|| {
-                invalid(
-                    at("password_env"),
-                    format!("environment variable {} is not set or empty", env_name(var)),
-                    "export it",
-                )
-            })?),
-            (None, Some(file)) => Some(read_secret_file(file, &at("password_file"))?),
+            (Some(var), None) => Some(env.secret_var(var, &at("password_env"))?),
+            (None, Some(file)) => Some(env.secret_file(file, &at("password_file"))?),
             (None, None) => None,
         };
         let file_username = match (&t.username, &t.username_env) {
@@ -828,7 +925,14 @@ pub fn parse_file_full(
             }
         };
         let secrets = SecretSources { password: password_source, uri: None };
-        out.push(Target { name: t.name, spec, timeout, default: t.default, secrets });
+        out.push(Target {
+            name: t.name,
+            spec,
+            timeout,
+            default: t.default,
+            secrets,
+            origin: TargetOrigin::File(path.to_path_buf()),
+        });
     }
     if let Some(b) = &file.backups {
         b.validate().map_err(|e| invalid(format!("{}: backups.{}", path.display(), e.field), e.problem, e.fix))?;
@@ -854,8 +958,13 @@ fn check_range<T: PartialOrd + fmt::Display + Copy>(value: T, min: T, max: T, fi
 /// returns a credential-free display form (`mongodb://host:port,...`). The
 /// parser's message is not shown: it can quote the string, credentials included.
 pub fn validate_mongodb_uri(uri: &str, field: &str) -> Result<String, ConfigError> {
-    let fix =
-        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in MONGODB_USER/MONGODB_PASSWORD";
+    // Credentials go where this target takes them: the flags' variables for
+    // the command-line target, the target's own fields in a config file.
+    let fix = if field.starts_with("--") {
+        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in MONGODB_USER/MONGODB_PASSWORD"
+    } else {
+        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in the target's username and password_file"
+    };
     let parsed = mongodb::options::ConnectionString::parse(uri.trim())
         .map_err(|_| invalid(field, "not a valid MongoDB connection string", fix))?;
     let display = match &parsed.host_info {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backups;
+pub mod key_privileges;
 pub mod keys;
 pub mod mongo;
 pub mod mongo_posture;
