@@ -460,6 +460,11 @@ pub trait Env {
         read_secret_file(path, field)
     }
 
+    /// Where `--check-config.structure` collects its findings (`None`: a real run).
+    fn structure_findings(&self) -> Option<&std::cell::RefCell<Vec<String>>> {
+        None
+    }
+
     /// Reads a secret that must be in environment variable `var`.
     fn secret_var(&self, var: &str, field: &str) -> Result<Secret, ConfigError> {
         self.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
@@ -500,6 +505,10 @@ impl<'a> StructureOnly<'a> {
 impl Env for StructureOnly<'_> {
     fn var(&self, name: &str) -> Option<String> {
         self.inner.var(name)
+    }
+
+    fn structure_findings(&self) -> Option<&std::cell::RefCell<Vec<String>>> {
+        Some(&self.findings)
     }
 
     /// Checks only that the file exists and is a regular file: its content is never read.
@@ -578,7 +587,7 @@ impl Config {
                 key_file: cli.redis_tls_key_file.clone(),
             };
             let (url, url_user, url_password) = normalize_redis_address(addr, "--redis.addr")?;
-            validate_tls(&tls, &url, "--redis.tls-*")?;
+            validate_tls(&tls, &url, "--redis.tls-*", env)?;
             targets.push(Target {
                 name: "redis".to_string(),
                 spec: TargetSpec::Redis(RedisTarget {
@@ -821,7 +830,7 @@ pub fn parse_file_full(
                     .tls
                     .map(|f| RedisTls { ca_file: f.ca_file, cert_file: f.cert_file, key_file: f.key_file })
                     .unwrap_or_default();
-                validate_tls(&tls, &url, &at("tls"))?;
+                validate_tls(&tls, &url, &at("tls"), env)?;
                 let defaults = RedisCollectors::default();
                 let collectors = match t.collectors {
                     None => defaults,
@@ -1063,7 +1072,7 @@ fn read_secret_file(path: &Path, field: &str) -> Result<Secret, ConfigError> {
     Ok(Secret::new(secret))
 }
 
-fn validate_tls(tls: &RedisTls, url: &str, field: &str) -> Result<(), ConfigError> {
+fn validate_tls(tls: &RedisTls, url: &str, field: &str, env: &dyn Env) -> Result<(), ConfigError> {
     let any = tls.ca_file.is_some() || tls.cert_file.is_some() || tls.key_file.is_some();
     if any && !url.starts_with("rediss://") {
         return Err(invalid(field, "TLS files are set but the address is not rediss://", "use a rediss:// address"));
@@ -1073,6 +1082,11 @@ fn validate_tls(tls: &RedisTls, url: &str, field: &str) -> Result<(), ConfigErro
     }
     for p in [&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten() {
         if !p.is_file() {
+            // A key file is a secret: the structural check lists a missing one instead.
+            if let Some(findings) = env.structure_findings() {
+                findings.borrow_mut().push(format!("{field}: {} is not a readable file", p.display()));
+                continue;
+            }
             return Err(invalid(field, format!("{} is not a readable file", p.display()), "check the path"));
         }
     }

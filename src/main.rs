@@ -81,11 +81,11 @@ fn check_config(cli: &Cli) -> anyhow::Result<()> {
     if cli.check_config_structure {
         let findings = structure.findings();
         if findings.is_empty() {
-            println!("every secret file and variable is present (not read)");
+            println!("every secret and TLS file and every secret variable is present (none was read)");
         } else {
-            println!("{} secret(s) missing (install them before starting the exporter):", findings.len());
+            println!("{} finding(s): install these before starting the exporter:", findings.len());
             for finding in findings {
-                println!("  missing secret: {finding}");
+                println!("  missing: {finding}");
             }
         }
     }
