@@ -83,6 +83,23 @@ fn firing(prom_port: u16) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// `(target, check)` of every firing TenderlySecurityCheckFailing.
+fn failing_checks(prom_port: u16) -> BTreeSet<(String, String)> {
+    let Some((200, body)) = http_get(prom_port, "/api/v1/alerts") else { return BTreeSet::new() };
+    let json: Value = serde_json::from_str(&body).unwrap_or_default();
+    let label = |a: &Value, k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
+    json["data"]["alerts"]
+        .as_array()
+        .map(|alerts| {
+            alerts
+                .iter()
+                .filter(|a| a["state"] == "firing" && a["labels"]["alertname"] == "TenderlySecurityCheckFailing")
+                .map(|a| (label(a, "target"), label(a, "check")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn processes_naming(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();
     let mut found = Vec::new();
@@ -181,6 +198,20 @@ fn demo_fires_exactly_the_listed_alerts_and_leaves_nothing_behind_on_ctrl_c() {
     std::thread::sleep(SETTLE);
     let now = firing(prom);
     assert_eq!(now, expected, "{}", tail("the demo fires other alerts than it lists"));
+    // The security findings are the intended ones: the dangerous commands are
+    // renamed as the guide's redis.conf does, so only TLS fails on Redis.
+    let checks = failing_checks(prom);
+    let intended: BTreeSet<(String, String)> = [
+        ("sessions-redis", "redis_tls_required"),
+        ("sessions-redis-replica", "redis_tls_required"),
+        ("tenderly-mongodb", "mongodb_authorization_enabled"),
+        ("tenderly-mongodb", "mongodb_tls_required"),
+        ("tenderly-mongodb", "mongodb_not_bound_to_all_interfaces"),
+    ]
+    .iter()
+    .map(|(t, c)| (t.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(checks, intended, "{}", tail("security findings other than the intended ones"));
 
     // Ctrl-C: everything it started stops, the directory and the lock file go.
     assert!(lock.exists(), "the demo holds its lock file while running");
