@@ -144,10 +144,7 @@ async fn redis_key_scan(spec: &RedisTarget, deadline: Instant, report: &mut Repo
             let fix = format!("ACL SETUSER {} {}", redis_user(spec), grants.join(" "));
             report.fail(
                 collector,
-                &format!(
-                    "key scan: {} refused; the running exporter would disable the key scan",
-                    commands.join(", ")
-                ),
+                &format!("key scan: {} refused; the running exporter would disable the key scan", commands.join(", ")),
                 Some(&fix),
             );
         }

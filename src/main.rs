@@ -57,12 +57,9 @@ const NO_TARGETS: &str = "no targets configured: /metrics will only show the exp
 /// one as a finding; zero targets is an error either way.
 fn check_config(cli: &Cli) -> anyhow::Result<()> {
     let structure = StructureOnly::new(&ProcessEnv);
-    let config = if cli.check_config_structure {
-        Config::from_cli(cli, &structure)
-    } else {
-        Config::from_cli(cli, &ProcessEnv)
-    }
-    .context("invalid configuration")?;
+    let config =
+        if cli.check_config_structure { Config::from_cli(cli, &structure) } else { Config::from_cli(cli, &ProcessEnv) }
+            .context("invalid configuration")?;
     if let Some(path) = &config.web.web_config_file {
         // The web config names TLS key files (secrets): only the full check loads it.
         if !cli.check_config_structure {

@@ -21,8 +21,8 @@ use serde_json::Value;
 use super::dashboards::root;
 use super::shipped_files::demo_alerts;
 use crate::support::mongo_replay::{ReplayServer, Scenario};
-use crate::support::process::{free_port, require_tool, which};
 use crate::support::private_temp_dir;
+use crate::support::process::{free_port, require_tool, which};
 
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
 const ALERT_DEADLINE: Duration = Duration::from_secs(90);
@@ -126,8 +126,7 @@ fn demo_fires_exactly_the_listed_alerts_and_leaves_nothing_behind_on_ctrl_c() {
             return;
         }
     }
-    if which("prometheus-alertmanager").is_none() && require_tool("alertmanager", "prometheus-alertmanager").is_none()
-    {
+    if which("prometheus-alertmanager").is_none() && require_tool("alertmanager", "prometheus-alertmanager").is_none() {
         return;
     }
     let tmp = private_temp_dir("demo");
@@ -225,7 +224,9 @@ fn demo_fires_exactly_the_listed_alerts_and_leaves_nothing_behind_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(100));
     };
     eprintln!("demo: exited {status:?} after SIGINT");
-    for (port, what) in [(redis, "Redis"), (replica, "replica"), (prom, "Prometheus"), (am, "Alertmanager"), (exporter, "exporter")] {
+    for (port, what) in
+        [(redis, "Redis"), (replica, "replica"), (prom, "Prometheus"), (am, "Alertmanager"), (exporter, "exporter")]
+    {
         assert!(!listening(port), "{what} still listens on {port} after Ctrl-C");
     }
     assert!(!demo_dir.exists(), "the demo directory {} is left behind", demo_dir.display());

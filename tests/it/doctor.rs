@@ -103,7 +103,8 @@ fn doctor_prints_the_cluster_monitor_grant_for_an_unauthorized_server_status() {
     mongo.set_command_fault("serverStatus", Fault::unauthorized());
     let (code, text) = doctor(&["--mongodb.uri", &mongo.uri()], &[]);
     assert_eq!(code, 1, "{text}");
-    let fail = text.lines().position(|l| l.contains("FAIL mongodb: serverStatus failed")).unwrap_or_else(|| panic!("{text}"));
+    let fail =
+        text.lines().position(|l| l.contains("FAIL mongodb: serverStatus failed")).unwrap_or_else(|| panic!("{text}"));
     let fix = text.lines().nth(fail + 1).unwrap_or_default();
     assert!(
         fix.contains(r#"fix: db.getSiblingDB("admin").grantRolesToUser("tenderly-exporter", [{role: "clusterMonitor", db: "admin"}])"#),

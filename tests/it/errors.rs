@@ -51,7 +51,8 @@ fn a_refused_connection_logs_the_target_address_and_connection_refused() {
 
 #[test]
 fn a_redis_that_needs_a_password_says_how_to_give_one() {
-    let server = RedisServer::start(RedisOptions { password: Some("needs-a-password".into()), ..RedisOptions::default() });
+    let server =
+        RedisServer::start(RedisOptions { password: Some("needs-a-password".into()), ..RedisOptions::default() });
     // The command-line target: the flags' ways.
     let bin = ChildExporter::start(&["--redis.addr", &server.addr()]);
     let log = scrape_until_logged(&bin, &["REDIS_PASSWORD"]);
@@ -65,7 +66,10 @@ fn a_redis_that_needs_a_password_says_how_to_give_one() {
     let file = dir.join("targets.yml");
     std::fs::write(
         &file,
-        format!("targets:\n  - {{name: sessions-redis, kind: redis, address: 'redis://{}', default: true}}\n", server.addr()),
+        format!(
+            "targets:\n  - {{name: sessions-redis, kind: redis, address: 'redis://{}', default: true}}\n",
+            server.addr()
+        ),
     )
     .expect("write");
     let bin = ChildExporter::start(&["--config.file", file.to_str().expect("utf-8")]);
@@ -81,8 +85,10 @@ fn a_redis_that_needs_a_password_says_how_to_give_one() {
 fn a_config_file_mongodb_error_never_points_at_the_flags_variables() {
     let dir = private_temp_dir("mongo-hint");
     let file = dir.join("targets.yml");
-    std::fs::write(&file, "targets:\n  - {name: tenderly-mongodb, kind: mongodb, address: 'mongodb://'}\n").expect("write");
-    let out = exporter().args(["--config.file", file.to_str().expect("utf-8"), "--check-config"]).output().expect("run");
+    std::fs::write(&file, "targets:\n  - {name: tenderly-mongodb, kind: mongodb, address: 'mongodb://'}\n")
+        .expect("write");
+    let out =
+        exporter().args(["--config.file", file.to_str().expect("utf-8"), "--check-config"]).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("(tenderly-mongodb).address"), "the target and field: {stderr}");
@@ -125,7 +131,10 @@ fn a_dead_mongodb_next_to_a_healthy_redis_answers_at_once_from_the_second_scrape
     }
     eprintln!("errors: later /metrics took {times:?}");
     for took in &times {
-        assert!(*took < Duration::from_millis(500), "/metrics took {took:?} with a MongoDB known to be down: {times:?}");
+        assert!(
+            *took < Duration::from_millis(500),
+            "/metrics took {took:?} with a MongoDB known to be down: {times:?}"
+        );
     }
 
     // The MongoDB comes back on the same port: the background checks see it.
@@ -147,7 +156,8 @@ fn a_dead_mongodb_next_to_a_healthy_redis_answers_at_once_from_the_second_scrape
 fn a_missing_config_file_says_its_cause_once() {
     let dir = private_temp_dir("missing-config");
     let path = dir.join("does-not-exist.yml");
-    let out = exporter().args(["--config.file", path.to_str().expect("utf-8"), "--check-config"]).output().expect("run");
+    let out =
+        exporter().args(["--config.file", path.to_str().expect("utf-8"), "--check-config"]).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(path.to_str().expect("utf-8")), "the file: {stderr}");
@@ -166,7 +176,8 @@ fn zero_targets_warn_at_startup_and_fail_check_config() {
 
     let bin = ChildExporter::start(&[]);
     let log = bin.log();
-    let line = log.lines().find(|l| l.contains("no targets configured")).unwrap_or_else(|| panic!("no warning:\n{log}"));
+    let line =
+        log.lines().find(|l| l.contains("no targets configured")).unwrap_or_else(|| panic!("no warning:\n{log}"));
     assert!(line.contains("level=warn"), "{line}");
     assert!(line.contains("--redis.addr") && line.contains("--config.file"), "says what to do: {line}");
 }

@@ -49,5 +49,5 @@ mod alert_rules; // alert rules: names, runbooks, promtool
 mod dashboards; // dashboards, deploy files, systemd unit
 mod demo; // scripts/demo.sh end to end: exactly the listed alerts fire; Ctrl-C leaves nothing behind
 mod e2e; // Prometheus + Alertmanager + exporter + databases
-mod shipped_files; // examples/targets.yml, deploy/*, alerts, the demo and README tell one story
-mod kubernetes; // Dockerfile and deploy/kubernetes: manifests, Deployment security, generated rules and dashboards
+mod kubernetes;
+mod shipped_files; // examples/targets.yml, deploy/*, alerts, the demo and README tell one story // Dockerfile and deploy/kubernetes: manifests, Deployment security, generated rules and dashboards

@@ -207,8 +207,8 @@ fn the_agreement_check_catches_the_old_disagreements() {
     assert!(text.contains("sessions-redis is probed by job tenderly-redis and also `default: true`"), "{text}");
     // A job no alert watches.
     let mut unwatched = prometheus.clone();
-    let extra: Yaml = serde_norway::from_str("{job_name: tenderly-extra, static_configs: [{targets: ['h:1']}]}")
-        .expect("job yaml");
+    let extra: Yaml =
+        serde_norway::from_str("{job_name: tenderly-extra, static_configs: [{targets: ['h:1']}]}").expect("job yaml");
     unwatched["scrape_configs"].as_sequence_mut().expect("jobs").push(extra);
     let mut problems = Vec::new();
     check_agreement("extra job", &targets, &unwatched, &mut problems);
@@ -220,11 +220,8 @@ fn systemd_unit_runs_the_example_config_with_every_secret() {
     let unit = std::fs::read_to_string(root().join("deploy/tenderly-exporter.service")).expect("unit");
     assert!(unit.contains("--config.file=/etc/tenderly-exporter/targets.yml"), "the unit must run the example config");
     assert!(!unit.contains("--redis.addr") && !unit.contains("--mongodb.uri"), "no second set of targets in the unit");
-    let credentials: BTreeSet<&str> = unit
-        .lines()
-        .filter_map(|l| l.strip_prefix("LoadCredential="))
-        .filter_map(|l| l.split(':').next())
-        .collect();
+    let credentials: BTreeSet<&str> =
+        unit.lines().filter_map(|l| l.strip_prefix("LoadCredential=")).filter_map(|l| l.split(':').next()).collect();
     let text = std::fs::read_to_string(root().join("examples/targets.yml")).expect("examples/targets.yml");
     let files: Vec<&str> = text
         .lines()

@@ -781,8 +781,9 @@ impl MongoClient {
         if !matches!(e, MongoError::Down { .. }) {
             reach.reason = e.to_string();
         }
-        let backoff =
-            Duration::from_secs(1).saturating_mul(1u32 << reach.failures.saturating_sub(1).min(5)).min(MAX_DOWN_BACKOFF);
+        let backoff = Duration::from_secs(1)
+            .saturating_mul(1u32 << reach.failures.saturating_sub(1).min(5))
+            .min(MAX_DOWN_BACKOFF);
         reach.next_probe = Some(Instant::now() + backoff);
     }
 
