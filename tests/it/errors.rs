@@ -122,6 +122,12 @@ fn a_dead_mongodb_next_to_a_healthy_redis_answers_at_once_from_the_second_scrape
     assert_eq!(resp.status, 200);
     assert!(resp.body.contains("mongodb_up 0"), "{}", resp.body);
     eprintln!("errors: first /metrics with a dead MongoDB took {first:?}");
+    let log = bin.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("scrape failed") && l.contains("target_name=mongodb"))
+        .unwrap_or_else(|| panic!("no MongoDB failure logged:\n{log}"));
+    assert!(line.contains(&mongo_addr.to_string()) && line.contains("connection refused"), "{line}");
     let mut times = Vec::new();
     for _ in 0..5 {
         let (took, resp) = scrape();
@@ -214,5 +220,34 @@ fn structure_check_lists_each_missing_secret_and_reads_none() {
     assert!(findings[1].contains("(c).password_file") && findings[1].contains("missing-c"), "{stdout}");
     assert!(findings[2].contains("(d).password_env") && findings[2].contains("I11_UNSET_VARIABLE"), "{stdout}");
     assert!(!stdout.contains("must-not-be-read"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_missing_privilege_names_the_command_and_the_grant() {
+    let server = RedisServer::start(RedisOptions {
+        password: Some("admin-pw".into()),
+        acl_lines: vec!["user noinfo on >noinfo-pw -@all +ping".into()],
+        ..RedisOptions::default()
+    });
+    let dir = private_temp_dir("noperm");
+    let secret = dir.join("password");
+    std::fs::write(&secret, "noinfo-pw\n").expect("write");
+    let file = dir.join("targets.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "targets:\n  - {{name: cache, kind: redis, address: 'redis://{}', username: noinfo, password_file: '{}', default: true}}\n",
+            server.addr(),
+            secret.display()
+        ),
+    )
+    .expect("write");
+    let bin = ChildExporter::start(&["--config.file", file.to_str().expect("utf-8")]);
+    let log = scrape_until_logged(&bin, &["NOPERM"]);
+    let line = log.lines().find(|l| l.contains("scrape failed")).unwrap_or_else(|| panic!("no failure:\n{log}"));
+    assert!(line.contains("INFO failed: missing privilege (NOPERM)") && line.contains("+info"), "{line}");
+    assert!(line.contains(&server.addr()), "{line}");
+    assert!(!log.contains("noinfo-pw"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1020,7 +1020,9 @@ pub fn describe(e: &mongodb::error::Error) -> String {
     match e.kind.as_ref() {
         K::Command(c) => format!("server error {} ({})", c.code, c.code_name),
         K::Authentication { .. } => AUTHENTICATION_FAILED.to_string(),
-        K::ServerSelection { .. } => "server unreachable (server selection timed out)".to_string(),
+        K::ServerSelection { message, .. } => {
+            format!("server unreachable: {} (server selection timed out)", selection_cause(message))
+        }
         K::Io(io) => format!("I/O error: {}", io.kind()),
         K::ConnectionPoolCleared { .. } => "connection pool cleared after a network error".to_string(),
         K::InvalidResponse { .. } => "invalid response from the server".to_string(),
@@ -1030,6 +1032,27 @@ pub fn describe(e: &mongodb::error::Error) -> String {
             let text = format!("{other:?}");
             text.split(['{', '(', ' ']).next().unwrap_or("error").to_string()
         }
+    }
+}
+
+/// Why server selection found no server, in words, from the driver's
+/// topology description (only a fixed phrase is kept: the description quotes
+/// addresses and driver internals, never credentials, but is long).
+fn selection_cause(message: &str) -> &'static str {
+    let topology = message.to_ascii_lowercase();
+    let servers = topology.split_once("topology").map_or(topology.as_str(), |(_, rest)| rest);
+    if servers.contains("connection refused") {
+        "connection refused"
+    } else if servers.contains("certificate") || servers.contains("tls") {
+        "TLS handshake or certificate verification failed"
+    } else if servers.contains("lookup") || servers.contains("dns") || servers.contains("resolve") {
+        "DNS lookup failed"
+    } else if servers.contains("timed out") || servers.contains("timeout") {
+        "connect timed out"
+    } else if servers.contains("authentication") {
+        "authentication failed"
+    } else {
+        "no suitable server answered"
     }
 }
 
@@ -1057,6 +1080,13 @@ pub fn grant_for(command: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selection_failures_name_the_cause() {
+        let refused = "Server selection timeout: No available servers. Topology: { Type: Single, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), labels: {} } ] }";
+        assert_eq!(selection_cause(refused), "connection refused");
+        assert_eq!(selection_cause("Server selection timeout: Topology: { Servers: [] }"), "no suitable server answered");
+    }
 
     #[test]
     fn roles_from_hello() {

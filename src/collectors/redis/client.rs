@@ -771,6 +771,19 @@ fn describe(e: &redis::RedisError) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn connection_failures_are_described_in_words() {
+        use std::io::{Error, ErrorKind};
+        assert!(io_cause(&Error::from(ErrorKind::ConnectionRefused)).starts_with("connection refused"));
+        assert_eq!(io_cause(&Error::from(ErrorKind::TimedOut)), "connection timed out");
+        let dns = Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(io_cause(&dns), "DNS lookup failed (the host name does not resolve)");
+        assert_eq!(io_cause(&Error::from(ErrorKind::BrokenPipe)), "I/O error: broken pipe");
+        assert!(auth_words("NOAUTH").is_some_and(|w| w.contains("authentication required")));
+        assert!(auth_words("WRONGPASS").is_some_and(|w| w.contains("wrong user name or password")));
+        assert_eq!(auth_words("ERR"), None);
+    }
+
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
     }
