@@ -86,8 +86,38 @@ pub async fn run(config: &Config) -> (String, bool) {
             TargetSpec::Mongodb(spec) => check_mongodb(target, spec, deadline, &mut report).await,
         }
     }
+    if let Some(backups) = &config.backups {
+        check_backups(backups, &mut report).await;
+    }
     report.heading(if report.ok { "all checks passed" } else { "some checks failed" });
     (report.text, report.ok)
+}
+
+// ---- The exporter's host ------------------------------------------------------------
+
+/// The backup sources (`backups:` in the config file): each kind readable and
+/// holding at least one file of the minimum size.
+async fn check_backups(config: &crate::tenderly::backups::BackupsConfig, report: &mut Report) {
+    let collector = crate::tenderly::backups::COLLECTOR;
+    report.heading("backups (on this host)");
+    let deadline = Instant::now() + DOCTOR_TIMEOUT;
+    let Some(snapshot) = crate::tenderly::backups::scan_with_deadline(config, deadline).await else {
+        return report.fail(collector, "the backup directories could not be listed in time", None);
+    };
+    for kind in &snapshot.kinds {
+        match (kind.scan_ok, kind.newest) {
+            (false, _) => report.fail(
+                collector,
+                &format!("{}: a backup directory cannot be read", kind.kind),
+                Some("let the exporter's user read the directory (systemd: ReadOnlyPaths=)"),
+            ),
+            (true, None) => report.finding(
+                collector,
+                &format!("{}: no backup file of the minimum size yet ({} too small)", kind.kind, kind.undersized),
+            ),
+            (true, Some(_)) => report.ok(collector, &format!("{}: {} file(s)", kind.kind, kind.files)),
+        }
+    }
 }
 
 // ---- Redis -------------------------------------------------------------------------
