@@ -49,7 +49,9 @@ pub enum RedisError {
     Backoff { failures: u32, wait_ms: u128 },
     #[error("connect failed: {0}")]
     Connect(String),
-    #[error("authentication failed ({0})")]
+    /// The server's code (`WRONGPASS`, `NOAUTH`, `NOPERM`, `DENIED`) or
+    /// `authentication rejected`; displayed in words ([`auth_words`]).
+    #[error("{}", auth_words(.0).unwrap_or_else(|| .0.clone()))]
     Auth(String),
     #[error("deadline exceeded during {0}")]
     Timeout(&'static str),
@@ -716,7 +718,7 @@ fn parse_latency_latest(value: &Value) -> Vec<LatencyEvent> {
 
 fn server_error(command: &'static str, e: &redis::ServerError) -> RedisError {
     match e.code() {
-        "NOAUTH" => RedisError::Auth(auth_words("NOAUTH").unwrap_or_default()),
+        "NOAUTH" => RedisError::Auth("NOAUTH".to_string()),
         "NOPERM" => RedisError::Command {
             command,
             reason: format!("missing privilege (NOPERM); grant it with ACL SETUSER <user> {}", acl_grant_for(command)),
@@ -728,10 +730,8 @@ fn server_error(command: &'static str, e: &redis::ServerError) -> RedisError {
 pub(crate) fn classify_connect_error(e: &redis::RedisError) -> RedisError {
     match e.code() {
         // DENIED: protected mode refusing a connection from outside loopback.
-        Some(code) if auth_words(code).is_some() => RedisError::Auth(auth_words(code).unwrap_or_default()),
-        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => {
-            RedisError::Auth("authentication rejected: wrong user name or password".into())
-        }
+        Some(code @ ("WRONGPASS" | "NOAUTH" | "NOPERM" | "DENIED")) => RedisError::Auth(code.to_string()),
+        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => RedisError::Auth("authentication rejected".into()),
         _ => RedisError::Connect(describe(e)),
     }
 }
@@ -743,6 +743,7 @@ pub(crate) fn auth_words(code: &str) -> Option<String> {
         "NOAUTH" => "authentication required: the server needs a password and none was given (NOAUTH)".into(),
         "NOPERM" => "the user may not run the connection handshake (NOPERM)".into(),
         "DENIED" => "connection denied by protected mode (DENIED)".into(),
+        "authentication rejected" => "authentication rejected: wrong user name or password".into(),
         _ => return None,
     })
 }
