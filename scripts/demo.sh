@@ -239,10 +239,10 @@ ALERTMANAGER_PID=""
 TRAFFIC_PID=""
 KEEP_DIR=0
 HOLD_LOCK=0
-# Job control: every background process gets a process group of its own, so
-# stopping one stops whatever it started too, and a Ctrl-C reaches only this
-# shell, whose trap stops everything in order.
-set -m
+# Every server is started with job control on (`set -m` ... `set +m` around its
+# `&`), so it gets a process group of its own: stopping the group stops whatever
+# it started too, and a Ctrl-C at the terminal reaches only this shell (foreground
+# commands stay in its group), whose trap stops everything in order.
 
 # shellcheck disable=SC2317 # only reached through the EXIT trap
 stop_pid() { # pid
@@ -467,8 +467,10 @@ EOF
         >>"$DEMO_DIR/replica.conf"
 )
 log "starting redis-server on 127.0.0.1:$REDIS_PORT (data in $DEMO_DIR)"
+set -m
 redis-server "$DEMO_DIR/redis.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/redis.log" 9>&- &
 REDIS_PID=$!
+set +m
 
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
@@ -483,8 +485,10 @@ for _ in $(seq 1 100); do
 done
 ((ready)) || die "redis-server did not answer PING within 10 s"
 log "starting the Redis replica on 127.0.0.1:$REPLICA_PORT"
+set -m
 redis-server "$DEMO_DIR/replica.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/replica.log" 9>&- &
 REPLICA_PID=$!
+set +m
 
 # --- 5. sample data -------------------------------------------------------------------
 # RESP for redis-cli --pipe, in the proportions of the real capture (per 310 keys:
@@ -546,6 +550,7 @@ log "Redis now holds $(rcli dbsize) keys"
 # A trickle of application-like traffic (session reads, misses, rate-limit hits, OTP
 # checks) so command rates and hit ratios move while you watch.
 DEMO_PID=$$
+set -m
 (
     exec 9>&-
     trap 'exit 0' TERM INT
@@ -566,6 +571,7 @@ DEMO_PID=$$
     done
 ) &
 TRAFFIC_PID=$!
+set +m
 
 # --- 6. MongoDB ------------------------------------------------------------------------
 MONGO_KIND=""
@@ -580,15 +586,19 @@ elif [[ -n "$MONGOD_BIN" ]]; then
     # A replica set needs replSetInitiate; without mongosh run a standalone server.
     [[ -n "$MONGOSH_BIN" ]] && mongod_args+=(--replSet tenderly-demo)
     log "starting mongod on 127.0.0.1:$MONGO_PORT (data in $DEMO_DIR/mongodb)"
+    set -m
     "$MONGOD_BIN" "${mongod_args[@]}" </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
     MONGO_PID=$!
+    set +m
     # sed reads all of it (no SIGPIPE under pipefail); a failing --version is not fatal.
     MONGO_KIND="mongod $({ "$MONGOD_BIN" --version 2>/dev/null || true; } | sed -n '1s/^db version //p')"
 else
     log "no mongod on PATH: starting the MongoDB replay server on 127.0.0.1:$MONGO_PORT (scenario primary)"
+    set -m
     "$REPLAY_BIN" --scenario primary --listen "127.0.0.1:$MONGO_PORT" \
         </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
     MONGO_PID=$!
+    set +m
     MONGO_KIND="replay server (examples/mongo_replay.rs, scenario primary: secondaries lag 1151 s)"
 fi
 if [[ -n "$MONGO_PID" ]]; then
@@ -618,11 +628,13 @@ fi
 "$EXPORTER_BIN" --config.file "$DEMO_DIR/targets.yml" --check-config >>"$DEMO_DIR/exporter.log" 2>&1 ||
     die "the exporter rejects the generated $DEMO_DIR/targets.yml"
 log "starting tenderly-exporter on 127.0.0.1:$EXPORTER_PORT (targets: sessions-redis, sessions-redis-replica, tenderly-mongodb)"
+set -m
 "$EXPORTER_BIN" \
     --web.listen-address "127.0.0.1:$EXPORTER_PORT" \
     --config.file "$DEMO_DIR/targets.yml" \
     </dev/null >>"$DEMO_DIR/exporter.log" 2>&1 9>&- &
 EXPORTER_PID=$!
+set +m
 echo "$EXPORTER_PID" >"$DEMO_DIR/exporter.pid"
 
 ready=0
@@ -646,6 +658,7 @@ done
 } >"$DEMO_DIR/alertmanager.yml"
 mkdir -m 700 "$DEMO_DIR/alertmanager-data"
 log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
+set -m
 "$ALERTMANAGER_BIN" \
     --config.file="$DEMO_DIR/alertmanager.yml" \
     --storage.path="$DEMO_DIR/alertmanager-data" \
@@ -653,6 +666,7 @@ log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
     --cluster.listen-address= \
     </dev/null >>"$DEMO_DIR/alertmanager.log" 2>&1 9>&- &
 ALERTMANAGER_PID=$!
+set +m
 echo "$ALERTMANAGER_PID" >"$DEMO_DIR/alertmanager.pid"
 
 # deploy/prometheus.yml pointed at this machine (demo_prometheus_yml). With
@@ -672,12 +686,14 @@ if command -v promtool >/dev/null 2>&1; then
 fi
 mkdir -m 700 "$DEMO_DIR/prometheus-data"
 log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT with the rules in alerts/"
+set -m
 prometheus \
     --config.file="$DEMO_DIR/prometheus.yml" \
     --storage.tsdb.path="$DEMO_DIR/prometheus-data" \
     --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
     </dev/null >>"$DEMO_DIR/prometheus.log" 2>&1 9>&- &
 PROMETHEUS_PID=$!
+set +m
 echo "$PROMETHEUS_PID" >"$DEMO_DIR/prometheus.pid"
 
 for svc in "ALERTMANAGER:Alertmanager" "PROMETHEUS:Prometheus"; do

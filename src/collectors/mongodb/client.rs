@@ -1085,7 +1085,10 @@ mod tests {
     fn selection_failures_name_the_cause() {
         let refused = "Server selection timeout: No available servers. Topology: { Type: Single, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), labels: {} } ] }";
         assert_eq!(selection_cause(refused), "connection refused");
-        assert_eq!(selection_cause("Server selection timeout: Topology: { Servers: [] }"), "no suitable server answered");
+        assert_eq!(
+            selection_cause("Server selection timeout: Topology: { Servers: [] }"),
+            "no suitable server answered"
+        );
     }
 
     #[test]
