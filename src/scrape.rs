@@ -959,7 +959,7 @@ impl TargetRunner {
         let success = match timeout_at(deadline, scanner.advance(deadline)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                tracing::debug!(target_name = %self.name, collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
+                tracing::debug!(target_name = %self.name, address = %current.target.display_address(), collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
                 false
             }
             Err(_) => false,

@@ -251,3 +251,30 @@ fn a_missing_privilege_names_the_command_and_the_grant() {
     assert!(!log.contains("noinfo-pw"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_rejected_config_file_mongodb_login_points_at_the_files_fields() {
+    // The replay server has no users: every login fails with AuthenticationFailed.
+    let mongo = ReplayServer::start(Scenario::Standalone).expect("replay server");
+    let dir = private_temp_dir("mongo-auth");
+    let secret = dir.join("mongo-password");
+    std::fs::write(&secret, "rejected-password\n").expect("write");
+    let file = dir.join("targets.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "targets:\n  - {{name: tenderly-mongodb, kind: mongodb, address: '{}', username: monitor, password_file: '{}', default: true}}\n",
+            mongo.uri(),
+            secret.display()
+        ),
+    )
+    .expect("write");
+    let bin = ChildExporter::start(&["--config.file", file.to_str().expect("utf-8")]);
+    let log = scrape_until_logged(&bin, &["authentication failed"]);
+    let line = log.lines().find(|l| l.contains("scrape failed")).unwrap_or_else(|| panic!("no failure:\n{log}"));
+    assert!(line.contains("target_name=tenderly-mongodb") && line.contains(&mongo.addr().to_string()), "{line}");
+    assert!(line.contains("password_file (or password_env) and username on target tenderly-mongodb"), "{line}");
+    assert!(!line.contains("MONGODB_USER") && !line.contains("MONGODB_PASSWORD"), "{line}");
+    assert!(!log.contains("rejected-password"), "{log}");
+    let _ = std::fs::remove_dir_all(dir);
+}
