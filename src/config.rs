@@ -516,6 +516,7 @@ impl Env for StructureOnly<'_> {
         let problem = match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => None,
             Ok(_) => Some(format!("{} is not a regular file", shown_path(path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!("{} does not exist", shown_path(path))),
             Err(e) => Some(format!("cannot read {}: {}", shown_path(path), e.kind())),
         };
         if let Some(problem) = problem {
