@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# One-command demo of tenderly-exporter on a fresh machine: Redis, MongoDB, the
-# exporter, Prometheus with the shipped alert rules, and Alertmanager.
+# One-command demo of tenderly-exporter on a fresh machine: Redis (a primary and a
+# replica), MongoDB, the exporter, Prometheus with the shipped alert rules, and
+# Alertmanager, configured like the shipped files (deploy/, examples/targets.yml).
 #
-#   scripts/demo.sh [--port 9879] [--no-build]
+#   scripts/demo.sh [--port 9879] [--no-build] [--mongodb-uri URI] [--fast-alerts]
+#   scripts/demo.sh --print-config targets|prometheus    # the generated configs, then exit
+#   scripts/demo.sh --print-alerts                       # the alerts it fires on purpose, then exit
 #
 # What it does:
 #   1. installs the missing Debian packages (redis-server, redis-tools, prometheus,
@@ -10,37 +13,53 @@
 #      exact apt-get command and stops;
 #   2. builds the exporter and the MongoDB replay server (cargo build --release
 #      --bin tenderly-exporter --example mongo_replay) unless --no-build;
-#   3. starts a private redis-server on 127.0.0.1:16379 in ${TMPDIR:-/tmp}/tenderly-demo,
-#      configured like the DBA guide's redis.conf (requirepass from a generated password
-#      kept in a 0600 file, maxmemory 64mb allkeys-lru, latency-monitor-threshold 1);
-#   4. loads ~2000 Tenderly-shaped keys (fake values) with redis-cli --pipe and keeps a
-#      trickle of application-like traffic going so rates move;
+#   3. starts a private redis-server on 127.0.0.1:16379 and a replica on :16380 in
+#      ${TMPDIR:-/tmp}/tenderly-demo, configured like the DBA guide's redis.conf
+#      (requirepass from a generated password kept in a 0600 file, maxmemory 64mb
+#      allkeys-lru, FLUSHDB/FLUSHALL/KEYS renamed away, CONFIG renamed to a secret name
+#      the exporter is told in posture_options.config_command);
+#   4. loads ~2000 Tenderly-shaped keys (fake values), every one with the TTL of its
+#      data type as the guide asks (sessions 3600 s, JWTs 900 s, OTPs 300 s, rate
+#      limits 60 s, user hashes 3600 s), and keeps a trickle of application traffic;
 #   5. starts MongoDB on 127.0.0.1:27117: a real mongod if one is on PATH (a
 #      single-node replica set when mongosh is there to initiate it), otherwise the
-#      wire-protocol replay server (examples/mongo_replay.rs, scenario "primary":
-#      a replica set whose secondaries lag, so MongodbReplicationLagHigh fires);
-#   6. starts the exporter with --redis.password-file and --mongodb.uri, waits for /-/ready;
-#   7. starts Prometheus on 127.0.0.1:19090 (deploy/prometheus.yml with local addresses,
-#      5 s scrapes, the rules in alerts/) and Alertmanager on 127.0.0.1:19093
-#      (deploy/alertmanager.yml's routes and inhibitions, receivers that deliver nowhere),
-#      waits until every scrape target is up and prints the URLs;
-#   8. stays in the foreground until Ctrl-C, then stops everything it started and
-#      removes the demo directory (it holds the password and Prometheus' data).
+#      wire-protocol replay server (examples/mongo_replay.rs, scenario "primary");
+#      --mongodb-uri uses a MongoDB that is already running instead;
+#   6. starts the exporter with a --config.file naming the targets as
+#      examples/targets.yml does (sessions-redis, sessions-redis-replica,
+#      tenderly-mongodb), every one probed by Prometheus, none a default target;
+#   7. starts Prometheus on 127.0.0.1:19090 (deploy/prometheus.yml with local
+#      addresses, 5 s scrapes, the rules in alerts/) and Alertmanager on
+#      127.0.0.1:19093 (deploy/alertmanager.yml's routes and inhibitions, receivers
+#      that deliver nowhere), waits until every scrape target is up, prints the URLs
+#      that work with the installed versions and the alerts that will fire on
+#      purpose, each after its rule's `for:` (--fast-alerts: every `for:` cut to 1s);
+#   8. stays in the foreground until Ctrl-C, then stops every process it started
+#      (each in its own process group, so their children go too) and removes the
+#      demo directory (it holds the password and Prometheus' data) and the lock file.
 #
+# Ports can be moved with DEMO_REDIS_PORT, DEMO_REPLICA_PORT, DEMO_MONGO_PORT,
+# DEMO_PROMETHEUS_PORT, DEMO_ALERTMANAGER_PORT; DEMO_EXPORTER_BIN and DEMO_REPLAY_BIN run
+# other builds (with --no-build).
 # Running it again is safe: leftovers of a previous run that was killed hard are
 # stopped first; a demo that is still running is reported instead of disturbed.
 set -euo pipefail
 
-REDIS_PORT=16379
-MONGO_PORT=27117
-PROMETHEUS_PORT=19090
-ALERTMANAGER_PORT=19093
+REDIS_PORT="${DEMO_REDIS_PORT:-16379}"
+REPLICA_PORT="${DEMO_REPLICA_PORT:-16380}"
+MONGO_PORT="${DEMO_MONGO_PORT:-27117}"
+PROMETHEUS_PORT="${DEMO_PROMETHEUS_PORT:-19090}"
+ALERTMANAGER_PORT="${DEMO_ALERTMANAGER_PORT:-19093}"
 SAMPLE_KEYS=2000
 EXPORTER_PORT=9879
 BUILD=1
+EXTERNAL_MONGO_URI=""
+FAST_ALERTS=0
+PRINT_CONFIG=""
+PRINT_ALERTS=0
 
 usage() {
-    sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
@@ -58,6 +77,25 @@ while [[ $# -gt 0 ]]; do
             BUILD=0
             shift
             ;;
+        --mongodb-uri)
+            [[ $# -ge 2 ]] || { echo "demo: --mongodb-uri needs a value" >&2; exit 2; }
+            EXTERNAL_MONGO_URI="$2"
+            shift 2
+            ;;
+        --fast-alerts)
+            FAST_ALERTS=1
+            shift
+            ;;
+        --print-config)
+            [[ $# -ge 2 && ("$2" == targets || "$2" == prometheus) ]] ||
+                { echo "demo: --print-config takes targets or prometheus" >&2; exit 2; }
+            PRINT_CONFIG="$2"
+            shift 2
+            ;;
+        --print-alerts)
+            PRINT_ALERTS=1
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
@@ -72,7 +110,7 @@ if ! [[ "$EXPORTER_PORT" =~ ^[0-9]+$ ]] || ((EXPORTER_PORT < 1 || EXPORTER_PORT 
     echo "demo: --port must be a TCP port number, got '$EXPORTER_PORT'" >&2
     exit 2
 fi
-for taken in "$REDIS_PORT:Redis" "$MONGO_PORT:MongoDB" "$PROMETHEUS_PORT:Prometheus" "$ALERTMANAGER_PORT:Alertmanager"; do
+for taken in "$REDIS_PORT:Redis" "$REPLICA_PORT:Redis replica" "$MONGO_PORT:MongoDB" "$PROMETHEUS_PORT:Prometheus" "$ALERTMANAGER_PORT:Alertmanager"; do
     if ((EXPORTER_PORT == ${taken%%:*})); then
         echo "demo: --port $EXPORTER_PORT is the demo ${taken#*:} port; pick another" >&2
         exit 2
@@ -81,8 +119,8 @@ done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO_DIR="${TMPDIR:-/tmp}/tenderly-demo"
-EXPORTER_BIN="$ROOT/target/release/tenderly-exporter"
-REPLAY_BIN="$ROOT/target/release/examples/mongo_replay"
+EXPORTER_BIN="${DEMO_EXPORTER_BIN:-$ROOT/target/release/tenderly-exporter}"
+REPLAY_BIN="${DEMO_REPLAY_BIN:-$ROOT/target/release/examples/mongo_replay}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -90,25 +128,133 @@ die() {
     exit 1
 }
 
+# --- the generated configuration (also printed by --print-config) ----------------------
+PASSWORD_FILE="$DEMO_DIR/redis-password"
+if [[ -n "$EXTERNAL_MONGO_URI" ]]; then
+    MONGO_URI="$EXTERNAL_MONGO_URI"
+else
+    MONGO_URI="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
+fi
+# host:port of the MongoDB (the probe's `instance`).
+MONGO_HOSTPORT="${MONGO_URI#mongodb://}"
+MONGO_HOSTPORT="${MONGO_HOSTPORT##*@}"
+MONGO_HOSTPORT="${MONGO_HOSTPORT%%/*}"
+MONGO_HOSTPORT="${MONGO_HOSTPORT%%\?*}"
+
+# The exporter's --config.file: examples/targets.yml's names and shape, local
+# addresses, no TLS (see the alerts on purpose below), every target probed by
+# Prometheus and none a default target.
+demo_targets_yml() { # config_command
+    cat <<EOF
+# Generated by scripts/demo.sh: examples/targets.yml's targets on this machine.
+targets:
+  - name: sessions-redis
+    kind: redis
+    address: redis://127.0.0.1:$REDIS_PORT
+    password_file: $PASSWORD_FILE
+    timeout: 3s
+    key_families:
+      budget: 50ms
+      min_pass_interval: 30s
+    posture_options:
+      config_command: "$1"
+  - name: sessions-redis-replica
+    kind: redis
+    address: redis://127.0.0.1:$REPLICA_PORT
+    password_file: $PASSWORD_FILE
+    timeout: 3s
+    collectors:
+      keys: false
+    posture_options:
+      config_command: "$1"
+  - name: tenderly-mongodb
+    kind: mongodb
+    address: "$MONGO_URI"
+    timeout: 3s
+    currentop_threshold: 1s
+    tenderly:
+      app_database: tenderly
+EOF
+}
+
+# deploy/prometheus.yml pointed at this machine; job names, __param_target names
+# and relabeling stay as shipped.
+demo_prometheus_yml() { # rules_glob
+    sed -e "s#tenderly-exporter\.example\.internal:9879#127.0.0.1:$EXPORTER_PORT#g" \
+        -e "s#alertmanager\.example\.internal:9093#127.0.0.1:$ALERTMANAGER_PORT#g" \
+        -e "s#redis-sessions-replica\.example\.internal:6379#127.0.0.1:$REPLICA_PORT#g" \
+        -e "s#redis-sessions\.example\.internal:6380#127.0.0.1:$REDIS_PORT#g" \
+        -e "s#mongodb-1\.example\.internal:27017#$MONGO_HOSTPORT#g" \
+        -e "s#\.\./alerts/\*\.rules\.yml#$1#" \
+        -e "s#scrape_interval: 15s#scrape_interval: 5s#" \
+        -e "s#scrape_timeout: 10s#scrape_timeout: 4s#" \
+        -e "s#evaluation_interval: 15s#evaluation_interval: 5s#" \
+        "$ROOT/deploy/prometheus.yml"
+}
+
+# The alerts this demo fires on purpose, and why. README ("Quick start") lists
+# the same, and tests/it/demo.rs checks that exactly these fire. (With a real
+# mongod instead of the replay server, the MongoDB ones depend on that server.)
+DEMO_ALERTS=(
+    "MongodbReplicationLagHigh|tenderly-mongodb: the replay server's secondaries lag 1151 s behind the primary"
+    "MongodbLongRunningOperations|tenderly-mongodb: the replay server's \$currentOp has operations running longer than 1 s"
+    "TenderlySecurityCheckFailing|tenderly-mongodb: mongodb_authorization_enabled, mongodb_tls_required, mongodb_not_bound_to_all_interfaces (the replayed mongod runs with --bind_ip_all, no auth, no TLS); sessions-redis, sessions-redis-replica: redis_tls_required (the DBA guide's redis.conf leaves TLS commented out)"
+)
+
+# The `for:` of alert $1 in the shipped rules (how long it waits before it fires).
+rule_for() { # alertname
+    awk -v name="$1" '
+        $1 == "-" && $2 == "alert:" { current = $3 }
+        $1 == "for:" && current == name { print $2; exit }
+    ' "$ROOT"/alerts/*.rules.yml
+}
+
+print_alerts() {
+    local entry name
+    for entry in "${DEMO_ALERTS[@]}"; do
+        name="${entry%%|*}"
+        printf '  %s (after for: %s)\n      %s\n' "$name" "$(rule_for "$name")" "${entry#*|}"
+    done
+}
+
+if [[ -n "$PRINT_CONFIG" ]]; then
+    case "$PRINT_CONFIG" in
+        targets) demo_targets_yml "CONFIG-renamed-secret" ;;
+        prometheus) demo_prometheus_yml "$ROOT/alerts/*.rules.yml" ;;
+    esac
+    exit 0
+fi
+if ((PRINT_ALERTS)); then
+    print_alerts
+    exit 0
+fi
+
 # --- processes we own, stopped by the trap -------------------------------------------
 REDIS_PID=""
+REPLICA_PID=""
 EXPORTER_PID=""
 MONGO_PID=""
 PROMETHEUS_PID=""
 ALERTMANAGER_PID=""
 TRAFFIC_PID=""
 KEEP_DIR=0
+HOLD_LOCK=0
+# Every server is started with job control on (`set -m` ... `set +m` around its
+# `&`), so it gets a process group of its own: stopping the group stops whatever
+# it started too, and a Ctrl-C at the terminal reaches only this shell (foreground
+# commands stay in its group), whose trap stops everything in order.
 
 # shellcheck disable=SC2317 # only reached through the EXIT trap
 stop_pid() { # pid
     local pid="$1" i
     [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
+    # The whole process group (the child and anything it started), then the child.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
     for i in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
 
@@ -116,7 +262,7 @@ stop_pid() { # pid
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [[ -n "$EXPORTER_PID$REDIS_PID$TRAFFIC_PID$MONGO_PID$PROMETHEUS_PID$ALERTMANAGER_PID" ]]; then
+    if [[ -n "$EXPORTER_PID$REDIS_PID$REPLICA_PID$TRAFFIC_PID$MONGO_PID$PROMETHEUS_PID$ALERTMANAGER_PID" ]]; then
         log "stopping the demo"
     fi
     stop_pid "$PROMETHEUS_PID"
@@ -124,11 +270,12 @@ cleanup() {
     stop_pid "$TRAFFIC_PID"
     stop_pid "$EXPORTER_PID"
     stop_pid "$MONGO_PID"
+    stop_pid "$REPLICA_PID"
     stop_pid "$REDIS_PID"
     # Show our logs when something failed, not after a plain Ctrl-C (130) or kill (143),
     # and never those of another demo's directory (KEEP_DIR).
     if ((status != 0 && status != 130 && status != 143 && KEEP_DIR == 0)) && [[ -d "$DEMO_DIR" ]]; then
-        for f in exporter.log redis.log mongodb.log prometheus.log alertmanager.log; do
+        for f in exporter.log redis.log replica.log mongodb.log prometheus.log alertmanager.log; do
             if [[ -s "$DEMO_DIR/$f" ]]; then
                 printf -- '--- last lines of %s ---\n' "$f" >&2
                 tail -n 20 "$DEMO_DIR/$f" >&2
@@ -137,6 +284,10 @@ cleanup() {
     fi
     if ((KEEP_DIR == 0)); then
         rm -rf "$DEMO_DIR"
+    fi
+    # The lock file is ours only while we hold the lock (another demo's stays).
+    if ((HOLD_LOCK)); then
+        rm -f "$DEMO_DIR.lock"
     fi
     exit "$status"
 }
@@ -210,7 +361,7 @@ if ((BUILD)); then
     fi
 fi
 [[ -x "$EXPORTER_BIN" ]] || die "$EXPORTER_BIN does not exist; run without --no-build"
-if [[ -z "$MONGOD_BIN" && ! -x "$REPLAY_BIN" ]]; then
+if [[ -z "$EXTERNAL_MONGO_URI" && -z "$MONGOD_BIN" && ! -x "$REPLAY_BIN" ]]; then
     die "no mongod on PATH and $REPLAY_BIN does not exist; run without --no-build"
 fi
 
@@ -224,12 +375,13 @@ if command -v flock >/dev/null 2>&1; then
         KEEP_DIR=1
         die "another demo is running (lock $DEMO_DIR.lock is held); stop it with Ctrl-C first"
     fi
+    HOLD_LOCK=1
 fi
 if pid="$(stale_pid "$DEMO_DIR/demo.pid" demo.sh)" && [[ "$pid" != "$$" ]]; then
     KEEP_DIR=1
     die "another demo is running (pid $pid); stop it with Ctrl-C first"
 fi
-for leftover in "redis.pid:redis-server" "exporter.pid:tenderly-exporter" "mongodb.pid:mongo" \
+for leftover in "redis.pid:redis-server" "replica.pid:redis-server" "exporter.pid:tenderly-exporter" "mongodb.pid:mongo" \
     "prometheus.pid:prometheus" "alertmanager.pid:alertmanager"; do
     if pid="$(stale_pid "$DEMO_DIR/${leftover%%:*}" "${leftover#*:}")"; then
         log "stopping ${leftover#*:} (pid $pid) left over from an earlier demo"
@@ -241,15 +393,19 @@ for leftover in "redis.pid:redis-server" "exporter.pid:tenderly-exporter" "mongo
         kill -KILL "$pid" 2>/dev/null || true
     fi
 done
-if port_in_use "$REDIS_PORT"; then
-    KEEP_DIR=1
-    die "127.0.0.1:$REDIS_PORT is already in use by another program; the demo needs it for its Redis"
-fi
+for taken in "$REDIS_PORT:Redis" "$REPLICA_PORT:Redis replica"; do
+    if port_in_use "${taken%%:*}"; then
+        KEEP_DIR=1
+        die "127.0.0.1:${taken%%:*} is already in use by another program; the demo needs it for its ${taken#*:}"
+    fi
+done
 if port_in_use "$EXPORTER_PORT"; then
     KEEP_DIR=1
     die "127.0.0.1:$EXPORTER_PORT is already in use; pick another exporter port with --port"
 fi
 for taken in "$MONGO_PORT:MongoDB" "$PROMETHEUS_PORT:Prometheus" "$ALERTMANAGER_PORT:Alertmanager"; do
+    # With --mongodb-uri the MongoDB is someone else's and already listening.
+    [[ -n "$EXTERNAL_MONGO_URI" && "${taken#*:}" == MongoDB ]] && continue
     if port_in_use "${taken%%:*}"; then
         KEEP_DIR=1
         die "127.0.0.1:${taken%%:*} is already in use by another program; the demo needs it for its ${taken#*:}"
@@ -260,7 +416,6 @@ rm -rf "$DEMO_DIR"
 mkdir -m 700 "$DEMO_DIR"
 echo "$$" >"$DEMO_DIR/demo.pid"
 
-PASSWORD_FILE="$DEMO_DIR/redis-password"
 # 32 characters from [A-Za-z0-9]: safe unquoted in redis.conf and in URLs. (Reading a
 # bounded amount of /dev/urandom avoids a SIGPIPE that set -o pipefail would catch.)
 REDISCLI_AUTH="$(head -c 1024 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')"
@@ -271,6 +426,11 @@ REDISCLI_AUTH="${REDISCLI_AUTH:0:32}"
     printf '%s' "$REDISCLI_AUTH" >"$PASSWORD_FILE"
 )
 export REDISCLI_AUTH # redis-cli reads the password from here, never from argv
+# CONFIG is renamed to a name only the exporter is told (posture_options.config_command
+# in its 0600 config), so the dangerous-commands check passes and the CONFIG-based
+# checks can still be evaluated.
+CONFIG_COMMAND="$(head -c 1024 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')"
+CONFIG_COMMAND="CONFIG-${CONFIG_COMMAND:0:16}"
 
 # --- 4. redis-server ------------------------------------------------------------------
 (
@@ -295,11 +455,22 @@ appendonly no
 rename-command FLUSHDB ""
 rename-command FLUSHALL ""
 rename-command KEYS ""
+rename-command CONFIG $CONFIG_COMMAND
 EOF
+    # The replica: the same file's settings, its own port and files.
+    sed -e "s#^port .*#port $REPLICA_PORT#" \
+        -e "s#^pidfile .*#pidfile $DEMO_DIR/replica.pid#" \
+        -e "s#^logfile .*#logfile $DEMO_DIR/replica.log#" \
+        -e "s#^save .*##" \
+        "$DEMO_DIR/redis.conf" >"$DEMO_DIR/replica.conf"
+    printf 'dbfilename replica.rdb\nreplicaof 127.0.0.1 %s\nmasterauth %s\n' "$REDIS_PORT" "$REDISCLI_AUTH" \
+        >>"$DEMO_DIR/replica.conf"
 )
 log "starting redis-server on 127.0.0.1:$REDIS_PORT (data in $DEMO_DIR)"
+set -m
 redis-server "$DEMO_DIR/redis.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/redis.log" 9>&- &
 REDIS_PID=$!
+set +m
 
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
@@ -313,11 +484,17 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 ((ready)) || die "redis-server did not answer PING within 10 s"
+log "starting the Redis replica on 127.0.0.1:$REPLICA_PORT"
+set -m
+redis-server "$DEMO_DIR/replica.conf" </dev/null >/dev/null 2>>"$DEMO_DIR/replica.log" 9>&- &
+REPLICA_PID=$!
+set +m
 
 # --- 5. sample data -------------------------------------------------------------------
 # RESP for redis-cli --pipe, in the proportions of the real capture (per 310 keys:
 # 200 session EX 3600, 50 jwt EX 900, 30 ratelimit INCR+EXPIRE 60, 20 user hashes
-# without TTL, 10 otp EX 300). Every value is synthetic: test-user ids, tokens
+# with EXPIRE 3600, 10 otp EX 300): every key expires, as the DBA guide asks ("TTL
+# configured per data type, default 3600 seconds"), so TenderlyKeysWithoutTtl stays quiet. Every value is synthetic: test-user ids, tokens
 # that say they are fake, documentation IP ranges (RFC 5737).
 generate_sample_data() { # n
     awk -v n="$1" '
@@ -360,6 +537,7 @@ generate_sample_data() { # n
             a[7] = "mfa"; a[8] = (i % 3 == 0) ? "pending" : "enabled"
             a[9] = "failedLogins"; a[10] = i % 4
             emit(10)
+            a[1] = "EXPIRE"; a[3] = 3600; emit(3)
         }
     }'
 }
@@ -372,6 +550,7 @@ log "Redis now holds $(rcli dbsize) keys"
 # A trickle of application-like traffic (session reads, misses, rate-limit hits, OTP
 # checks) so command rates and hit ratios move while you watch.
 DEMO_PID=$$
+set -m
 (
     exec 9>&-
     trap 'exit 0' TERM INT
@@ -384,6 +563,7 @@ DEMO_PID=$$
             echo "INCR tenderly:ratelimit:203.0.113.$((i % 200 + 1))"
             echo "EXPIRE tenderly:ratelimit:203.0.113.$((i % 200 + 1)) 60"
             echo "HGETALL tenderly:user:test-user-$(printf '%06d' $((i % 64)))"
+            echo "EXPIRE tenderly:user:test-user-$(printf '%06d' $((i % 64))) 3600"
             echo "SET tenderly:otp:test-user-$(printf '%06d' $((i % 64))) $(printf '%06d' $((RANDOM % 1000000))) EX 300"
             echo "DBSIZE"
         } | rcli >/dev/null 2>&1 || true
@@ -391,10 +571,14 @@ DEMO_PID=$$
     done
 ) &
 TRAFFIC_PID=$!
+set +m
 
 # --- 6. MongoDB ------------------------------------------------------------------------
 MONGO_KIND=""
-if [[ -n "$MONGOD_BIN" ]]; then
+if [[ -n "$EXTERNAL_MONGO_URI" ]]; then
+    log "using the MongoDB at $MONGO_HOSTPORT (--mongodb-uri)"
+    MONGO_KIND="external (--mongodb-uri)"
+elif [[ -n "$MONGOD_BIN" ]]; then
     mkdir -m 700 "$DEMO_DIR/mongodb"
     mongod_args=(--dbpath "$DEMO_DIR/mongodb" --bind_ip 127.0.0.1 --port "$MONGO_PORT"
         --oplogSize 64 --wiredTigerCacheSizeGB 0.25)
@@ -402,44 +586,55 @@ if [[ -n "$MONGOD_BIN" ]]; then
     # A replica set needs replSetInitiate; without mongosh run a standalone server.
     [[ -n "$MONGOSH_BIN" ]] && mongod_args+=(--replSet tenderly-demo)
     log "starting mongod on 127.0.0.1:$MONGO_PORT (data in $DEMO_DIR/mongodb)"
+    set -m
     "$MONGOD_BIN" "${mongod_args[@]}" </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
     MONGO_PID=$!
+    set +m
     # sed reads all of it (no SIGPIPE under pipefail); a failing --version is not fatal.
     MONGO_KIND="mongod $({ "$MONGOD_BIN" --version 2>/dev/null || true; } | sed -n '1s/^db version //p')"
 else
     log "no mongod on PATH: starting the MongoDB replay server on 127.0.0.1:$MONGO_PORT (scenario primary)"
+    set -m
     "$REPLAY_BIN" --scenario primary --listen "127.0.0.1:$MONGO_PORT" \
         </dev/null >>"$DEMO_DIR/mongodb.log" 2>&1 9>&- &
     MONGO_PID=$!
+    set +m
     MONGO_KIND="replay server (examples/mongo_replay.rs, scenario primary: secondaries lag 1151 s)"
 fi
-echo "$MONGO_PID" >"$DEMO_DIR/mongodb.pid"
-ready=0
-for _ in $(seq 1 300); do
-    kill -0 "$MONGO_PID" 2>/dev/null || die "MongoDB exited during startup"
-    if port_in_use "$MONGO_PORT"; then
-        ready=1
-        break
+if [[ -n "$MONGO_PID" ]]; then
+    echo "$MONGO_PID" >"$DEMO_DIR/mongodb.pid"
+    ready=0
+    for _ in $(seq 1 300); do
+        kill -0 "$MONGO_PID" 2>/dev/null || die "MongoDB exited during startup"
+        if port_in_use "$MONGO_PORT"; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    ((ready)) || die "MongoDB did not accept connections on 127.0.0.1:$MONGO_PORT within 30 s"
+    if [[ -n "$MONGOD_BIN" && -n "${MONGOSH_BIN:-}" ]]; then
+        "$MONGOSH_BIN" --quiet --port "$MONGO_PORT" --eval \
+            "rs.initiate({_id: 'tenderly-demo', members: [{_id: 0, host: '127.0.0.1:$MONGO_PORT'}]})" \
+            >>"$DEMO_DIR/mongodb.log" 2>&1 || die "rs.initiate failed"
     fi
-    sleep 0.1
-done
-((ready)) || die "MongoDB did not accept connections on 127.0.0.1:$MONGO_PORT within 30 s"
-if [[ -n "$MONGOD_BIN" && -n "${MONGOSH_BIN:-}" ]]; then
-    "$MONGOSH_BIN" --quiet --port "$MONGO_PORT" --eval \
-        "rs.initiate({_id: 'tenderly-demo', members: [{_id: 0, host: '127.0.0.1:$MONGO_PORT'}]})" \
-        >>"$DEMO_DIR/mongodb.log" 2>&1 || die "rs.initiate failed"
 fi
-MONGO_URI="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
 
 # --- 7. the exporter ----------------------------------------------------------------
-log "starting tenderly-exporter on 127.0.0.1:$EXPORTER_PORT"
+(
+    umask 077
+    demo_targets_yml "$CONFIG_COMMAND" >"$DEMO_DIR/targets.yml"
+)
+"$EXPORTER_BIN" --config.file "$DEMO_DIR/targets.yml" --check-config >>"$DEMO_DIR/exporter.log" 2>&1 ||
+    die "the exporter rejects the generated $DEMO_DIR/targets.yml"
+log "starting tenderly-exporter on 127.0.0.1:$EXPORTER_PORT (targets: sessions-redis, sessions-redis-replica, tenderly-mongodb)"
+set -m
 "$EXPORTER_BIN" \
     --web.listen-address "127.0.0.1:$EXPORTER_PORT" \
-    --redis.addr "redis://127.0.0.1:$REDIS_PORT" \
-    --redis.password-file "$PASSWORD_FILE" \
-    --mongodb.uri "$MONGO_URI" \
+    --config.file "$DEMO_DIR/targets.yml" \
     </dev/null >>"$DEMO_DIR/exporter.log" 2>&1 9>&- &
 EXPORTER_PID=$!
+set +m
 echo "$EXPORTER_PID" >"$DEMO_DIR/exporter.pid"
 
 ready=0
@@ -463,6 +658,7 @@ done
 } >"$DEMO_DIR/alertmanager.yml"
 mkdir -m 700 "$DEMO_DIR/alertmanager-data"
 log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
+set -m
 "$ALERTMANAGER_BIN" \
     --config.file="$DEMO_DIR/alertmanager.yml" \
     --storage.path="$DEMO_DIR/alertmanager-data" \
@@ -470,34 +666,34 @@ log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"
     --cluster.listen-address= \
     </dev/null >>"$DEMO_DIR/alertmanager.log" 2>&1 9>&- &
 ALERTMANAGER_PID=$!
+set +m
 echo "$ALERTMANAGER_PID" >"$DEMO_DIR/alertmanager.pid"
 
-# deploy/prometheus.yml pointed at this machine: the exporter's /metrics (the
-# default targets "redis" and "mongodb" plus self-metrics) and the /probe jobs
-# for the same two targets, whose `instance` is the database address.
-sed -e "s#tenderly-exporter\.example\.internal:9879#127.0.0.1:$EXPORTER_PORT#g" \
-    -e "s#alertmanager\.example\.internal:9093#127.0.0.1:$ALERTMANAGER_PORT#g" \
-    -e "s#redis-sessions\.example\.internal:6379#127.0.0.1:$REDIS_PORT#g" \
-    -e "s#mongodb-1\.example\.internal:27017#127.0.0.1:$MONGO_PORT#g" \
-    -e "s#__param_target: sessions-redis#__param_target: redis#" \
-    -e "s#__param_target: tenderly-mongodb#__param_target: mongodb#" \
-    -e "s#\.\./alerts/\*\.rules\.yml#$ROOT/alerts/*.rules.yml#" \
-    -e "s#scrape_interval: 15s#scrape_interval: 5s#" \
-    -e "s#scrape_timeout: 10s#scrape_timeout: 4s#" \
-    -e "s#evaluation_interval: 15s#evaluation_interval: 5s#" \
-    "$ROOT/deploy/prometheus.yml" >"$DEMO_DIR/prometheus.yml"
+# deploy/prometheus.yml pointed at this machine (demo_prometheus_yml). With
+# --fast-alerts the rules are copies whose every `for:` is 1s (expressions unchanged).
+RULES_GLOB="$ROOT/alerts/*.rules.yml"
+if ((FAST_ALERTS)); then
+    mkdir -m 700 "$DEMO_DIR/rules"
+    for f in "$ROOT"/alerts/*.rules.yml; do
+        sed -e 's/^\( *\)for: .*/\1for: 1s/' "$f" >"$DEMO_DIR/rules/$(basename "$f")"
+    done
+    RULES_GLOB="$DEMO_DIR/rules/*.rules.yml"
+fi
+demo_prometheus_yml "$RULES_GLOB" >"$DEMO_DIR/prometheus.yml"
 if command -v promtool >/dev/null 2>&1; then
     promtool check config "$DEMO_DIR/prometheus.yml" >>"$DEMO_DIR/prometheus.log" 2>&1 ||
         die "promtool rejects the generated $DEMO_DIR/prometheus.yml"
 fi
 mkdir -m 700 "$DEMO_DIR/prometheus-data"
 log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT with the rules in alerts/"
+set -m
 prometheus \
     --config.file="$DEMO_DIR/prometheus.yml" \
     --storage.tsdb.path="$DEMO_DIR/prometheus-data" \
     --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
     </dev/null >>"$DEMO_DIR/prometheus.log" 2>&1 9>&- &
 PROMETHEUS_PID=$!
+set +m
 echo "$PROMETHEUS_PID" >"$DEMO_DIR/prometheus.pid"
 
 for svc in "ALERTMANAGER:Alertmanager" "PROMETHEUS:Prometheus"; do
@@ -515,12 +711,12 @@ for svc in "ALERTMANAGER:Alertmanager" "PROMETHEUS:Prometheus"; do
     ((ready)) || die "${svc#*:} did not report /-/ready within 30 s"
 done
 
-# Every scrape target up (three jobs); the first scrapes land within one interval.
+# Every scrape target up (the exporter and three probes); the first scrapes land within one interval.
 targets_up() {
     command -v curl >/dev/null 2>&1 || return 0
     local body
     body="$(curl -s -m 2 "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets?state=active" || true)"
-    [[ "$(grep -o '"health":"up"' <<<"$body" | wc -l)" -ge 3 ]] && ! grep -q '"health":"\(down\|unknown\)"' <<<"$body"
+    [[ "$(grep -o '"health":"up"' <<<"$body" | wc -l)" -ge 4 ]] && ! grep -q '"health":"\(down\|unknown\)"' <<<"$body"
 }
 ready=0
 for _ in $(seq 1 60); do
@@ -530,39 +726,74 @@ for _ in $(seq 1 60); do
     fi
     sleep 0.5
 done
-((ready)) || log "warning: not every Prometheus target is up yet; see http://127.0.0.1:$PROMETHEUS_PORT/targets"
+# UI paths that work with the installed versions: Debian's Prometheus serves its
+# UI under /classic/ (no /targets), and Debian's Alertmanager has no UI at all.
+prom_page() { # page
+    if [[ "$(http_status "$PROMETHEUS_PORT" "/$1")" == "200" ]]; then
+        echo "http://127.0.0.1:$PROMETHEUS_PORT/$1"
+    elif [[ "$(http_status "$PROMETHEUS_PORT" "/classic/$1")" == "200" ]]; then
+        echo "http://127.0.0.1:$PROMETHEUS_PORT/classic/$1"
+    else
+        echo "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/$1"
+    fi
+}
+PROM_TARGETS_URL="$(prom_page targets)"
+PROM_ALERTS_URL="$(prom_page alerts)"
+if [[ "$(http_status "$ALERTMANAGER_PORT" /)" == "200" ]] &&
+    ! curl -s -m 2 "http://127.0.0.1:$ALERTMANAGER_PORT/" 2>/dev/null | grep -qi 'not found\|no ui'; then
+    AM_URL="http://127.0.0.1:$ALERTMANAGER_PORT/  (API: /api/v2/alerts)"
+else
+    AM_URL="http://127.0.0.1:$ALERTMANAGER_PORT/api/v2/alerts  (this Alertmanager has no web UI)"
+fi
+((ready)) || log "warning: not every Prometheus target is up yet; see $PROM_TARGETS_URL"
+if ((FAST_ALERTS)); then
+    FOR_NOTE="--fast-alerts: every for: is 1s here, so they fire within a minute"
+else
+    FOR_NOTE="each fires once its condition has held for the rule's for:"
+fi
 
 cat <<EOF
 
 Tenderly exporter demo is running.
 
-  metrics      http://127.0.0.1:$EXPORTER_PORT/metrics
+  probes       http://127.0.0.1:$EXPORTER_PORT/probe?target=sessions-redis
+               (also sessions-redis-replica, tenderly-mongodb: every target is probed,
+               as in deploy/prometheus.yml; /metrics has the exporter's own metrics)
   landing page http://127.0.0.1:$EXPORTER_PORT/
   health       http://127.0.0.1:$EXPORTER_PORT/-/healthy  and  /-/ready
-  Prometheus   http://127.0.0.1:$PROMETHEUS_PORT/  (targets: /targets, alerts: /alerts)
-  Alertmanager http://127.0.0.1:$ALERTMANAGER_PORT/
+  Prometheus   targets: $PROM_TARGETS_URL
+               alerts:  $PROM_ALERTS_URL
+  Alertmanager $AM_URL
+
+  Alerts this demo fires on purpose ($FOR_NOTE):
+$(print_alerts)
+  Nothing else should fire. Security findings that do not fire: the dangerous commands
+  are renamed as the DBA guide's redis.conf does (and CONFIG too, to a secret name the
+  exporter is told), and every tenderly: key has a TTL.
 
   Try:
-    curl -s localhost:$EXPORTER_PORT/metrics | grep -E '^(redis|mongodb)_up'
-    curl -s localhost:$EXPORTER_PORT/metrics | grep -E '^redis_(db_keys|memory_used_bytes|commands_total)'
-    curl -s 'localhost:$PROMETHEUS_PORT/api/v1/query?query=mongodb_replset_member_replication_lag_seconds'
+    curl -s 'localhost:$EXPORTER_PORT/probe?target=sessions-redis' | grep -E '^(redis_up|tenderly_redis_keys)'
+    curl -s 'localhost:$EXPORTER_PORT/probe?target=tenderly-mongodb' | grep -E '^mongodb_up'
+    curl -s 'localhost:$PROMETHEUS_PORT/api/v1/query?query=ALERTS'
+    $EXPORTER_BIN doctor --config.file $DEMO_DIR/targets.yml
 
-  Redis:        127.0.0.1:$REDIS_PORT, password in $PASSWORD_FILE
+  Redis:        127.0.0.1:$REDIS_PORT (replica :$REPLICA_PORT), password in $PASSWORD_FILE
                 REDISCLI_AUTH="\$(cat $PASSWORD_FILE)" redis-cli -p $REDIS_PORT info keyspace
   MongoDB:      $MONGO_URI
                 $MONGO_KIND
   Dashboards:   import dashboards/*.json into Grafana 10+ with a Prometheus datasource
                 pointing at http://127.0.0.1:$PROMETHEUS_PORT (see deploy/grafana/)
-  Logs:         $DEMO_DIR/{exporter,redis,mongodb,prometheus,alertmanager}.log
+  Logs:         $DEMO_DIR/{exporter,redis,replica,mongodb,prometheus,alertmanager}.log
 
 Press Ctrl-C to stop the demo (this removes $DEMO_DIR).
 EOF
 
 # Foreground until Ctrl-C, or until one of the processes dies.
 while true; do
-    for svc in "REDIS:redis-server" "MONGO:MongoDB" "EXPORTER:tenderly-exporter" \
+    for svc in "REDIS:redis-server" "REPLICA:Redis replica" "MONGO:MongoDB" "EXPORTER:tenderly-exporter" \
         "PROMETHEUS:Prometheus" "ALERTMANAGER:Alertmanager"; do
         pid_var="${svc%%:*}_PID"
+        [[ -n "${!pid_var}" ]] || continue
         kill -0 "${!pid_var}" 2>/dev/null || die "${svc#*:} stopped unexpectedly"
     done
     sleep 1 &

@@ -211,6 +211,13 @@ pub struct Cli {
     #[arg(global = true, long = "check-config")]
     pub check_config: bool,
 
+    /// Like --check-config, but check only the structure: no secret file or
+    /// secret variable is read. Each one that is missing is listed as its own
+    /// finding (the exit status stays 0), so a config can be checked before its
+    /// secrets are installed.
+    #[arg(global = true, long = "check-config.structure")]
+    pub check_config_structure: bool,
+
     /// Enable the Redis slow-log summary (SLOWLOG LEN and the newest entry's id and duration).
     #[arg(global = true, long = "collector.redis.slowlog", overrides_with = "no_redis_slowlog")]
     pub redis_slowlog: bool,

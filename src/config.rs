@@ -32,8 +32,10 @@ pub use crate::secret::Secret;
 pub enum ConfigError {
     #[error("{field}: {problem}; {fix}")]
     Invalid { field: String, problem: String, fix: String },
-    #[error("config file {path}: cannot read: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    /// The cause is part of the message and deliberately not a `source`: the
+    /// binary prints the whole chain, which would repeat it.
+    #[error("config file {path}: cannot read: {cause}")]
+    ReadFile { path: PathBuf, cause: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -176,6 +178,18 @@ pub struct Target {
     /// Where the target's secrets came from, so they can be read again
     /// (rotation without a restart, see [`Target::reread_secrets`]).
     pub secrets: SecretSources,
+    /// Where the target was configured (the flags or a file), so a hint names
+    /// the right way to give it a password.
+    pub origin: TargetOrigin,
+}
+
+/// Where a target was configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetOrigin {
+    /// `--redis.*` / `--mongodb.*` flags (and their environment variables).
+    Flags,
+    /// A target in `--config.file`.
+    File(PathBuf),
 }
 
 /// Where one secret is read from.
@@ -207,10 +221,8 @@ impl SecretSource {
     /// most 64 KiB, UTF-8, not empty; a set, non-empty variable).
     pub fn read(&self, env: &dyn Env) -> Result<Secret, ConfigError> {
         match &self.origin {
-            SecretOrigin::File(path) => read_secret_file(path, &self.field),
-            SecretOrigin::Env(var) => env.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
-                invalid(&self.field, format!("environment variable {} is not set or empty", env_name(var)), "export it")
-            }),
+            SecretOrigin::File(path) => env.secret_file(path, &self.field),
+            SecretOrigin::Env(var) => env.secret_var(var, &self.field),
         }
     }
 }
@@ -244,6 +256,26 @@ impl Target {
         match self.spec {
             TargetSpec::Redis(_) => TargetKind::Redis,
             TargetSpec::Mongodb(_) => TargetKind::Mongodb,
+        }
+    }
+
+    /// How to give this target credentials, for an error that says it has
+    /// none or the wrong ones: the flags for the command-line targets, the
+    /// file's fields for a config-file target (whose credentials never come
+    /// from REDIS_PASSWORD or MONGODB_USER / MONGODB_PASSWORD).
+    pub fn credential_hint(&self) -> String {
+        match (&self.origin, self.kind()) {
+            (TargetOrigin::Flags, TargetKind::Redis) => {
+                "set REDIS_PASSWORD or --redis.password-file (and --redis.user for an ACL user)".to_string()
+            }
+            (TargetOrigin::Flags, TargetKind::Mongodb) => {
+                "set --mongodb.user (or MONGODB_USER) and MONGODB_PASSWORD or --mongodb.password-file".to_string()
+            }
+            (TargetOrigin::File(path), _) => format!(
+                "set password_file (or password_env) and username on target {} in {}",
+                self.name,
+                path.display()
+            ),
         }
     }
 
@@ -473,6 +505,85 @@ struct FileCollectors {
 /// Where the process environment comes from (injectable for tests).
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Reads a secret file (`field` names the flag or YAML field for errors).
+    fn secret_file(&self, path: &Path, field: &str) -> Result<Secret, ConfigError> {
+        read_secret_file(path, field)
+    }
+
+    /// Where `--check-config.structure` collects its findings (`None`: a real run).
+    fn structure_findings(&self) -> Option<&std::cell::RefCell<Vec<String>>> {
+        None
+    }
+
+    /// Reads a secret that must be in environment variable `var`.
+    fn secret_var(&self, var: &str, field: &str) -> Result<Secret, ConfigError> {
+        self.var(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
+            invalid(field, format!("environment variable {} is not set or empty", env_name(var)), "export it")
+        })
+    }
+}
+
+/// The environment of `--check-config.structure`: every other variable is
+/// read as usual, but no secret is read. A secret file that cannot be read
+/// or a secret variable that is not set becomes a finding, and a placeholder
+/// stands in for the secret so the rest of the file is still checked.
+pub struct StructureOnly<'a> {
+    inner: &'a dyn Env,
+    findings: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> StructureOnly<'a> {
+    pub fn new(inner: &'a dyn Env) -> Self {
+        StructureOnly { inner, findings: std::cell::RefCell::new(Vec::new()) }
+    }
+
+    /// One line per secret that is missing or unreadable, in configuration order.
+    pub fn findings(&self) -> Vec<String> {
+        self.findings.borrow().clone()
+    }
+
+    fn placeholder(field: &str) -> Secret {
+        // A connection-string file must still parse as one.
+        if field.contains("uri") {
+            Secret::new("mongodb://structure-check.invalid")
+        } else {
+            Secret::new("structure-check-placeholder")
+        }
+    }
+}
+
+impl Env for StructureOnly<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.inner.var(name)
+    }
+
+    fn structure_findings(&self) -> Option<&std::cell::RefCell<Vec<String>>> {
+        Some(&self.findings)
+    }
+
+    /// Checks only that the file exists and is a regular file: its content is never read.
+    fn secret_file(&self, path: &Path, field: &str) -> Result<Secret, ConfigError> {
+        let problem = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => None,
+            Ok(_) => Some(format!("{} is not a regular file", shown_path(path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!("{} does not exist", shown_path(path))),
+            Err(e) => Some(format!("cannot read {}: {}", shown_path(path), e.kind())),
+        };
+        if let Some(problem) = problem {
+            self.findings.borrow_mut().push(format!("{field}: {problem}"));
+        }
+        Ok(Self::placeholder(field))
+    }
+
+    fn secret_var(&self, var: &str, field: &str) -> Result<Secret, ConfigError> {
+        if self.inner.var(var).filter(|v| !v.is_empty()).is_none() {
+            self.findings
+                .borrow_mut()
+                .push(format!("{field}: environment variable {} is not set or empty", env_name(var)));
+        }
+        Ok(Self::placeholder(field))
+    }
 }
 
 /// The real process environment.
@@ -508,7 +619,7 @@ impl Config {
         if let Some(addr) = &cli.redis_addr {
             let (password, password_source) = match &cli.redis_password_file {
                 Some(path) => (
-                    Some(read_secret_file(path, "--redis.password-file")?),
+                    Some(env.secret_file(path, "--redis.password-file")?),
                     Some(SecretSource::file(path, "--redis.password-file")),
                 ),
                 // An empty variable means "no password", as with unset.
@@ -537,7 +648,7 @@ impl Config {
                 key_file: cli.redis_tls_key_file.clone(),
             };
             let (url, url_user, url_password) = normalize_redis_address(addr, "--redis.addr")?;
-            validate_tls(&tls, &url, "--redis.tls-*")?;
+            validate_tls(&tls, &url, "--redis.tls-*", env)?;
             targets.push(Target {
                 name: "redis".to_string(),
                 spec: TargetSpec::Redis(RedisTarget {
@@ -560,6 +671,7 @@ impl Config {
                 timeout: None,
                 default: true,
                 secrets: SecretSources { password: password_source, uri: None },
+                origin: TargetOrigin::Flags,
             });
         }
 
@@ -570,7 +682,7 @@ impl Config {
         let mut backups = None;
         if let Some(path) = &cli.config_file {
             let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.clone(), source })?;
+                std::fs::read_to_string(path).map_err(|cause| ConfigError::ReadFile { path: path.clone(), cause })?;
             let (file_targets, file_backups) = parse_file_full(&text, path, env)?;
             targets.extend(file_targets);
             backups = file_backups;
@@ -615,7 +727,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         (Some(uri), None) => (Secret::new(uri.trim()), "--mongodb.uri"),
         (None, Some(path)) => {
             secrets.uri = Some(SecretSource::file(path, "--mongodb.uri-file"));
-            (read_secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file")
+            (env.secret_file(path, "--mongodb.uri-file")?, "--mongodb.uri-file")
         }
         (None, None) => return Ok(None),
     };
@@ -623,7 +735,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
     let password = match &cli.mongodb_password_file {
         Some(path) => {
             secrets.password = Some(SecretSource::file(path, "--mongodb.password-file"));
-            Some(read_secret_file(path, "--mongodb.password-file")?)
+            Some(env.secret_file(path, "--mongodb.password-file")?)
         }
         None => {
             let password = env.var("MONGODB_PASSWORD").filter(|p| !p.is_empty()).map(Secret::new);
@@ -674,6 +786,7 @@ fn mongodb_from_flags(cli: &Cli, env: &dyn Env) -> Result<Option<Target>, Config
         timeout: None,
         default: true,
         secrets,
+        origin: TargetOrigin::Flags,
     }))
 }
 
@@ -717,14 +830,8 @@ pub fn parse_file_full(
             (Some(_), Some(_)) => {
                 return Err(invalid(at("password_env"), "both password_env and password_file are set", "keep one"))
             }
-            (Some(var), None) => Some(env.var(var).map(Secret::new).ok_or_else(|| {
-                invalid(
-                    at("password_env"),
-                    format!("environment variable {} is not set or empty", env_name(var)),
-                    "export it",
-                )
-            })?),
-            (None, Some(file)) => Some(read_secret_file(file, &at("password_file"))?),
+            (Some(var), None) => Some(env.secret_var(var, &at("password_env"))?),
+            (None, Some(file)) => Some(env.secret_file(file, &at("password_file"))?),
             (None, None) => None,
         };
         let file_username = match (&t.username, &t.username_env) {
@@ -789,7 +896,7 @@ pub fn parse_file_full(
                     .tls
                     .map(|f| RedisTls { ca_file: f.ca_file, cert_file: f.cert_file, key_file: f.key_file })
                     .unwrap_or_default();
-                validate_tls(&tls, &url, &at("tls"))?;
+                validate_tls(&tls, &url, &at("tls"), env)?;
                 let defaults = RedisCollectors::default();
                 let collectors = match t.collectors {
                     None => defaults,
@@ -913,7 +1020,14 @@ pub fn parse_file_full(
             }
         };
         let secrets = SecretSources { password: password_source, uri: None };
-        out.push(Target { name: t.name, spec, timeout, default: t.default, secrets });
+        out.push(Target {
+            name: t.name,
+            spec,
+            timeout,
+            default: t.default,
+            secrets,
+            origin: TargetOrigin::File(path.to_path_buf()),
+        });
     }
     if let Some(b) = &file.backups {
         b.validate().map_err(|e| invalid(format!("{}: backups.{}", path.display(), e.field), e.problem, e.fix))?;
@@ -939,8 +1053,13 @@ fn check_range<T: PartialOrd + fmt::Display + Copy>(value: T, min: T, max: T, fi
 /// returns a credential-free display form (`mongodb://host:port,...`). The
 /// parser's message is not shown: it can quote the string, credentials included.
 pub fn validate_mongodb_uri(uri: &str, field: &str) -> Result<String, ConfigError> {
-    let fix =
-        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in MONGODB_USER/MONGODB_PASSWORD";
+    // Credentials go where this target takes them: the flags' variables for
+    // the command-line target, the target's own fields in a config file.
+    let fix = if field.starts_with("--") {
+        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in MONGODB_USER/MONGODB_PASSWORD"
+    } else {
+        "use mongodb://host:port[/?options] or mongodb+srv://name; put credentials in the target's username and password_file"
+    };
     let parsed = mongodb::options::ConnectionString::parse(uri.trim())
         .map_err(|_| invalid(field, "not a valid MongoDB connection string", fix))?;
     let display = match &parsed.host_info {
@@ -1039,7 +1158,7 @@ fn read_secret_file(path: &Path, field: &str) -> Result<Secret, ConfigError> {
     Ok(Secret::new(secret))
 }
 
-fn validate_tls(tls: &RedisTls, url: &str, field: &str) -> Result<(), ConfigError> {
+fn validate_tls(tls: &RedisTls, url: &str, field: &str, env: &dyn Env) -> Result<(), ConfigError> {
     let any = tls.ca_file.is_some() || tls.cert_file.is_some() || tls.key_file.is_some();
     if any && !url.starts_with("rediss://") {
         return Err(invalid(field, "TLS files are set but the address is not rediss://", "use a rediss:// address"));
@@ -1049,6 +1168,11 @@ fn validate_tls(tls: &RedisTls, url: &str, field: &str) -> Result<(), ConfigErro
     }
     for p in [&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten() {
         if !p.is_file() {
+            // A key file is a secret: the structural check lists a missing one instead.
+            if let Some(findings) = env.structure_findings() {
+                findings.borrow_mut().push(format!("{field}: {} is not a readable file", p.display()));
+                continue;
+            }
             return Err(invalid(field, format!("{} is not a readable file", p.display()), "check the path"));
         }
     }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use tenderly_exporter::cli::{Cli, Command};
-use tenderly_exporter::config::{Config, ProcessEnv};
+use tenderly_exporter::config::{Config, ProcessEnv, StructureOnly};
 use tenderly_exporter::{logging, scrape, server};
 
 fn main() -> ExitCode {
@@ -23,6 +23,9 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.check_config || cli.check_config_structure {
+        return check_config(&cli);
+    }
     let config = Config::from_cli(&cli, &ProcessEnv).context("invalid configuration")?;
     if cli.command == Some(Command::Doctor) {
         let runtime =
@@ -31,17 +34,6 @@ fn run() -> anyhow::Result<()> {
         print!("{report}");
         if !ok {
             anyhow::bail!("doctor found problems (see above)");
-        }
-        return Ok(());
-    }
-    if cli.check_config {
-        if let Some(path) = &config.web.web_config_file {
-            tenderly_exporter::web_config::WebSecurity::load(path).context("invalid --web.config.file")?;
-        }
-        println!("configuration OK: {} target(s)", config.targets.len());
-        for t in &config.targets {
-            let role = if t.default { "default (/metrics)" } else { "probe only" };
-            println!("  {} ({}) {} [{}]", t.name, t.kind().as_str(), t.display_address(), role);
         }
         return Ok(());
     }
@@ -55,6 +47,48 @@ fn run() -> anyhow::Result<()> {
     runtime.block_on(serve(config, cli))
 }
 
+/// What to do when no target is configured (a warning at startup, an error for --check-config).
+const NO_TARGETS: &str = "no targets configured: /metrics will only show the exporter's own metrics and every \
+     /probe will answer 400; give --redis.addr, --mongodb.uri, or --config.file with a `targets:` list \
+     (see examples/targets.yml)";
+
+/// `--check-config` and `--check-config.structure`: validate, print the
+/// targets, exit. The structural check reads no secret and lists each missing
+/// one as a finding; zero targets is an error either way.
+fn check_config(cli: &Cli) -> anyhow::Result<()> {
+    let structure = StructureOnly::new(&ProcessEnv);
+    let config =
+        if cli.check_config_structure { Config::from_cli(cli, &structure) } else { Config::from_cli(cli, &ProcessEnv) }
+            .context("invalid configuration")?;
+    if let Some(path) = &config.web.web_config_file {
+        // The web config names TLS key files (secrets): only the full check loads it.
+        if !cli.check_config_structure {
+            tenderly_exporter::web_config::WebSecurity::load(path).context("invalid --web.config.file")?;
+        }
+    }
+    if config.targets.is_empty() {
+        anyhow::bail!("{NO_TARGETS}");
+    }
+    let what = if cli.check_config_structure { "configuration structure OK" } else { "configuration OK" };
+    println!("{what}: {} target(s)", config.targets.len());
+    for t in &config.targets {
+        let role = if t.default { "default (/metrics)" } else { "probe only" };
+        println!("  {} ({}) {} [{}]", t.name, t.kind().as_str(), t.display_address(), role);
+    }
+    if cli.check_config_structure {
+        let findings = structure.findings();
+        if findings.is_empty() {
+            println!("every secret and TLS file and every secret variable is present (none was read)");
+        } else {
+            println!("{} finding(s): install these before starting the exporter:", findings.len());
+            for finding in findings {
+                println!("  missing: {finding}");
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn serve(config: Config, cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.web.listen_address)
         .await
@@ -63,6 +97,9 @@ async fn serve(config: Config, cli: Cli) -> anyhow::Result<()> {
     let scraper = scrape::Scraper::new(&config);
     for (name, kind, address, default) in scraper.target_list() {
         tracing::info!(target_name = %name, kind, address = %address, default, "target configured");
+    }
+    if config.targets.is_empty() {
+        tracing::warn!("{NO_TARGETS}");
     }
     // A reload (POST /-/reload, SIGHUP) builds the configuration as startup did.
     let source: server::ConfigSource =

@@ -757,8 +757,14 @@ fn member_runner(seed: &Target, member: &str) -> Option<TargetRunner> {
     };
     // A member's credentials are the seed's: it re-reads nothing itself and is
     // rebuilt when the seed's incarnation changes.
-    let target =
-        Target { name, spec, timeout: seed.timeout, default: false, secrets: crate::config::SecretSources::default() };
+    let target = Target {
+        name,
+        spec,
+        timeout: seed.timeout,
+        default: false,
+        secrets: crate::config::SecretSources::default(),
+        origin: seed.origin.clone(),
+    };
     Some(TargetRunner::new(Incarnation { target, backend }))
 }
 
@@ -771,6 +777,8 @@ fn mongo_error_kind(e: &crate::collectors::mongodb::client::MongoError) -> Strin
     match e {
         MongoError::Options(_) => "options".to_string(),
         MongoError::Timeout(_) => "timeout".to_string(),
+        // The last failure still in force, never a new one (see `note_failure`).
+        MongoError::Down { .. } => "backoff".to_string(),
         MongoError::Command { command, reason } => format!("{command}: {reason}"),
     }
 }
@@ -858,16 +866,22 @@ impl TargetRunner {
     /// flip between attempts, yet a dead target is one problem and gets one
     /// warning (README, "Logs"). A backoff is the last failure still in force,
     /// never a new one.
-    fn note_failure(&self, collector: &'static str, kind: &str, error: &str) {
+    ///
+    /// Every line names the target and its credential-free address; an
+    /// authentication failure adds how to give this target credentials.
+    fn note_failure(&self, collector: &'static str, kind: &str, error: &str, auth: bool) {
+        let current = self.current();
+        let address = current.target.display_address();
+        let hint = auth.then(|| current.target.credential_hint());
         let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         let repeat = match last.as_deref() {
             Some(previous) => previous == kind || kind == "backoff",
             None => false,
         };
         if repeat {
-            tracing::debug!(target_name = %self.name, collector, kind, error, "scrape failed again");
+            tracing::debug!(target_name = %self.name, address, collector, kind, error, hint = hint.as_deref(), "scrape failed again");
         } else {
-            tracing::warn!(target_name = %self.name, collector, kind, error, "scrape failed");
+            tracing::warn!(target_name = %self.name, address, collector, kind, error, hint = hint.as_deref(), "scrape failed");
             *last = Some(kind.to_string());
         }
     }
@@ -963,7 +977,7 @@ impl TargetRunner {
         let success = match timeout_at(deadline, scanner.advance(deadline)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                tracing::debug!(target_name = %self.name, collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
+                tracing::debug!(target_name = %self.name, address = %current.target.display_address(), collector = crate::tenderly::keys::COLLECTOR, error = %e, "key scan step failed");
                 false
             }
             Err(_) => false,
@@ -1056,7 +1070,7 @@ impl TargetRunner {
                     }
                     Err(e) => {
                         auth_failed = e.is_auth();
-                        self.note_failure(crate::collectors::redis::COLLECTOR, e.kind(), &e.to_string());
+                        self.note_failure(crate::collectors::redis::COLLECTOR, e.kind(), &e.to_string(), auth_failed);
                         redis_encode::encode_up(false, &mut exposition);
                         false
                     }
@@ -1153,6 +1167,7 @@ impl TargetRunner {
                             crate::collectors::mongodb::SERVER_STATUS,
                             &mongo_error_kind(&e),
                             &e.to_string(),
+                            auth_failed,
                         );
                         mongo_encode::encode_up(false, &mut exposition);
                         runs.push(CollectorRun {

@@ -95,6 +95,11 @@ pub const KEYS_WITHOUT_TTL: Desc = Desc::gauge(
     "Keys per key family without an expiry in the last complete SCAN pass; sessions, JWTs and OTPs must expire.",
 )
 .labels(&["family"]);
+pub const KEY_FAMILY_TTL_REQUIRED: Desc = Desc::gauge(
+    "tenderly_redis_key_family_ttl_required",
+    "Whether the key family's TTL policy requires every key to expire (1) or not (0): key_families.families[].requires_ttl, other_requires_ttl; keys outside the namespace 0.",
+)
+.labels(&["family"]);
 pub const KEY_TTL: Desc = Desc::histogram(
     "tenderly_redis_key_ttl_seconds",
     "Remaining time to live of sampled keys with an expiry, per key family, in the last complete SCAN pass.",
@@ -158,11 +163,21 @@ pub struct KeyFamily {
     pub name: String,
     /// Key prefix, e.g. `tenderly:session:`.
     pub prefix: String,
+    /// Whether every key of the family must have a TTL (the DBA guide: "TTL
+    /// configured per data type, default 3600 seconds", so by default yes).
+    /// Exported as `tenderly_redis_key_family_ttl_required`; the
+    /// `TenderlyKeysWithoutTtl` alert fires only where this is 1.
+    #[serde(default = "ttl_required_by_default")]
+    pub requires_ttl: bool,
+}
+
+fn ttl_required_by_default() -> bool {
+    true
 }
 
 impl KeyFamily {
     fn new(name: &str, prefix: &str) -> Self {
-        KeyFamily { name: name.to_string(), prefix: prefix.to_string() }
+        KeyFamily { name: name.to_string(), prefix: prefix.to_string(), requires_ttl: true }
     }
 }
 
@@ -189,6 +204,8 @@ pub struct KeyFamiliesConfig {
     pub replica_address: Option<String>,
     /// Least time between the starts of two passes, e.g. `10m` (`0s`: start the next pass at once).
     pub min_pass_interval: String,
+    /// Whether keys under the namespace that match no family (`other`) must expire.
+    pub other_requires_ttl: bool,
 }
 
 impl Default for KeyFamiliesConfig {
@@ -210,6 +227,7 @@ impl Default for KeyFamiliesConfig {
             memory_samples: 5,
             replica_address: None,
             min_pass_interval: DEFAULT_MIN_PASS_INTERVAL.to_string(),
+            other_requires_ttl: true,
         }
     }
 }
@@ -293,7 +311,7 @@ impl KeyFamiliesConfig {
 }
 
 /// `host:port` (IPv6 in brackets) with a non-zero port.
-fn parse_host_port(text: &str) -> Option<(String, u16)> {
+pub(crate) fn parse_host_port(text: &str) -> Option<(String, u16)> {
     let (host, port) = text.trim().rsplit_once(':')?;
     let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
@@ -594,6 +612,7 @@ impl KeyScanner {
         vec![
             &KEYS,
             &KEYS_WITHOUT_TTL,
+            &KEY_FAMILY_TTL_REQUIRED,
             &KEY_TTL,
             &KEY_MEMORY,
             &KEY_LARGEST,
@@ -1104,6 +1123,14 @@ impl KeyScanner {
         out.add_plain(&SCAN_MIN_INTERVAL, self.min_pass_interval.as_secs_f64());
         if let Some(next) = p.next_start_unix {
             out.add_plain(&SCAN_NEXT_START, next);
+        }
+        // The TTL policy, per family (configuration, so present before the first pass).
+        for (i, name) in self.classifier.names.iter().enumerate() {
+            let required = match self.config.families.get(i) {
+                Some(family) => family.requires_ttl,
+                None => name == OTHER_FAMILY && self.config.other_requires_ttl,
+            };
+            out.add(&KEY_FAMILY_TTL_REQUIRED, vec![("family", std::borrow::Cow::Owned(name.clone()))], required);
         }
         let Some(last) = &p.last else { return };
         out.add_plain(&SCAN_LAST_COMPLETE, last.completed_unix);

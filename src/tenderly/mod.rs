@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backups;
 pub mod drift;
 pub mod indexes;
+pub mod key_privileges;
 pub mod keys;
 pub mod mongo;
 pub mod mongo_posture;

@@ -183,12 +183,12 @@ pub async fn check_counted(
             conn
         }
         Err(e) => {
-            tracing::warn!(target_name = %target, error = %e, "posture check: cannot connect; checks not evaluated");
+            tracing::warn!(target_name = %target, address = %spec.url, error = %e, "posture check: cannot connect; checks not evaluated");
             return posture;
         }
     };
     if let Err(e) = evaluate_authenticated(&mut conn, options, &mut posture, deadline, load).await {
-        tracing::warn!(target_name = %target, error = %e, "posture check incomplete");
+        tracing::warn!(target_name = %target, address = %spec.url, error = %e, "posture check incomplete");
     }
     if posture.outcome(DANGEROUS_COMMANDS_DISABLED) == Outcome::Fail {
         tracing::debug!(target_name = %target, commands = ?posture.dangerous_available, "dangerous commands available");

@@ -37,13 +37,16 @@ fn shipped_example_config_is_valid() {
     std::fs::write(&ca, "not checked until connect\n").expect("write");
     let text = std::fs::read_to_string(root().join("examples/targets.yml")).expect("examples/targets.yml");
     let text = text
-        .replace("/run/secrets/redis-exporter-password", secret.to_str().expect("utf-8"))
+        .replace("/run/credentials/tenderly-exporter.service/redis-password", secret.to_str().expect("utf-8"))
+        .replace("/run/credentials/tenderly-exporter.service/redis-replica-password", secret.to_str().expect("utf-8"))
+        .replace("/run/credentials/tenderly-exporter.service/mongodb-password", secret.to_str().expect("utf-8"))
         .replace("/etc/tenderly-exporter/redis-ca.pem", ca.to_str().expect("utf-8"));
     let (targets, backups) =
         parse_file_full(&text, &root().join("examples/targets.yml"), &NoEnv).expect("example parses");
     assert_eq!(backups.map(|b| b.sources.len()), Some(2));
     let names: Vec<_> = targets.iter().map(|t| (t.name.as_str(), t.default)).collect();
-    assert_eq!(names, [("sessions-redis", true), ("sessions-redis-replica", false), ("tenderly-mongo-1", true)]);
+    // Every target is probed by deploy/prometheus.yml, so none is default (tests/it/shipped_files.rs).
+    assert_eq!(names, [("sessions-redis", false), ("sessions-redis-replica", false), ("tenderly-mongodb", false)]);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -513,7 +513,7 @@ fn systemd_unit_is_hardened_and_verifies() {
         "SystemCallFilter=@system-service",
         "MemoryMax=",
         "LoadCredential=redis-password:",
-        "--redis.password-file=${CREDENTIALS_DIRECTORY}/redis-password",
+        "--config.file=/etc/tenderly-exporter/targets.yml",
     ] {
         assert!(unit.contains(directive), "the unit lacks `{}`", directive.trim_end());
     }

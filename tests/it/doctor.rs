@@ -75,3 +75,39 @@ fn doctor_help_describes_doctor_and_flags_work_on_either_side() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "doctor must check the flag's target: {text}");
 }
+
+#[test]
+fn doctor_names_the_key_scan_and_its_grant_for_a_user_without_scan() {
+    // The documented ACL user minus +scan: every other collector works, the key scan does not.
+    let without_scan = EXPORTER_ACL.replace(" +scan", "");
+    assert_ne!(without_scan, EXPORTER_ACL);
+    let server = RedisServer::start(RedisOptions {
+        password: Some("admin-pw".into()),
+        acl_lines: vec![format!("user noscan {without_scan}")],
+        ..RedisOptions::default()
+    });
+    let (code, text) =
+        doctor(&["--redis.addr", &server.addr(), "--redis.user", "noscan"], &[("REDIS_PASSWORD", "exporter-pw")]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("OK   redis: INFO"), "the INFO collector works: {text}");
+    let line = text.lines().find(|l| l.contains("FAIL tenderly_keys")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("key scan") && line.contains("SCAN refused"), "{line}");
+    assert!(text.contains("fix: ACL SETUSER noscan +scan\n"), "the grant line: {text}");
+    assert!(!text.contains("exporter-pw"), "{text}");
+}
+
+#[test]
+fn doctor_prints_the_cluster_monitor_grant_for_an_unauthorized_server_status() {
+    use crate::support::mongo_replay::{Fault, ReplayServer, Scenario};
+    let mongo = ReplayServer::start(Scenario::Primary).expect("replay server");
+    mongo.set_command_fault("serverStatus", Fault::unauthorized());
+    let (code, text) = doctor(&["--mongodb.uri", &mongo.uri()], &[]);
+    assert_eq!(code, 1, "{text}");
+    let fail =
+        text.lines().position(|l| l.contains("FAIL mongodb: serverStatus failed")).unwrap_or_else(|| panic!("{text}"));
+    let fix = text.lines().nth(fail + 1).unwrap_or_default();
+    assert!(
+        fix.contains(r#"fix: db.getSiblingDB("admin").grantRolesToUser("tenderly-exporter", [{role: "clusterMonitor", db: "admin"}])"#),
+        "{text}"
+    );
+}

@@ -39,6 +39,7 @@ mod config_cli; // flags, config file, --check-config
 mod discovery; // /discover and member probes
 mod doctor; // the doctor subcommand
 mod exposition_formats; // Accept/gzip negotiation; promtool and OpenMetrics-parser clean on every role
+mod errors; // errors say where and why: addresses, causes, password hints, a dead MongoDB answers at once
 mod fault_matrix; // two targets, one failing in every way
 mod http; // routing, content types, deadlines, limits
 mod http_hostile; // slow readers, idle floods, hung targets, Host headers
@@ -51,5 +52,7 @@ mod web_security; // TLS and basic auth on the exporter's endpoints
 mod alert_routing; // deploy/alertmanager.yml: the security receiver (amtool routes test), inhibitions
 mod alert_rules; // alert rules: names, runbooks, promtool
 mod dashboards; // dashboards, deploy files, systemd unit
+mod demo; // scripts/demo.sh end to end: exactly the listed alerts fire; Ctrl-C leaves nothing behind
 mod e2e; // Prometheus + Alertmanager + exporter + databases
 mod kubernetes; // Dockerfile and deploy/kubernetes: manifests, Deployment security, generated rules and dashboards
+mod shipped_files; // examples/targets.yml, deploy/*, alerts, the demo and README tell one story

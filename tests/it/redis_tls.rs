@@ -308,3 +308,19 @@ fn plain_redis_to_a_tls_port_is_down_within_the_deadline() {
         assert!(!body.contains(PASSWORD));
     }
 }
+
+#[test]
+fn a_failed_certificate_verification_says_so_with_the_reason() {
+    let server = TlsRedis::start(ClientAuth::Optional);
+    let addr = format!("rediss://localhost:{}", server.port);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenderly-exporter"))
+        .args(["doctor", "--redis.addr", &addr, "--redis.tls-ca-file", &server.path("other-ca.pem")])
+        .env_remove("REDIS_PASSWORD")
+        .output()
+        .expect("run doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&addr), "the address: {text}");
+    let line = text.lines().find(|l| l.contains("FAIL redis")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("TLS certificate verification failed: UnknownIssuer"), "the reason in words: {line}");
+}

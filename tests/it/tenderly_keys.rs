@@ -696,3 +696,44 @@ fn the_exporters_own_commands_per_purpose_match_the_servers_commandstats() {
     let waited = metrics.expect("tenderly_exporter_redis_command_round_trip_seconds_total", &[("purpose", "key_scan")]);
     assert!(waited > 0.0 && waited < 30.0, "{waited}");
 }
+
+#[test]
+fn the_ttl_policy_is_per_family_configurable_and_exported() {
+    let server = RedisServer::start(RedisOptions::default());
+    load(
+        &server,
+        &[
+            set("tenderly:session:a".into(), Some(3600)),
+            set("tenderly:user:forever".into(), None),
+            set("tenderly:otp:forever".into(), None),
+            set("tenderly:misc:forever".into(), None),
+            set("unrelated:forever".into(), None),
+        ],
+    );
+    let rt = runtime();
+    // The guide's defaults: every tenderly: family (and `other`) must expire.
+    let scanner = key_scanner("cache", target(&server, None), KeyFamiliesConfig::default());
+    advance_until_pass(&rt, &scanner, 1, Duration::from_secs(5));
+    let out = exposition(&scanner);
+    for family in ["session", "jwt", "otp", "ratelimit", "user", "other"] {
+        assert_eq!(value(&out, "tenderly_redis_key_family_ttl_required", family), Some(1.0), "{family}");
+    }
+    assert_eq!(value(&out, "tenderly_redis_key_family_ttl_required", "non_tenderly"), Some(0.0));
+
+    // A family that keeps its keys for good says so in the config.
+    let yaml = "families:\n\
+                \x20 - {name: session, prefix: 'tenderly:session:'}\n\
+                \x20 - {name: otp, prefix: 'tenderly:otp:'}\n\
+                \x20 - {name: user, prefix: 'tenderly:user:', requires_ttl: false}\n\
+                other_requires_ttl: false\n";
+    let config: KeyFamiliesConfig = serde_norway::from_str(yaml).expect("key_families yaml");
+    let scanner = key_scanner("cache", target(&server, None), config);
+    advance_until_pass(&rt, &scanner, 1, Duration::from_secs(5));
+    let out = exposition(&scanner);
+    let required = |f| value(&out, "tenderly_redis_key_family_ttl_required", f);
+    assert_eq!((required("session"), required("otp")), (Some(1.0), Some(1.0)));
+    assert_eq!((required("user"), required("other"), required("non_tenderly")), (Some(0.0), Some(0.0), Some(0.0)));
+    // Keys without TTL are still counted; the alert joins on the policy.
+    assert_eq!(value(&out, "tenderly_redis_keys_without_ttl", "user"), Some(1.0));
+    assert_eq!(value(&out, "tenderly_redis_keys_without_ttl", "otp"), Some(1.0));
+}

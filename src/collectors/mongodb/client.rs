@@ -54,6 +54,26 @@ pub const REFUSAL_BACKOFF: Duration = Duration::from_secs(600);
 /// MongoDB's `Unauthorized` error code.
 pub const UNAUTHORIZED: i32 = 13;
 
+/// How long `hello` may take on a target that was unreachable at its last
+/// attempt: long enough for a server the driver's monitor already sees again,
+/// far shorter than a new server-selection timeout (5 s), so `/metrics`
+/// answers `up 0` at once for a dead MongoDB next to healthy targets.
+pub const DOWN_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest pause between two probes of an unreachable target (the driver's
+/// own monitor keeps checking the server in between).
+const MAX_DOWN_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Whether the target answered at its last attempt, and when to try again.
+#[derive(Debug, Default)]
+struct Reachability {
+    /// Consecutive attempts that found the server unreachable.
+    failures: u32,
+    /// The last failure's description (credential-free).
+    reason: String,
+    /// No attempt before this instant; `None`: probe at the next scrape.
+    next_probe: Option<Instant>,
+}
+
 /// One MongoDB collector's outcome within a scrape (for self-metrics and `doctor`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SectionRun {
@@ -91,12 +111,35 @@ pub enum MongoError {
     Timeout(&'static str),
     #[error("{command} failed: {reason}")]
     Command { command: &'static str, reason: String },
+    /// The target was unreachable at its last attempt and is backing off.
+    #[error("unreachable at the last {failures} attempt(s) ({reason}); next attempt in {wait_ms} ms")]
+    Down { failures: u32, reason: String, wait_ms: u128 },
 }
 
 impl MongoError {
     /// Whether the server refused the credentials (a rotated password, say).
     pub fn is_auth(&self) -> bool {
         matches!(self, MongoError::Command { reason, .. } if reason == AUTHENTICATION_FAILED)
+    }
+
+    /// The command refused for lack of privileges (server error 13), if that is what failed.
+    pub fn unauthorized_command(&self) -> Option<&'static str> {
+        match self {
+            MongoError::Command { command, reason } if reason.contains("(Unauthorized)") => Some(command),
+            _ => None,
+        }
+    }
+
+    /// Whether the server could not be reached at all (as opposed to an
+    /// answer that refused or failed): what marks the target down.
+    fn is_unreachable(&self) -> bool {
+        match self {
+            MongoError::Timeout(_) | MongoError::Down { .. } => true,
+            MongoError::Command { reason, .. } => {
+                !reason.starts_with("server error") && reason != AUTHENTICATION_FAILED && reason != "invalid argument"
+            }
+            MongoError::Options(_) => false,
+        }
     }
 }
 
@@ -124,6 +167,8 @@ pub struct MongoClient {
     /// A replica-set member discovered from this target (`/probe?member=`):
     /// the target's options, this host, `directConnection=true`.
     member: Option<(String, u16)>,
+    /// Unreachable at the last attempt: scrapes answer at once until the next probe.
+    reach: StdMutex<Reachability>,
 }
 
 impl std::fmt::Debug for MongoClient {
@@ -141,6 +186,7 @@ impl MongoClient {
             refused: StdMutex::new(BTreeMap::new()),
             guarded: StdMutex::new(std::collections::BTreeSet::new()),
             member: None,
+            reach: StdMutex::new(Reachability::default()),
             spec,
         }
     }
@@ -165,7 +211,19 @@ impl MongoClient {
         let client = self.client(deadline).await?;
         let admin = client.database("admin");
         let started = Instant::now();
-        let hello = run(&admin, doc! {"hello": 1}, deadline, "hello").await?;
+        let hello_deadline = self.hello_deadline(deadline)?;
+        let hello = match run(&admin, doc! {"hello": 1}, hello_deadline, "hello").await {
+            Ok(hello) => {
+                self.note_reachable();
+                hello
+            }
+            Err(e) => {
+                if e.is_unreachable() {
+                    self.note_unreachable(&e);
+                }
+                return Err(e);
+            }
+        };
         let node = node_info(&hello);
         let status = run(&admin, doc! {"serverStatus": 1}, deadline, "serverStatus").await?;
         let mut scrape = MongoScrape::default();
@@ -711,6 +769,45 @@ impl MongoClient {
         }
     }
 
+    /// The deadline of this scrape's `hello`: the scrape's own while the
+    /// target answers; [`DOWN_PROBE_TIMEOUT`] when it was unreachable at the
+    /// last attempt and a probe is due; an immediate [`MongoError::Down`]
+    /// while it backs off. The driver's monitor keeps checking the server in
+    /// the background, so a probe finds a recovered server at once.
+    fn hello_deadline(&self, deadline: Instant) -> Result<Instant, MongoError> {
+        let reach = self.reach.lock().unwrap_or_else(|p| p.into_inner());
+        if reach.failures == 0 {
+            return Ok(deadline);
+        }
+        let now = Instant::now();
+        match reach.next_probe {
+            Some(at) if at > now => Err(MongoError::Down {
+                failures: reach.failures,
+                reason: reach.reason.clone(),
+                wait_ms: (at - now).as_millis(),
+            }),
+            _ => Ok(deadline.min(now + DOWN_PROBE_TIMEOUT)),
+        }
+    }
+
+    fn note_reachable(&self) {
+        let mut reach = self.reach.lock().unwrap_or_else(|p| p.into_inner());
+        *reach = Reachability::default();
+    }
+
+    /// One more unreachable attempt: the next probe waits 1 s, 2 s, 4 s, ... (at most 30 s).
+    fn note_unreachable(&self, e: &MongoError) {
+        let mut reach = self.reach.lock().unwrap_or_else(|p| p.into_inner());
+        reach.failures = reach.failures.saturating_add(1);
+        if !matches!(e, MongoError::Down { .. }) {
+            reach.reason = e.to_string();
+        }
+        let backoff = Duration::from_secs(1)
+            .saturating_mul(1u32 << reach.failures.saturating_sub(1).min(5))
+            .min(MAX_DOWN_BACKOFF);
+        reach.next_probe = Some(Instant::now() + backoff);
+    }
+
     /// Classifies a driver error; Unauthorized starts the refusal backoff.
     fn classify(&self, name: &'static str, e: &mongodb::error::Error) -> SectionOutcome {
         if command_code(e) != Some(UNAUTHORIZED) {
@@ -944,7 +1041,9 @@ pub fn describe(e: &mongodb::error::Error) -> String {
     match e.kind.as_ref() {
         K::Command(c) => format!("server error {} ({})", c.code, c.code_name),
         K::Authentication { .. } => AUTHENTICATION_FAILED.to_string(),
-        K::ServerSelection { .. } => "server unreachable (server selection timed out)".to_string(),
+        K::ServerSelection { message, .. } => {
+            format!("server unreachable: {} (server selection timed out)", selection_cause(message))
+        }
         K::Io(io) => format!("I/O error: {}", io.kind()),
         K::ConnectionPoolCleared { .. } => "connection pool cleared after a network error".to_string(),
         K::InvalidResponse { .. } => "invalid response from the server".to_string(),
@@ -954,6 +1053,27 @@ pub fn describe(e: &mongodb::error::Error) -> String {
             let text = format!("{other:?}");
             text.split(['{', '(', ' ']).next().unwrap_or("error").to_string()
         }
+    }
+}
+
+/// Why server selection found no server, in words, from the driver's
+/// topology description (only a fixed phrase is kept: the description quotes
+/// addresses and driver internals, never credentials, but is long).
+fn selection_cause(message: &str) -> &'static str {
+    let topology = message.to_ascii_lowercase();
+    let servers = topology.split_once("topology").map_or(topology.as_str(), |(_, rest)| rest);
+    if servers.contains("connection refused") {
+        "connection refused"
+    } else if servers.contains("certificate") || servers.contains("tls") {
+        "TLS handshake or certificate verification failed"
+    } else if servers.contains("lookup") || servers.contains("dns") || servers.contains("resolve") {
+        "DNS lookup failed"
+    } else if servers.contains("timed out") || servers.contains("timeout") {
+        "connect timed out"
+    } else if servers.contains("authentication") {
+        "authentication failed"
+    } else {
+        "no suitable server answered"
     }
 }
 
@@ -981,6 +1101,16 @@ pub fn grant_for(command: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selection_failures_name_the_cause() {
+        let refused = "Server selection timeout: No available servers. Topology: { Type: Single, Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: Connection refused (os error 111), labels: {} } ] }";
+        assert_eq!(selection_cause(refused), "connection refused");
+        assert_eq!(
+            selection_cause("Server selection timeout: Topology: { Servers: [] }"),
+            "no suitable server answered"
+        );
+    }
 
     #[test]
     fn roles_from_hello() {

@@ -54,7 +54,9 @@ pub enum RedisError {
     Backoff { failures: u32, wait_ms: u128 },
     #[error("connect failed: {0}")]
     Connect(String),
-    #[error("authentication failed ({0})")]
+    /// The server's code (`WRONGPASS`, `NOAUTH`, `NOPERM`, `DENIED`) or
+    /// `authentication rejected`; displayed in words ([`auth_words`]).
+    #[error("{}", auth_words(.0).unwrap_or_else(|| .0.clone()))]
     Auth(String),
     #[error("deadline exceeded during {0}")]
     Timeout(&'static str),
@@ -743,7 +745,7 @@ pub(crate) async fn open_capped(
                 let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
                     .map_err(|_| RedisError::Connect("invalid TLS server name".into()))?;
                 let config = tls.clone().ok_or(RedisError::Connect("TLS settings".into()))?;
-                Box::new(TlsConnector::from(config).connect(name, tcp).await.map_err(|e| io_error(&e))?)
+                Box::new(TlsConnector::from(config).connect(name, tcp).await.map_err(|e| tls_error(&e))?)
             }
             ConnectionAddr::Unix(path) => {
                 Box::new(tokio::net::UnixStream::connect(path).await.map_err(|e| io_error(&e))?)
@@ -797,7 +799,40 @@ async fn tcp_connect(host: &str, port: u16) -> Result<tokio::net::TcpStream, Red
 }
 
 fn io_error(e: &std::io::Error) -> RedisError {
-    RedisError::Connect(format!("I/O error: {}", e.kind()))
+    RedisError::Connect(io_cause(e))
+}
+
+/// Why a connection attempt failed, in words an operator acts on. No server or
+/// OS text that could carry more than the cause (never credentials: none are
+/// sent before the connection exists).
+pub(crate) fn io_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connection refused (nothing listens on that port, or a firewall rejects it)".into(),
+        K::TimedOut => "connection timed out".into(),
+        K::ConnectionReset => "connection reset by the server".into(),
+        K::ConnectionAborted => "connection aborted".into(),
+        K::AddrNotAvailable => "address not available".into(),
+        K::PermissionDenied => "connection not permitted (a local firewall or sandbox refused it)".into(),
+        K::HostUnreachable => "host unreachable".into(),
+        K::NetworkUnreachable => "network unreachable".into(),
+        K::NotFound => "no such socket file".into(),
+        K::UnexpectedEof => "connection closed by the server".into(),
+        // tokio's resolver reports "failed to lookup address information: ...".
+        _ if e.to_string().contains("lookup address") => "DNS lookup failed (the host name does not resolve)".into(),
+        kind => format!("I/O error: {kind}"),
+    }
+}
+
+/// A failed TLS handshake: the certificate verification's reason when that is what failed.
+fn tls_error(e: &std::io::Error) -> RedisError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(reason)) => {
+            RedisError::Connect(format!("TLS certificate verification failed: {reason:?}"))
+        }
+        Some(tls) => RedisError::Connect(format!("TLS handshake failed: {tls}")),
+        None => RedisError::Connect(format!("TLS handshake failed: {}", io_cause(e))),
+    }
 }
 
 fn connection_info(
@@ -979,7 +1014,14 @@ fn parse_latency_latest(value: &Value) -> Vec<LatencyEvent> {
 }
 
 fn server_error(command: &'static str, e: &redis::ServerError) -> RedisError {
-    RedisError::Command { command, reason: e.code().to_string() }
+    match e.code() {
+        "NOAUTH" => RedisError::Auth("NOAUTH".to_string()),
+        "NOPERM" => RedisError::Command {
+            command,
+            reason: format!("missing privilege (NOPERM); grant it with ACL SETUSER <user> {}", acl_grant_for(command)),
+        },
+        code => RedisError::Command { command, reason: code.to_string() },
+    }
 }
 
 pub(crate) fn classify_connect_error(e: &redis::RedisError) -> RedisError {
@@ -989,6 +1031,18 @@ pub(crate) fn classify_connect_error(e: &redis::RedisError) -> RedisError {
         _ if e.kind() == redis::ErrorKind::AuthenticationFailed => RedisError::Auth("authentication rejected".into()),
         _ => RedisError::Connect(describe(e)),
     }
+}
+
+/// An authentication-related error code in words (the code kept in parentheses).
+pub(crate) fn auth_words(code: &str) -> Option<String> {
+    Some(match code {
+        "WRONGPASS" => "authentication rejected: wrong user name or password (WRONGPASS)".into(),
+        "NOAUTH" => "authentication required: the server needs a password and none was given (NOAUTH)".into(),
+        "NOPERM" => "the user may not run the connection handshake (NOPERM)".into(),
+        "DENIED" => "connection denied by protected mode (DENIED)".into(),
+        "authentication rejected" => "authentication rejected: wrong user name or password".into(),
+        _ => return None,
+    })
 }
 
 /// A short description without server-echoed details (which can contain arguments).
@@ -1001,7 +1055,7 @@ fn describe(e: &redis::RedisError) -> String {
     }
     if e.is_io_error() {
         if let Some(io) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
-            return format!("I/O error: {}", io.kind());
+            return io_cause(io);
         }
         return "I/O error".to_string();
     }
@@ -1014,6 +1068,19 @@ fn describe(e: &redis::RedisError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_failures_are_described_in_words() {
+        use std::io::{Error, ErrorKind};
+        assert!(io_cause(&Error::from(ErrorKind::ConnectionRefused)).starts_with("connection refused"));
+        assert_eq!(io_cause(&Error::from(ErrorKind::TimedOut)), "connection timed out");
+        let dns = Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(io_cause(&dns), "DNS lookup failed (the host name does not resolve)");
+        assert_eq!(io_cause(&Error::from(ErrorKind::BrokenPipe)), "I/O error: broken pipe");
+        assert!(auth_words("NOAUTH").is_some_and(|w| w.contains("authentication required")));
+        assert!(auth_words("WRONGPASS").is_some_and(|w| w.contains("wrong user name or password")));
+        assert_eq!(auth_words("ERR"), None);
+    }
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
