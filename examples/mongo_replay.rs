@@ -111,6 +111,8 @@ fn main() -> ExitCode {
         }
     };
     server.set_fault(args.fault.clone());
+    // The demo's database follows the DBA guide: required indexes present, TTL monitor running.
+    server.serve_healthy_app();
     println!("{}", server.uri());
     eprintln!(
         "mongo_replay: scenario {} on {} (fault: {:?}); Ctrl-C to stop",

@@ -26,15 +26,17 @@ Method
   The floor is what any exporter must spend: one `INFO ALL` round trip on a
   persistent, authenticated connection, timed the same way.
   Before measuring, both must return `redis_up 1`, and each gets --warmup scrapes.
-  Phase A scrapes only ours N times, phase B only theirs N times: the deltas in that
-  phase are attributable to one exporter:
+  The solo measurements run in batches of 50 requests, interleaved: ours, theirs,
+  the floor, ours with gzip, theirs with gzip, repeated N/50 times, so that all of
+  them see the same machine state; within a batch only one of them is active, so
+  the deltas of that batch are attributable to it:
     * exporter CPU per scrape = (utime+stime from /proc/PID/stat) delta / N;
     * Redis server time per scrape = sum of usec over all `INFO commandstats`
       entries, delta / N, minus the cost of the benchmark's own snapshot
       (AUTH + INFO commandstats, measured once by two back-to-back snapshots);
     * Redis commands per scrape = sum of calls, delta / N, same correction.
-  Phases A2/B2 repeat A/B with `Accept-Encoding: gzip` (CPU per gzip scrape).
-  Phase F sends the floor's `INFO ALL` N times alone (its Redis server time).
+  The gzip batches send `Accept-Encoding: gzip` (CPU per gzip scrape); the floor
+  batches give the floor's Redis server time.
   Phase C interleaves ours, theirs and the floor (rotating the order) N times each:
   median and p99 (nearest rank) wall latency come from this phase, so all three see
   the same machine state.
@@ -489,39 +491,55 @@ latency-monitor-threshold 1
         floor.call("INFO", "ALL")
         return time.perf_counter() - start
 
-    def solo(exp, gzip):
-        """CPU per scrape and Redis cost of `exp` scraped alone N times."""
-        stats0, cpu0 = commandstats(redis_port, password), cpu_seconds(exp.proc.pid)
+    # The solo measurements run in interleaved batches (ours, theirs, floor, ours
+    # gzip, theirs gzip, BATCH requests each, repeated): each is alone while it
+    # is measured, and all see the same machine state over the run.
+    BATCH = 50
+
+    def snapshot(pid):
+        return commandstats(redis_port, password), (cpu_seconds(pid) if pid else 0.0)
+
+    def measure(kind, pid, take, acc):
+        stats0, cpu0 = snapshot(pid)
         body = b""
-        for _ in range(args.scrapes):
-            _, body = exp.checked_scrape(gzip)
-        cpu1, stats1 = cpu_seconds(exp.proc.pid), commandstats(redis_port, password)
-        delta = subtract(stats_delta(stats0, stats1), probe_overhead)
-        return (cpu1 - cpu0) * 1000 / args.scrapes, delta, body
+        for _ in range(BATCH):
+            body = take()
+        stats1, cpu1 = snapshot(pid)
+        acc.setdefault(kind, {"cpu": 0.0, "n": 0, "delta": {}})
+        a = acc[kind]
+        a["cpu"] += cpu1 - cpu0
+        a["n"] += BATCH
+        for cmd, (c, u) in subtract(stats_delta(stats0, stats1), probe_overhead).items():
+            c0, u0 = a["delta"].get(cmd, (0, 0))
+            a["delta"][cmd] = (c0 + c, u0 + u)
+        a["body"] = body
 
     runs = []
     for run_no in range(1, args.runs + 1):
         result = {"ours": {}, "theirs": {}, "floor": {}}
-        for phase, exp in (("A", ours), ("B", theirs)):
-            log(f"run {run_no}/{args.runs} phase {phase}: {args.scrapes} scrapes of {exp.label} alone")
-            cpu_ms, delta, body = solo(exp, False)
-            result[exp.name].update(
-                cpu_ms=cpu_ms,
-                server_usec=sum(u for _, u in delta.values()) / args.scrapes,
-                server_calls=sum(c for c, _ in delta.values()) / args.scrapes,
-                per_command={cmd: (c / args.scrapes, u / args.scrapes) for cmd, (c, u) in delta.items()},
-                bytes=len(body), samples=samples(body), up=redis_up(body))
-        for phase, exp in (("A2", ours), ("B2", theirs)):
-            log(f"run {run_no}/{args.runs} phase {phase}: {args.scrapes} gzip scrapes of {exp.label} alone")
-            cpu_ms, _, _ = solo(exp, True)
-            result[exp.name]["gzip_cpu_ms"] = cpu_ms
-        log(f"run {run_no}/{args.runs} phase F: {args.scrapes} INFO ALL on one persistent connection")
-        stats0 = commandstats(redis_port, password)
-        for _ in range(args.scrapes):
-            floor_call()
-        delta = subtract(stats_delta(stats0, commandstats(redis_port, password)), probe_overhead)
-        result["floor"]["server_usec"] = sum(u for _, u in delta.values()) / args.scrapes
-        result["floor"]["server_calls"] = sum(c for c, _ in delta.values()) / args.scrapes
+        batches = max(1, args.scrapes // BATCH)
+        log(f"run {run_no}/{args.runs} solo phases: {batches} rounds of {BATCH} requests each for ours, theirs, "
+            "the floor, ours with gzip and theirs with gzip")
+        acc = {}
+        for _ in range(batches):
+            measure("ours", ours.proc.pid, lambda: ours.checked_scrape()[1], acc)
+            measure("theirs", theirs.proc.pid, lambda: theirs.checked_scrape()[1], acc)
+            measure("floor", None, lambda: (floor_call(), b"")[1], acc)
+            measure("ours_gz", ours.proc.pid, lambda: ours.checked_scrape(True)[1], acc)
+            measure("theirs_gz", theirs.proc.pid, lambda: theirs.checked_scrape(True)[1], acc)
+        for name in ("ours", "theirs"):
+            a, g = acc[name], acc[name + "_gz"]
+            n = a["n"]
+            result[name].update(
+                cpu_ms=a["cpu"] * 1000 / n,
+                gzip_cpu_ms=g["cpu"] * 1000 / g["n"],
+                server_usec=sum(u for _, u in a["delta"].values()) / n,
+                server_calls=sum(c for c, _ in a["delta"].values()) / n,
+                per_command={cmd: (c / n, u / n) for cmd, (c, u) in a["delta"].items()},
+                bytes=len(a["body"]), samples=samples(a["body"]), up=redis_up(a["body"]))
+        f = acc["floor"]
+        result["floor"]["server_usec"] = sum(u for _, u in f["delta"].values()) / f["n"]
+        result["floor"]["server_calls"] = sum(c for c, _ in f["delta"].values()) / f["n"]
 
         log(f"run {run_no}/{args.runs} phase C: {args.scrapes} interleaved scrapes of each and of the floor")
         latencies = {"ours": [], "theirs": [], "floor": []}

@@ -15,7 +15,7 @@
 #      --bin tenderly-exporter --example mongo_replay) unless --no-build;
 #   3. starts a private redis-server on 127.0.0.1:16379 and a replica on :16380 in
 #      ${TMPDIR:-/tmp}/tenderly-demo, configured like the DBA guide's redis.conf
-#      (requirepass from a generated password kept in a 0600 file, maxmemory 64mb
+#      (requirepass from a generated password kept in a 0600 file, maxmemory 1gb
 #      allkeys-lru, FLUSHDB/FLUSHALL/KEYS renamed away, CONFIG renamed to a secret name
 #      the exporter is told in posture_options.config_command);
 #   4. loads ~2000 Tenderly-shaped keys (fake values), every one with the TTL of its
@@ -174,6 +174,9 @@ targets:
     currentop_threshold: 1s
     tenderly:
       app_database: tenderly
+      # The replayed mongod profiles at level 1 (slowms 100) so the profiler
+      # panels have data: the demo's policy says so, instead of the guide's 0.
+      drift: {profile: 1}
 EOF
 }
 
@@ -445,7 +448,7 @@ dir $DEMO_DIR
 pidfile $DEMO_DIR/redis.pid
 logfile $DEMO_DIR/redis.log
 requirepass $REDISCLI_AUTH
-maxmemory 64mb
+maxmemory 1gb
 maxmemory-policy allkeys-lru
 latency-monitor-threshold 1
 save 900 1
@@ -461,7 +464,6 @@ EOF
     sed -e "s#^port .*#port $REPLICA_PORT#" \
         -e "s#^pidfile .*#pidfile $DEMO_DIR/replica.pid#" \
         -e "s#^logfile .*#logfile $DEMO_DIR/replica.log#" \
-        -e "s#^save .*##" \
         "$DEMO_DIR/redis.conf" >"$DEMO_DIR/replica.conf"
     printf 'dbfilename replica.rdb\nreplicaof 127.0.0.1 %s\nmasterauth %s\n' "$REDIS_PORT" "$REDISCLI_AUTH" \
         >>"$DEMO_DIR/replica.conf"
@@ -650,11 +652,11 @@ done
 
 # --- 8. Alertmanager and Prometheus ----------------------------------------------------------
 # deploy/alertmanager.yml's routes and inhibitions; its receivers (PagerDuty, Slack)
-# need secrets, so the demo's receivers of the same names deliver nowhere. See the
+# (and the security mail) need secrets, so the demo's receivers of the same names deliver nowhere. See the
 # firing alerts in the Alertmanager UI.
 {
     sed '/^receivers:/,$d' "$ROOT/deploy/alertmanager.yml"
-    printf 'receivers:\n  - name: pager\n  - name: chat\n'
+    printf 'receivers:\n  - name: security\n  - name: pager\n  - name: chat\n'
 } >"$DEMO_DIR/alertmanager.yml"
 mkdir -m 700 "$DEMO_DIR/alertmanager-data"
 log "starting Alertmanager on 127.0.0.1:$ALERTMANAGER_PORT"

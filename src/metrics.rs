@@ -673,7 +673,9 @@ fn escape_label_value(value: &str, out: &mut Vec<u8>) {
 
 /// HELP text: backslash and newline escaped (both formats).
 fn escape_help(help: &str, out: &mut Vec<u8>) {
-    if !help.bytes().any(|b| matches!(b, b'\\' | b'\n')) {
+    // Declarations are checked to need no escaping (`Desc::is_well_formed`);
+    // `contains` on bytes is a memchr, so the check costs little.
+    if !help.as_bytes().contains(&b'\\') && !help.as_bytes().contains(&b'\n') {
         out.extend_from_slice(help.as_bytes());
         return;
     }

@@ -140,7 +140,10 @@ fn redis_drift_follows_config_set() {
         ..RedisOptions::default()
     });
     assert_eq!(server.cli(&["CONFIG", "GET", "save"]).lines().nth(1).unwrap_or_default(), "");
-    let exporter = TestExporter::start(&["--redis.addr", &server.addr(), "--no-collector.tenderly.keys"], &[]);
+    let exporter = TestExporter::start(
+        &["--redis.addr", &server.addr(), "--no-collector.tenderly.keys", "--redis.config-max-age", "0s"],
+        &[],
+    );
     assert_eq!(drift(&exporter, "maxmemory-policy"), Some(1.0));
     assert_eq!(drift(&exporter, "save"), Some(1.0));
     assert_eq!(drift(&exporter, "maxmemory"), Some(1.0), "maxmemory 0 (no limit) is not the guide's 1gb");

@@ -133,6 +133,8 @@ fn demo_fires_exactly_the_listed_alerts_and_leaves_nothing_behind_on_ctrl_c() {
     let demo_dir = tmp.join("tenderly-demo");
     let lock = tmp.join("tenderly-demo.lock");
     let mongo = ReplayServer::start(Scenario::Primary).unwrap_or_else(|e| panic!("replay server: {e}"));
+    // As examples/mongo_replay.rs serves it to the demo: the guide's indexes, a running TTL monitor.
+    mongo.serve_healthy_app();
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let [redis, replica, prom, am, exporter] = [ports[0], ports[1], ports[2], ports[3], ports[4]];
     let log_path = tmp.join("demo.out");

@@ -38,8 +38,8 @@ mod tenderly_queries; // queries, audit counters and MongoDB posture
 mod config_cli; // flags, config file, --check-config
 mod discovery; // /discover and member probes
 mod doctor; // the doctor subcommand
-mod exposition_formats; // Accept/gzip negotiation; promtool and OpenMetrics-parser clean on every role
 mod errors; // errors say where and why: addresses, causes, password hints, a dead MongoDB answers at once
+mod exposition_formats; // Accept/gzip negotiation; promtool and OpenMetrics-parser clean on every role
 mod fault_matrix; // two targets, one failing in every way
 mod http; // routing, content types, deadlines, limits
 mod http_hostile; // slow readers, idle floods, hung targets, Host headers

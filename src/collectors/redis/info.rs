@@ -87,7 +87,10 @@ pub fn parse_info(raw: &[u8]) -> Info {
     let mut info = Info::default();
     // One validation for the whole reply (borrowed when it is UTF-8, as
     // every real reply is); invalid bytes are replaced, never rejected.
-    let text = String::from_utf8_lossy(raw);
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let lines = raw.iter().filter(|&&b| b == b'\n').count();
     info.index.reserve(lines.min(MAX_FIELDS));
     for line in text.split('\n') {
@@ -96,12 +99,12 @@ pub fn parse_info(raw: &[u8]) -> Info {
             info.dropped_lines += 1;
             continue;
         }
-        let line = line.trim();
+        let line = line.trim_ascii();
         if line.is_empty() {
             continue;
         }
         if let Some(header) = line.strip_prefix('#') {
-            info.sections.push(Section { name: header.trim().to_owned(), fields: Vec::new() });
+            info.sections.push(Section { name: header.trim_ascii().to_owned(), fields: Vec::new() });
             continue;
         }
         // Split at the first ':' only: values may contain ':' (`executable`,
@@ -110,7 +113,7 @@ pub fn parse_info(raw: &[u8]) -> Info {
             info.dropped_lines += 1;
             continue;
         };
-        let field = field.trim();
+        let field = field.trim_ascii();
         if field.is_empty() {
             info.dropped_lines += 1;
             continue;
@@ -119,7 +122,7 @@ pub fn parse_info(raw: &[u8]) -> Info {
             info.dropped_lines += 1;
             continue;
         }
-        info.push_field(field.to_owned(), value.trim().to_owned());
+        info.push_field(field.to_owned(), value.trim_ascii().to_owned());
     }
     info
 }
@@ -185,6 +188,17 @@ impl Info {
         self.sections.iter().flat_map(|s| s.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
+    /// The fields of section `name` when the reply has that section, else
+    /// every field (a reply without headers, or a fork that names sections
+    /// differently): the typed views read only where their lines live, not
+    /// the whole reply once per view.
+    fn fields_in<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a> {
+        match self.section(name) {
+            Some(section) => Box::new(section.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            None => Box::new(self.fields()),
+        }
+    }
+
     /// Whether the reply had no usable field at all (empty, garbage, or a
     /// non-INFO reply): the caller should treat the scrape as failed.
     pub fn is_empty(&self) -> bool {
@@ -214,7 +228,7 @@ impl Info {
 
     /// `dbN:keys=..,expires=..,avg_ttl=..[,subexpiry=..]` lines.
     pub fn keyspace(&self) -> Vec<KeyspaceDb> {
-        self.fields()
+        self.fields_in("keyspace")
             .filter(|(k, _)| indexed_name(k, "db").is_some())
             .map(|(k, v)| {
                 let mut db = KeyspaceDb { db: k.to_owned(), ..KeyspaceDb::default() };
@@ -236,7 +250,7 @@ impl Info {
 
     /// `slaveN:ip=,port=,state=,offset=,lag=` lines (on a master).
     pub fn replicas(&self) -> Vec<Replica> {
-        self.fields()
+        self.fields_in("replication")
             .filter_map(|(k, v)| {
                 let index = indexed_name(k, "slave")?;
                 let mut replica = Replica { index, ..Replica::default() };
@@ -257,7 +271,7 @@ impl Info {
 
     /// `cmdstat_<cmd>:calls=,usec=,usec_per_call=,rejected_calls=,failed_calls=` lines.
     pub fn command_stats(&self) -> Vec<CommandStat> {
-        self.fields()
+        self.fields_in("commandstats")
             .filter_map(|(k, v)| {
                 let cmd = k.strip_prefix("cmdstat_").filter(|c| !c.is_empty())?;
                 let mut stat = CommandStat { cmd: cmd.to_owned(), ..CommandStat::default() };
@@ -279,7 +293,7 @@ impl Info {
     /// `errorstat_<PREFIX>:count=` lines. The prefix is the first word of the
     /// error reply (`ERR`, `WRONGTYPE`, ...), a set Redis itself caps at 128.
     pub fn error_stats(&self) -> Vec<ErrorStat> {
-        self.fields()
+        self.fields_in("errorstats")
             .filter_map(|(k, v)| {
                 let error = k.strip_prefix("errorstat_").filter(|e| !e.is_empty())?;
                 let count = parse_kv_list(v).find(|(key, _)| *key == "count").and_then(|(_, c)| parse_u64(c));
@@ -292,7 +306,7 @@ impl Info {
     /// percentiles is server configuration (`latency-tracking-info-percentiles`),
     /// so it is read from the line rather than assumed.
     pub fn latency_percentiles(&self) -> Vec<LatencyPercentiles> {
-        self.fields()
+        self.fields_in("latencystats")
             .filter_map(|(k, v)| {
                 let cmd = k.strip_prefix("latency_percentiles_usec_").filter(|c| !c.is_empty())?;
                 let percentiles = parse_kv_list(v)
@@ -330,7 +344,7 @@ impl Info {
 
     /// `module:name=,ver=,api=,...` lines (one per loaded module, same field name).
     pub fn modules(&self) -> Vec<Module> {
-        self.fields()
+        self.fields_in("modules")
             .filter(|(k, _)| *k == "module")
             .map(|(_, v)| {
                 let mut module = Module::default();

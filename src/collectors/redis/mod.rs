@@ -10,8 +10,8 @@ pub mod encode;
 pub mod info;
 pub mod latency;
 pub mod load;
-pub mod tls_expiry;
 pub mod sentinel;
+pub mod tls_expiry;
 
 /// The `collector` label of this collector's runs.
 pub const COLLECTOR: &str = "redis";

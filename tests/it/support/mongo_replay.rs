@@ -449,6 +449,10 @@ struct Connection {
 }
 
 struct State {
+    /// Set by [`ReplayServer::serve_healthy_app`]: the TTL monitor's counters
+    /// advance by one pass with every serverStatus read from then on (a live
+    /// server makes one every 60 s; a replay cannot wait that long).
+    ttl_passes: Option<i64>,
     global_fault: Fault,
     command_faults: HashMap<String, Fault>,
     profile_docs: HashMap<String, Vec<Document>>,
@@ -502,6 +506,7 @@ impl ReplayServer {
         let mut profile_levels = HashMap::new();
         profile_levels.insert(APP_DB.to_owned(), 1);
         let state = State {
+            ttl_passes: None,
             global_fault: Fault::None,
             command_faults: HashMap::new(),
             profile_docs,
@@ -643,6 +648,36 @@ impl ReplayServer {
     /// so far, oldest first.
     pub fn commands_received(&self, command: &str) -> Vec<Document> {
         self.shared.state().bodies.iter().filter(|(name, _)| name == command).map(|(_, body)| body.clone()).collect()
+    }
+
+    /// A healthy Tenderly application database, as the demo shows it: the
+    /// DBA guide's indexes on `users`, `sessions` and `auditlogs` (what the
+    /// required-index check wants), and a TTL monitor that keeps making passes
+    /// (serverStatus `metrics.ttl` advances from the capture's values by one
+    /// pass per serverStatus read).
+    pub fn serve_healthy_app(&self) {
+        let index = |name: &str, key: Document, extra: Document| {
+            let mut spec = doc! { "v": 2, "key": key, "name": name };
+            spec.extend(extra);
+            spec
+        };
+        let id = || index("_id_", doc! { "_id": 1 }, doc! {});
+        let replies = [
+            (
+                "users",
+                vec![
+                    id(),
+                    index("email_1", doc! { "email": 1 }, doc! { "unique": true }),
+                    index("roles_1_accountStatus_1", doc! { "roles": 1, "accountStatus": 1 }, doc! {}),
+                ],
+            ),
+            ("sessions", vec![id(), index("expiresAt_1", doc! { "expiresAt": 1 }, doc! { "expireAfterSeconds": 0 })]),
+            ("auditlogs", vec![id(), index("timestamp_1", doc! { "timestamp": 1 }, doc! {})]),
+        ];
+        for (coll, specs) in replies {
+            self.set_command_reply("listIndexes", APP_DB, coll, cursor_reply(&format!("{APP_DB}.{coll}"), specs));
+        }
+        self.shared.state().ttl_passes = Some(0);
     }
 
     /// Replaces the documents `$currentOp` reports.
@@ -1205,7 +1240,13 @@ fn dispatch(shared: &Shared, request: &Request, name: &str, connection_id: i32) 
         "saslStart" | "saslContinue" | "authenticate" => {
             error_reply(18, "AuthenticationFailed", "Authentication failed.")
         }
-        "serverStatus" => data.server_status.clone(),
+        "serverStatus" => {
+            let passes = shared.state().ttl_passes.as_mut().map(|n| {
+                *n += 1;
+                *n
+            });
+            with_ttl_progress(data.server_status.clone(), passes)
+        }
         "getCmdLineOpts" if db != "admin" => admin_only(name),
         "getCmdLineOpts" => data.cmd_line_opts.clone(),
         "replSetGetStatus" | "replSetGetConfig" => data.repl_command(name, db),
@@ -1261,6 +1302,21 @@ fn list_indexes(cmd: &Document, db: &str) -> Document {
         })
         .collect();
     cursor_reply(&format!("{db}.{coll}"), specs)
+}
+
+/// serverStatus with `metrics.ttl` advanced by `passes` passes (and as many
+/// deleted documents), when set.
+fn with_ttl_progress(mut status: Document, passes: Option<i64>) -> Document {
+    let Some(minutes) = passes else { return status };
+    if let Ok(metrics) = status.get_document_mut("metrics") {
+        if let Ok(ttl) = metrics.get_document_mut("ttl") {
+            for key in ["passes", "deletedDocuments"] {
+                let base = ttl.get(key).and_then(as_f64).unwrap_or(0.0) as i64;
+                ttl.insert(key, base + minutes);
+            }
+        }
+    }
+    status
 }
 
 /// `getParameter: featureCompatibilityVersion` answered with the serverStatus
