@@ -7,8 +7,8 @@
 #
 # Starts a private redis-server (requirepass, free loopback port, temp dir), loads
 # ~100k Tenderly-shaped keys with redis-cli --pipe, starts both exporters with the
-# password in REDIS_PASSWORD (ours like for like: key scan and posture off unless
-# --all-collectors), and reports as a markdown table (stdout and --out): median and
+# password in REDIS_PASSWORD (ours like for like: the key scan, posture, LATENCY HISTOGRAM and
+# CLIENT LIST off unless --all-collectors), and reports as a markdown table (stdout and --out): median and
 # p99 scrape latency, exporter CPU per scrape (identity and gzip), peak RSS, Redis
 # server time and commands per scrape (INFO commandstats), each with the ratio
 # ours/theirs and the floor (one INFO ALL round trip on a persistent connection),

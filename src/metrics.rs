@@ -272,6 +272,15 @@ impl Exposition {
         Self::default()
     }
 
+    /// An empty exposition with room for `families` families (a Redis
+    /// target's collection has about 150), so filling it does not regrow.
+    pub fn with_capacity(families: usize) -> Self {
+        let mut out = Self::default();
+        out.families.reserve(families);
+        out.index.reserve(families);
+        out
+    }
+
     /// Adds one sample. A repeated label set within a family is dropped (the
     /// first value wins); a non-finite value on a counter is dropped.
     pub fn add(&mut self, desc: &Desc, labels: Vec<Label>, value: impl Into<Value>) {

@@ -1047,7 +1047,7 @@ impl TargetRunner {
     /// on authentication.
     async fn collect_with(&self, current: &Incarnation, deadline: Instant) -> (Collection, bool) {
         let started = Instant::now();
-        let mut exposition = Exposition::new();
+        let mut exposition = Exposition::with_capacity(192);
         let mut runs = Vec::new();
         let mut auth_failed = false;
         match &current.backend {

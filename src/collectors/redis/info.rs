@@ -36,13 +36,20 @@ pub struct Section {
     /// that precede any header (the whole of a `CLUSTER INFO` reply).
     pub name: String,
     /// `(field, value)` pairs in reply order, duplicates kept (several
-    /// `module:` lines are normal).
-    pub fields: Vec<(String, String)>,
+    /// `module:` lines are normal), as byte ranges of the reply text (one
+    /// allocation per reply instead of two per field); read them through
+    /// [`Info::fields`] or [`Info::section_fields`].
+    pub fields: Vec<(Span, Span)>,
 }
 
+/// A byte range `start..end` of an [`Info`]'s text.
+pub type Span = (u32, u32);
+
 /// A parsed `INFO` (or `CLUSTER INFO`) reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Info {
+    /// The reply as text (invalid UTF-8 replaced); fields point into it.
+    text: String,
     sections: Vec<Section>,
     /// Hash of a field name -> (section index, field index) of its first
     /// occurrence. Keyed by hash so building it costs no allocation per field
@@ -53,6 +60,22 @@ pub struct Info {
     field_count: usize,
     dropped_lines: usize,
 }
+
+/// Two replies are equal when they hold the same sections and fields (by
+/// text, wherever in the reply they sat) and dropped the same lines.
+impl PartialEq for Info {
+    fn eq(&self, other: &Self) -> bool {
+        self.dropped_lines == other.dropped_lines
+            && self.sections.len() == other.sections.len()
+            && self.sections.iter().zip(&other.sections).all(|(a, b)| {
+                a.name == b.name
+                    && a.fields.len() == b.fields.len()
+                    && self.section_fields(a).eq(other.section_fields(b))
+            })
+    }
+}
+
+impl Eq for Info {}
 
 /// The index keys are already hashes: use them as they are.
 #[derive(Default)]
@@ -74,6 +97,10 @@ impl Hasher for PassThroughHasher {
     }
 }
 
+fn span_str(text: &str, (start, end): Span) -> &str {
+    text.get(start as usize..end as usize).unwrap_or("")
+}
+
 fn name_hash(name: &str) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write(name.as_bytes());
@@ -84,15 +111,22 @@ fn name_hash(name: &str) -> u64 {
 /// invalid UTF-8 (replaced lossily), missing headers, blank lines, lines
 /// without `:` and unknown sections are all tolerated.
 pub fn parse_info(raw: &[u8]) -> Info {
-    let mut info = Info::default();
-    // One validation for the whole reply (borrowed when it is UTF-8, as
-    // every real reply is); invalid bytes are replaced, never rejected.
+    // One validation for the whole reply (every real reply is UTF-8);
+    // invalid bytes are replaced, never rejected. Replies are capped well
+    // below 4 GiB (the connection's reply budget), so u32 offsets suffice;
+    // anything beyond is dropped as too long.
     let text = match std::str::from_utf8(raw) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(raw),
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
     };
+    let mut info = Info::default();
     let lines = raw.iter().filter(|&&b| b == b'\n').count();
     info.index.reserve(lines.min(MAX_FIELDS));
+    let base = text.as_ptr() as usize;
+    let span = |part: &str| -> Option<Span> {
+        let start = part.as_ptr() as usize - base;
+        Some((u32::try_from(start).ok()?, u32::try_from(start + part.len()).ok()?))
+    };
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.len() > MAX_LINE_BYTES {
@@ -122,8 +156,13 @@ pub fn parse_info(raw: &[u8]) -> Info {
             info.dropped_lines += 1;
             continue;
         }
-        info.push_field(field.to_owned(), value.trim_ascii().to_owned());
+        let (Some(field), Some(value)) = (span(field), span(value.trim_ascii())) else {
+            info.dropped_lines += 1;
+            continue;
+        };
+        info.push_field(&text, field, value);
     }
+    info.text = text;
     info
 }
 
@@ -132,21 +171,25 @@ impl Info {
         self.field_count
     }
 
-    fn push_field(&mut self, field: String, value: String) {
+    fn push_field(&mut self, text: &str, field: Span, value: Span) {
         if self.sections.is_empty() {
             self.sections.push(Section::default());
         }
         let section_idx = self.sections.len() - 1;
         let field_idx = self.sections[section_idx].fields.len();
+        let name = span_str(text, field);
         // First occurrence wins for `get`, the same rule `Exposition` applies
         // to duplicate samples; later ones stay visible through `fields()`.
-        match self.index.entry(name_hash(&field)) {
+        match self.index.entry(name_hash(name)) {
             Entry::Vacant(slot) => {
                 slot.insert((section_idx, field_idx));
             }
             Entry::Occupied(slot) => {
                 let (s, f) = *slot.get();
-                if self.sections[s].fields[f].0 != field && self.lookup_collision(&field).is_none() {
+                let first = self.sections[s].fields[f].0;
+                let known_collision =
+                    self.collisions.iter().any(|&(cs, cf)| span_str(text, self.sections[cs].fields[cf].0) == name);
+                if span_str(text, first) != name && !known_collision {
                     self.collisions.push((section_idx, field_idx));
                 }
             }
@@ -155,21 +198,31 @@ impl Info {
         self.field_count += 1;
     }
 
-    fn field_at(&self, (s, f): (usize, usize)) -> Option<&(String, String)> {
-        self.sections.get(s)?.fields.get(f)
+    fn str_at(&self, at: Span) -> &str {
+        span_str(&self.text, at)
+    }
+
+    fn field_at(&self, (s, f): (usize, usize)) -> Option<(&str, &str)> {
+        let &(k, v) = self.sections.get(s)?.fields.get(f)?;
+        Some((self.str_at(k), self.str_at(v)))
     }
 
     fn lookup_collision(&self, field: &str) -> Option<&str> {
-        self.collisions.iter().filter_map(|&at| self.field_at(at)).find(|(k, _)| k == field).map(|(_, v)| v.as_str())
+        self.collisions.iter().filter_map(|&at| self.field_at(at)).find(|(k, _)| *k == field).map(|(_, v)| v)
     }
 
     /// Value of the first field named `field`, in any section.
     pub fn get(&self, field: &str) -> Option<&str> {
         let &at = self.index.get(&name_hash(field))?;
         match self.field_at(at) {
-            Some((k, v)) if k == field => Some(v.as_str()),
+            Some((k, v)) if k == field => Some(v),
             _ => self.lookup_collision(field),
         }
+    }
+
+    /// The `(field, value)` pairs of one section, in reply order.
+    pub fn section_fields<'a>(&'a self, section: &'a Section) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        section.fields.iter().map(move |&(k, v)| (self.str_at(k), self.str_at(v)))
     }
 
     /// The section whose header matches `name` case-insensitively
@@ -185,7 +238,7 @@ impl Info {
 
     /// Every `(field, value)` pair in reply order, across sections.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.sections.iter().flat_map(|s| s.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        self.sections.iter().flat_map(move |s| self.section_fields(s))
     }
 
     /// The fields of section `name` when the reply has that section, else
@@ -194,7 +247,7 @@ impl Info {
     /// the whole reply once per view.
     fn fields_in<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a> {
         match self.section(name) {
-            Some(section) => Box::new(section.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            Some(section) => Box::new(self.section_fields(section)),
             None => Box::new(self.fields()),
         }
     }

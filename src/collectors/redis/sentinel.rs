@@ -299,9 +299,7 @@ pub struct InfoMaster<'a> {
 /// The `masterN` lines of INFO sentinel (other fields starting with `master` are not these).
 pub fn info_masters(info: &Info) -> Vec<InfoMaster<'_>> {
     let Some(section) = info.section("sentinel") else { return Vec::new() };
-    section
-        .fields
-        .iter()
+    info.section_fields(section)
         .filter(|(k, _)| {
             k.strip_prefix("master").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         })
