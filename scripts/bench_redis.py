@@ -604,7 +604,7 @@ def target_ratios(run, last):
 def render(args, runs, dbsize, server_info, memory):
     last = runs[-1]
     # Medians over the runs for every per-run figure; RSS is read once, after the last run.
-    o, t, f = ({k: (median([r[who][k] for r in runs]) if isinstance(v, (int, float)) else v)
+    o, t, f = ({k: (median([r[who][k] for r in runs if k in r[who]]) if isinstance(v, (int, float)) else v)
                 for k, v in last[who].items()} for who in ("ours", "theirs", "floor"))
     rows = [
         ("median scrape latency (ms)", "median_ms", 3),

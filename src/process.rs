@@ -3,8 +3,8 @@
 //!
 //! CPU times in `/proc/self/stat` are in USER_HZ ticks, which the kernel's ABI
 //! fixes at 100 on every mainstream Linux architecture (the value `sysconf`
-//! would return); memory comes from `/proc/self/status` in kB, which avoids
-//! guessing the page size.
+//! would return); memory comes from `/proc/self/statm` in pages of
+//! `sysconf(_SC_PAGESIZE)`.
 
 use std::sync::OnceLock;
 
@@ -32,12 +32,12 @@ pub fn descriptors() -> Vec<&'static Desc> {
 
 /// Adds whatever `/proc/self` can tell; silently skips what it cannot.
 pub fn encode(out: &mut Exposition) {
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        if let Some(fields) = stat_fields(&stat) {
+    let mut buf = [0u8; 4096];
+    if let Some(stat) = read_small("/proc/self/stat", &mut buf) {
+        if let Some(fields) = stat_fields(stat) {
             if let (Some(utime), Some(stime)) = (field_f64(&fields, 14), field_f64(&fields, 15)) {
                 out.add_plain(&CPU, (utime + stime) / USER_HZ);
             }
-            // Constant for the life of the process: computed once (reading /proc/stat is not free).
             static START_TIME: OnceLock<Option<f64>> = OnceLock::new();
             let start = *START_TIME.get_or_init(|| Some(boot_time()? + field_f64(&fields, 22)? / USER_HZ));
             if let Some(start) = start {
@@ -45,26 +45,60 @@ pub fn encode(out: &mut Exposition) {
             }
         }
     }
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(kb) = status_kb(&status, "VmRSS:") {
-            out.add_plain(&RSS, kb * 1024);
+    // statm: sizes in pages; one small read instead of the whole of /proc/self/status.
+    if let Some(statm) = read_small("/proc/self/statm", &mut buf) {
+        let mut pages = statm.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+        let (size, resident) = (pages.next().flatten(), pages.next().flatten());
+        let page = page_size();
+        if let Some(resident) = resident {
+            out.add_plain(&RSS, resident.saturating_mul(page));
         }
-        if let Some(kb) = status_kb(&status, "VmSize:") {
-            out.add_plain(&VSZ, kb * 1024);
+        if let Some(size) = size {
+            out.add_plain(&VSZ, size.saturating_mul(page));
         }
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
         out.add_plain(&OPEN_FDS, dir.count() as u64);
     }
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
-        if let Some(max) = max_open_files(&limits) {
-            out.add_plain(&MAX_FDS, max);
-        }
+    if let Some(max) = max_fds() {
+        out.add_plain(&MAX_FDS, max);
     }
 }
 
-/// Fields of `/proc/self/stat`, numbered from 1 as in proc(5). The command name
-/// (field 2) may contain spaces and parentheses, so split after its last `)`.
+/// Reads a small procfs file with one `read` into `buf` (procfs files
+/// return their whole content in one read when it fits): no size probe, no
+/// growing buffer, as `read_to_string` would do for a file of size 0.
+fn read_small<'a>(path: &str, buf: &'a mut [u8]) -> Option<&'a str> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(buf).ok()?;
+    std::str::from_utf8(buf.get(..n)?).ok()
+}
+
+/// The page size, for statm (4 KiB on x86_64; 16 or 64 KiB on some arm64).
+fn page_size() -> u64 {
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    // SAFETY: sysconf has no preconditions; it returns -1 on error.
+    *PAGE.get_or_init(|| u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
+}
+
+/// The soft open-files limit; read from /proc/self/limits at most once a
+/// minute (it changes only through prlimit from outside).
+fn max_fds() -> Option<u64> {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static CACHE: Mutex<Option<(Instant, Option<u64>)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, value)) = *cache {
+        if at.elapsed() < Duration::from_secs(60) {
+            return value;
+        }
+    }
+    let value = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| max_open_files(&l));
+    *cache = Some((Instant::now(), value));
+    value
+}
+
 fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let close = stat.rfind(')')?;
     let mut fields = vec![stat.get(..close)?.split_whitespace().next()?, "comm"];
@@ -79,10 +113,6 @@ fn field_f64(fields: &[&str], number: usize) -> Option<f64> {
 fn boot_time() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
-}
-
-fn status_kb(status: &str, key: &str) -> Option<u64> {
-    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 fn max_open_files(limits: &str) -> Option<u64> {

@@ -1097,7 +1097,7 @@ fn encode_commands(info: &Info, out: &mut Exposition, dropped: &mut SeriesDroppe
             .iter()
             .take(MAX_PERCENTILES)
             .filter_map(|(percentile, usec)| {
-                let quantile = percentile_to_quantile(percentile)?.parse::<f64>().ok()?;
+                let quantile = quantile_of(percentile)?;
                 Some((quantile, usec / 1e6))
             })
             .collect();
@@ -1114,6 +1114,18 @@ fn encode_commands(info: &Info, out: &mut Exposition, dropped: &mut SeriesDroppe
         out.add(&LATENCY_PERCENTILES, vec![label("cmd", &line.cmd)], value);
     }
     dropped.add("latencystats", extra);
+}
+
+/// A percentile as Redis prints it as a quantile: the server's default
+/// percentiles without building strings, anything else through
+/// [`percentile_to_quantile`].
+fn quantile_of(p: &str) -> Option<f64> {
+    match p {
+        "50" => Some(0.5),
+        "99" => Some(0.99),
+        "99.9" => Some(0.999),
+        _ => percentile_to_quantile(p)?.parse().ok(),
+    }
 }
 
 /// `"99.9"` (a percentile as Redis prints it) to `"0.999"` (a quantile), by

@@ -499,16 +499,47 @@ fn indexed_name(field: &str, prefix: &str) -> Option<u32> {
 /// Splits `a=1,b=2` into pairs. Parts without `=` are skipped (a truncated or
 /// garbled part must not shift the meaning of the others: parsing is by key).
 pub fn parse_kv_list(value: &str) -> impl Iterator<Item = (&str, &str)> {
-    value.split(',').filter_map(|part| {
-        let (k, v) = part.split_once('=')?;
-        let k = k.trim();
-        (!k.is_empty()).then_some((k, v.trim()))
-    })
+    KvList { rest: value, done: false }
+}
+
+/// Iterator behind [`parse_kv_list`]: splits on ASCII `,` and `=` by byte
+/// position (both are single bytes, so every cut is a char boundary); these
+/// lines are short and parsed hundreds of times per scrape.
+struct KvList<'a> {
+    rest: &'a str,
+    done: bool,
+}
+
+impl<'a> Iterator for KvList<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let bytes = self.rest.as_bytes();
+            let part = match bytes.iter().position(|&b| b == b',') {
+                Some(comma) => {
+                    let part = &self.rest[..comma];
+                    self.rest = &self.rest[comma + 1..];
+                    part
+                }
+                None => {
+                    self.done = true;
+                    self.rest
+                }
+            };
+            let Some(eq) = part.as_bytes().iter().position(|&b| b == b'=') else { continue };
+            let key = part[..eq].trim_ascii();
+            if !key.is_empty() {
+                return Some((key, part[eq + 1..].trim_ascii()));
+            }
+        }
+        None
+    }
 }
 
 /// Unsigned integer; rejects signs, fractions and garbage.
 pub fn parse_u64(s: &str) -> Option<u64> {
-    s.trim().parse().ok()
+    s.trim_ascii().parse().ok()
 }
 
 /// Signed integer, so callers see `-1` sentinels and decide what they mean.
