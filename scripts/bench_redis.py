@@ -526,14 +526,15 @@ latency-monitor-threshold 1
             measure("ours", ours.proc.pid, lambda: ours.checked_scrape()[1], acc)
             measure("theirs", theirs.proc.pid, lambda: theirs.checked_scrape()[1], acc)
             measure("floor", None, lambda: (floor_call(), b"")[1], acc)
-            measure("ours_gz", ours.proc.pid, lambda: ours.checked_scrape(True)[1], acc)
-            measure("theirs_gz", theirs.proc.pid, lambda: theirs.checked_scrape(True)[1], acc)
+            if not args.no_gzip:
+                measure("ours_gz", ours.proc.pid, lambda: ours.checked_scrape(True)[1], acc)
+                measure("theirs_gz", theirs.proc.pid, lambda: theirs.checked_scrape(True)[1], acc)
         for name in ("ours", "theirs"):
-            a, g = acc[name], acc[name + "_gz"]
+            a, g = acc[name], acc.get(name + "_gz")
             n = a["n"]
             result[name].update(
                 cpu_ms=a["cpu"] * 1000 / n,
-                gzip_cpu_ms=g["cpu"] * 1000 / g["n"],
+                gzip_cpu_ms=g["cpu"] * 1000 / g["n"] if g else float("nan"),
                 server_usec=sum(u for _, u in a["delta"].values()) / n,
                 server_calls=sum(c for c, _ in a["delta"].values()) / n,
                 per_command={cmd: (c / n, u / n) for cmd, (c, u) in a["delta"].items()},
@@ -597,7 +598,7 @@ def target_ratios(run, last):
         "rss": last["ours"]["hwm_mib"] / last["theirs"]["hwm_mib"],
         "latency": o["median_ms"] / f["median_ms"],
         "server": o["server_usec"] / f["server_usec"] if f["server_usec"] else float("nan"),
-        "gzip": o["gzip_cpu_ms"] / t["gzip_cpu_ms"] if t["gzip_cpu_ms"] else float("nan"),
+        "gzip": o["gzip_cpu_ms"] / t["gzip_cpu_ms"] if t["gzip_cpu_ms"] == t["gzip_cpu_ms"] and t["gzip_cpu_ms"] else float("nan"),
     }
 
 
@@ -660,7 +661,7 @@ def render(args, runs, dbsize, server_info, memory):
         values = [r[key] for r in per_run]
         m = median(values)
         lines.append(f"| {label} | {limit} | " + " | ".join(f"{v:.2f}" for v in values)
-                     + f" | {m:.2f} | {'yes' if m <= limit else 'NO'} |")
+                     + f" | {m:.2f} | {'yes' if m <= limit else ('n/a' if m != m else 'NO')} |")
     tick_ms = 1000 / CLK_TCK / args.scrapes
     lines += ["", f"CPU comes from /proc clock ticks ({1000 / CLK_TCK:.0f} ms), so CPU per scrape is "
               f"resolved to about ±{tick_ms:.3f} ms at {args.scrapes} scrapes.",
@@ -688,6 +689,8 @@ def main():
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")
     parser.add_argument("--redis-cli", default=shutil.which("redis-cli") or "/usr/bin/redis-cli")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) for inspection")
+    parser.add_argument("--no-gzip", action="store_true",
+                        help="skip the gzip batches (for a build of ours that predates gzip)")
     args = parser.parse_args()
     if args.scrapes < 1 or args.keys < 310 or args.warmup < 0 or args.runs < 1:
         parser.error("--scrapes must be >= 1, --keys >= 310, --warmup >= 0, --runs >= 1")

@@ -1340,7 +1340,8 @@ mod tests {
     #[test]
     fn gzip_reuses_its_state_and_round_trips() {
         use std::io::Read;
-        let big: Vec<u8> = (0..200_000u32).flat_map(|i| format!("m{{i=\"{}\"}} {}\n", i % 97, i).into_bytes()).collect();
+        let big: Vec<u8> =
+            (0..200_000u32).flat_map(|i| format!("m{{i=\"{}\"}} {}\n", i % 97, i).into_bytes()).collect();
         for body in [&b""[..], &b"x 1\n"[..], &big[..], &b"redis_up 1\n"[..]] {
             let packed = gzip_bytes(body).expect("gzip");
             let mut unpacked = Vec::new();
