@@ -19,8 +19,8 @@
 //! Names and addresses come from the Sentinel: label values are length-capped
 //! ([`bounded_label`]) and at most [`MAX_MASTERS`] masters are exported; the
 //! rest are counted in `tenderly_exporter_series_dropped_total{family="sentinel_masters"}`.
-//! Advertised addresses are only ever labels here; discovery
-//! (`crate::discovery`) treats them as untrusted.
+//! Advertised addresses are only ever labels here; the `/discover` endpoint
+//! above this layer treats them as untrusted.
 
 use redis::Value;
 
