@@ -401,8 +401,11 @@ impl Exposition {
         out
     }
 
+    /// About the encoded size, so the output buffer does not regrow; walks
+    /// the attached parts without collecting them.
     fn encoded_size_hint(&self) -> usize {
-        self.all_families().iter().map(|f| 160 + f.samples.len() * 64).sum::<usize>() + 16
+        let own: usize = self.families.iter().map(|f| 160 + f.samples.len() * 64).sum();
+        own + self.shared.iter().map(|part| part.encoded_size_hint()).sum::<usize>() + 16
     }
 
     fn encode_into(&mut self, format: Format, out: &mut Vec<u8>) {
