@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant as StdInstant};
 
-use tenderly_exporter::config::{RedisCollectors, RedisOptions, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::config::{RedisOptions, RedisTarget, Secret};
 use tenderly_exporter::metrics::Exposition;
 use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
 
@@ -140,21 +140,7 @@ fn key_scanner(name: &str, target: RedisTarget, config: KeyFamiliesConfig) -> Ke
 }
 
 fn bench_target(addr: &str, password: Option<String>) -> RedisTarget {
-    RedisTarget {
-        connection: RedisOptions {
-            url: format!("redis://{addr}"),
-            username: None,
-            password: password.map(Secret::new),
-            tls: RedisTls::default(),
-            collectors: RedisCollectors::default(),
-            extra_config: Vec::new(),
-            client_list: Default::default(),
-        },
-        key_families: None,
-        posture: None,
-        drift: None,
-        members_allowed: Default::default(),
-    }
+    RedisTarget::plain(RedisOptions::new(format!("redis://{addr}"), None, password.map(Secret::new)))
 }
 
 async fn info_connection(

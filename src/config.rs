@@ -126,6 +126,12 @@ pub struct RedisTarget {
 }
 
 impl RedisTarget {
+    /// The generic collector alone: no key scan, posture or drift checks, and
+    /// only the target's own hosts trusted.
+    pub fn plain(connection: RedisOptions) -> Self {
+        RedisTarget { connection, key_families: None, posture: None, drift: None, members_allowed: Default::default() }
+    }
+
     /// Who may get this target's credentials: the address's host, the key
     /// scan's `replica_address` host, and `members_allowed`.
     pub fn member_policy(&self) -> MemberPolicy {

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mongodb::bson::doc;
-use tenderly_exporter::config::{RedisCollectors, RedisOptions as Connection, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::config::{RedisOptions as Connection, RedisTarget, Secret};
 use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanner};
 use tenderly_exporter::trust::MemberAllowList;
 use tokio::time::Instant;
@@ -186,19 +186,12 @@ fn serve_resp(stream: TcpStream, cluster_nodes: &str) {
 
 fn scan_target(port: u16, allowed: MemberAllowList) -> RedisTarget {
     RedisTarget {
-        connection: Connection {
-            url: format!("redis://127.0.0.1:{port}"),
-            username: None,
-            password: Some(Secret::new("cluster-pw-must-stay-home")),
-            tls: RedisTls::default(),
-            collectors: RedisCollectors::default(),
-            extra_config: Vec::new(),
-            client_list: Default::default(),
-        },
-        key_families: None,
-        posture: None,
-        drift: None,
         members_allowed: allowed,
+        ..RedisTarget::plain(Connection::new(
+            format!("redis://127.0.0.1:{port}"),
+            None,
+            Some(Secret::new("cluster-pw-must-stay-home")),
+        ))
     }
 }
 

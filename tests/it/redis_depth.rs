@@ -169,21 +169,11 @@ fn largest_sampled_key_per_family_sees_one_oversized_session_value() {
     load.push(vec!["SET".into(), "tenderly:session:runaway-blob".into(), "x".repeat(2 * 1024 * 1024)]);
     load.push(vec!["SET".into(), "tenderly:jwt:one".into(), "small".into(), "EX".into(), "900".into()]);
     assert!(conn.pipeline(&load).expect("load").iter().all(|r| !r.is_error()));
-    let target = RedisTarget {
-        connection: Connection {
-            url: format!("redis://{}", server.addr()),
-            username: None,
-            password: server.password().map(Secret::new),
-            tls: Default::default(),
-            collectors: Default::default(),
-            client_list: Default::default(),
-            extra_config: Vec::new(),
-        },
-        key_families: None,
-        posture: None,
-        drift: None,
-        members_allowed: Default::default(),
-    };
+    let target = RedisTarget::plain(Connection::new(
+        format!("redis://{}", server.addr()),
+        None,
+        server.password().map(Secret::new),
+    ));
     let config = KeyFamiliesConfig { memory_sample_every: 1, ..KeyFamiliesConfig::default() };
     let scanner = KeyScanner::new("depth", target.connection.clone(), target.member_policy(), config);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tenderly_exporter::config::{RedisCollectors, RedisOptions as Connection, RedisTarget, RedisTls, Secret};
+use tenderly_exporter::config::{RedisOptions as Connection, RedisTarget, Secret};
 use tenderly_exporter::metrics::{Exposition, Value};
 use tenderly_exporter::tenderly::keys::{KeyFamiliesConfig, KeyScanError, KeyScanner};
 use tenderly_exporter::tenderly::redis_posture::{
@@ -29,21 +29,7 @@ fn target(server: &RedisServer, user: Option<(&str, &str)>) -> RedisTarget {
         Some((u, p)) => (Some(u.to_string()), Some(Secret::new(p))),
         None => (None, server.password().map(Secret::new)),
     };
-    RedisTarget {
-        connection: Connection {
-            url: format!("redis://{}", server.addr()),
-            username,
-            password,
-            tls: RedisTls::default(),
-            collectors: RedisCollectors::default(),
-            extra_config: Vec::new(),
-            client_list: Default::default(),
-        },
-        key_families: None,
-        posture: None,
-        drift: None,
-        members_allowed: Default::default(),
-    }
+    RedisTarget::plain(Connection::new(format!("redis://{}", server.addr()), username, password))
 }
 
 fn number(server: &RedisServer, section: &str, field: &str) -> u64 {
@@ -619,21 +605,7 @@ fn posture_with_a_least_privilege_user_reports_what_it_cannot_see() {
 #[test]
 fn posture_of_an_unreachable_server_is_not_evaluated() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let spec = RedisTarget {
-        connection: Connection {
-            url: format!("redis://127.0.0.1:{port}"),
-            username: None,
-            password: None,
-            tls: RedisTls::default(),
-            collectors: RedisCollectors::default(),
-            extra_config: Vec::new(),
-            client_list: Default::default(),
-        },
-        key_families: None,
-        posture: None,
-        drift: None,
-        members_allowed: Default::default(),
-    };
+    let spec = RedisTarget::plain(Connection::new(format!("redis://127.0.0.1:{port}"), None, None));
     let rt = runtime();
     let p = rt.block_on(redis_posture::check("gone", &spec, Instant::now() + Duration::from_secs(2)));
     assert!(p.checks.iter().all(|(_, o)| *o == Outcome::NotEvaluated), "{p:?}");

@@ -52,6 +52,20 @@ impl std::fmt::Debug for RedisOptions {
 }
 
 impl RedisOptions {
+    /// A target at `url` (normalized, without credentials) with default TLS,
+    /// collectors and `CLIENT LIST` bounds and no extra `CONFIG GET` parameters.
+    pub fn new(url: String, username: Option<String>, password: Option<Secret>) -> Self {
+        RedisOptions {
+            url,
+            username,
+            password,
+            tls: RedisTls::default(),
+            collectors: RedisCollectors::default(),
+            extra_config: Vec::new(),
+            client_list: clients::ClientListOptions::default(),
+        }
+    }
+
     /// The server's TCP address (brackets stripped from IPv6); `None` for a Unix socket.
     pub fn tcp_address(&self) -> Option<(String, u16)> {
         use redis::IntoConnectionInfo as _;
